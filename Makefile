@@ -1,0 +1,49 @@
+# failbench: `make all` regenerates every result and report; `make test` runs the test suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Re-installed only when the pins or the package metadata change.
+STAMP  := $(VENV)/.installed
+PROFILE ?= quick
+
+.PHONY: help install all run check report test bench ui clean distclean
+
+help:
+	@echo "make all      install, run every case on the $(PROFILE) profile, check the expectations"
+	@echo "make test     install, run the test suite"
+	@echo "make run      run every case (PROFILE=quick|full)"
+	@echo "make check    judge the stored runs against each case's expectations"
+	@echo "make bench    run the benchmarks"
+	@echo "make ui       browse the runs in the MLflow UI"
+	@echo "make clean    remove results (mlflow.db, artifacts, rendered reports); distclean also the venv"
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+all: install run check
+
+run: install
+	$(BIN)/failbench run --profile $(PROFILE)
+
+check: install
+	$(BIN)/failbench check --profile $(PROFILE)
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable -p no:cacheprovider
+
+ui: install
+	$(BIN)/failbench ui
+
+clean:
+	rm -rf mlflow.db mlruns mlartifacts reports/out reports/index.html .pytest_cache .benchmarks
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

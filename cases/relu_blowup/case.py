@@ -1,0 +1,149 @@
+"""relu_blowup: one update drives every filter weight to about -5e4 and the ReLU map goes black.
+
+Reproduces ../shared/seeds/001_7b0528680cc319b5.txt (Stack Overflow, "Convolutional network filter
+always negative"): one 3x3x3 filter + ReLU + logistic regression on two RGB images, a cross (label 0)
+and a circle (label 1), weights U(0, 1), one image per update. The baseline keeps the post's init,
+its unscaled pixels, its hand-written update (bias stepped by the average weight gradient) and its
+backward pass, which hands the conv layer h*x (the classifier's weight gradient) instead of h*w.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from cases.relu_blowup.model import clip, draw_shapes, forward, gradients, init_params
+from harness.contract import DIVERGED, HEALTHY, SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Threshold
+
+
+@dataclass(frozen=True)
+class Config:
+    image_size: int = 32  # chosen: the post does not say; 32x32 keeps a step ~1 ms on a CPU
+    # Derived: the post's gradients at the classifier are "in the positive high 1000 to high 2000
+    # range" = h * x with |h| <= 1, so ReLU outputs reach the thousands. 27 weights U(0,1) sum to
+    # ~13.5, so pixels must be ~0..255, not 0..1 (which caps x at 27).
+    pixel_max: float = 255.0
+    init: str = "uniform_0_1"  # the post: "The weights are all random numbers between 0.0f-1.0f"
+    activation: str = "relu"  # the post: "coupled with the RELU"
+    # Derived: one update moves a filter weight by lr * sum_p in[p] * x[p] ~ lr * 228 lit pixels
+    # * 255 * ~3000; the post's "-49678.5f ... -61932.3f" after one iteration gives lr ~ 3e-4.
+    lr: float = 3e-4
+    backward: str = "post"  # the post's code passes m_pGradients = h*x back to the conv layer
+    bias_step: str = "mean_weight_gradient"  # the post: `m_pWeights[0] -= learningRate*average;`
+    clip_norm: float = 0.0  # 0 = none; the post clips nothing
+    steps: int = 2000  # budget: updates, one image each, cross then circle (the post's order)
+
+
+def measure(p, images, labels, cfg: Config) -> dict[str, float]:
+    """Final and step metrics: the filter's range, the dead share of the map, loss, accuracy."""
+    zero, total, losses, correct = 0, 0, [], 0
+    for image, label in zip(images, labels):
+        _, mapped, logit = forward(p, image, cfg.activation)
+        zero += int((mapped == 0).sum())
+        total += mapped.numel()
+        losses.append(float(F.binary_cross_entropy_with_logits(logit, torch.tensor(label, device=logit.device))))
+        correct += int((logit > 0) == (label == 1.0))
+    return {"filter_min": float(p.filter.min()), "filter_max": float(p.filter.max()),
+            "relu_zero_fraction": zero / total, "loss": sum(losses) / len(losses),
+            "accuracy": correct / len(images)}
+
+
+def train(cfg: Config, run) -> dict[str, float]:
+    images = [im.to(run.device) for im in draw_shapes(cfg.image_size, cfg.pixel_max)]
+    labels = (0.0, 1.0)  # the post: cross label 0, circle label 1
+    p = init_params(cfg.image_size, cfg.init, run.device)
+    every = max(1, cfg.steps // 100)  # ~100 logged points per run, whatever the budget
+    run.log(0, **measure(p, images, labels, cfg))
+    for step in range(1, cfg.steps + 1):
+        i = (step - 1) % 2
+        grads = gradients(p, images[i], labels[i], cfg.activation, cfg.backward, cfg.bias_step)
+        if cfg.clip_norm > 0:
+            grads = clip(grads, cfg.clip_norm)
+        p.filter -= cfg.lr * grads[0]
+        p.weights -= cfg.lr * grads[1]
+        p.bias -= cfg.lr * grads[2]
+        if step % every == 0 or step == 1:
+            run.log(step, **measure(p, images, labels, cfg))
+    maps = [forward(p, im, cfg.activation)[1][0, 0] for im in images]
+    brightest = max(float(m.max()) for m in maps) or 1.0  # an all-zero map stays black
+    for name, m in zip(("cross", "circle"), maps):
+        run.image(f"relu_map_{name}", m / brightest)
+    return measure(p, images, labels, cfg)
+
+
+FIXES = (
+    Fix("small_init", {"init": "normal_0.02"},
+        why="the answer: a zero-centred, small init (N(0, 0.02)) removes U(0,1)'s all-positive bias"),
+    Fix("low_lr", {"lr": 3e-6},
+        why="the answer: ReLU nets need a low learning rate; 100x lower shrinks the first step 100x"),
+    Fix("leaky_relu", {"activation": "leaky_relu"},
+        why="a negative slope (0.01) keeps a gradient flowing through negative outputs, so a unit cannot die"),
+    Fix("grad_clip", {"clip_norm": 1.0},
+        why="caps the joint gradient norm at 1, so one update cannot move a weight by 5e4"),
+    Fix("scaled_pixels", {"pixel_max": 1.0},
+        why="pixels in [0, 1] shrink every activation and gradient by 255"),
+    Fix("chain_rule_backward", {"backward": "chain_rule"},
+        why="hands the conv layer h*w (dLoss/dx) instead of h*x (dLoss/dw), the gradient the post meant"),
+    Fix("small_init+low_lr", {"init": "normal_0.02", "lr": 3e-6}, combines=("small_init", "low_lr"),
+        why="the answer's whole advice at once"),
+    Fix("small_init+scaled_pixels", {"init": "normal_0.02", "pixel_max": 1.0},
+        combines=("small_init", "scaled_pixels"),
+        why="a zero-centred init only helps when the inputs are on the scale it was meant for"),
+)
+
+# What the quick profile measured over 10 seeds (cases/relu_blowup/README.md has the table).
+# `quick` runs 2000 updates: the cure needs ~1000-2000 to classify both images on every seed.
+_BLACK = "the map still goes black"
+_CLASSIFIES = (Threshold("accuracy", ">=", 1.0, why="a cure also classifies both images"),)
+EXPECTATIONS = (
+    Expectation("baseline", SYMPTOM, why="the post's failure: one update takes every weight to ~-5e4",
+                also=(Threshold("filter_max", "<", 0.0, why="the post: 'all of my weights move to "
+                                                                "massively negative values'"),)),
+    Expectation("small_init", SYMPTOM,
+                why=f"{_BLACK}: on 0..255 pixels the ReLU outputs and the h*x it sends back are still "
+                    "hundreds of times the N(0, 0.02) weights"),
+    Expectation("low_lr", SYMPTOM,
+                why=f"{_BLACK}: 100x lower still moves each weight by ~-500 in one update; the step "
+                    "is below the weights' own scale only under lr ~ 1e-9"),
+    Expectation("leaky_relu", DIVERGED,
+                why="the negative slope lets the post's h*x feedback act on the negative map too: "
+                    "the weights grow geometrically and overflow to inf within ~10 updates"),
+    Expectation("grad_clip", HEALTHY,
+                why="a clipped step cannot kill the map, but with lr 3e-4 and unit-norm steps the "
+                    "classifier's logit of ~4e5 (U(0,1) weights on thousands) stays saturated",
+                also=(Threshold("accuracy", "<=", 0.5, why="measured: it never learns to classify"),)),
+    Expectation("scaled_pixels", (SYMPTOM, HEALTHY),
+                why=f"{_BLACK} on most seeds (8/10), and all but ~1% of it on the rest: U(0,1) weights "
+                    "still saturate the classifier, so each cross update pushes the filter down by ~0.9",
+                also=(Threshold("accuracy", "<=", 0.5, why="measured: it never learns to classify"),)),
+    Expectation("chain_rule_backward", SYMPTOM,
+                why=f"{_BLACK}: the correct gradient h*w is ~3000x smaller than the post's h*x but "
+                    "has the same sign on every pixel, so the filter still goes to ~-9"),
+    Expectation("small_init+low_lr", SYMPTOM,
+                why=f"{_BLACK}: the answer's whole advice does not cure on unscaled pixels"),
+    Expectation("small_init+scaled_pixels", HEALTHY, also=_CLASSIFIES,
+                why="the cure: zero-centred small weights on [0, 1] pixels keep the map alive and "
+                    "classify both images, even with the post's backward pass"),
+)
+
+CASE = Case(
+    title="One 3x3x3 filter + ReLU goes hugely negative and the map goes black",
+    post="001_7b0528680cc319b5.txt",
+    baseline=Config(),
+    train=train,
+    symptom=Symptom(
+        "the ReLU map is all zero on both images: black, and dead for good",
+        all_of=(
+            Threshold("relu_zero_fraction", ">=", 1.0,
+                      why="the post: 'the output image always being completely black'. Once every "
+                          "output is zero, the ReLU passes no gradient to the filter or the classifier "
+                          "weights on these images, so the map can never light again"),
+        )),
+    fixes=FIXES,
+    expectations=EXPECTATIONS,
+    profiles={"quick": Profile(seeds=10, budget={"steps": 2000}),
+              "full": Profile(seeds=20, budget={"steps": 10000})},
+    key_metrics=("filter_min", "relu_zero_fraction", "loss", "accuracy"),
+    smoke_budget={"steps": 3},
+)

@@ -1,0 +1,1 @@
+"""harness: everything that is not one case."""

@@ -1,0 +1,101 @@
+"""Read a case's runs back from the store and judge them against its expectations.
+
+`failbench check` and the report notebooks both call these functions, so a report and a CI verdict
+cannot disagree. Only runs of the case's current source (same source hash) count: results of edited
+code are never mixed with old ones.
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from harness.contract import Case, Expectation
+from harness.discovery import source_hash
+from harness.tracking import Tracker
+
+FINAL = "final/"
+
+
+def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool = True) -> pd.DataFrame:
+    """One row per grid point (variant, axes, seed) of `profile`: its latest finished child run,
+    with the final metrics as columns and the verdict recomputed from the case's symptom today."""
+    experiment_id = tracker.experiment_id(case.name, create=False)
+    if experiment_id is None:
+        return pd.DataFrame()
+    # Runs made with `--set` overrides are explorations, not the case's grid: never judged.
+    filters = [f"tags.profile = '{profile}'", "attributes.status = 'FINISHED'",
+               "tags.overrides = '{}'"]
+    if current_source:
+        filters.append(f"tags.source_hash = '{source_hash(case)}'")
+    rows = []
+    for run in tracker.runs(experiment_id, " and ".join(filters)):
+        tags = run.data.tags
+        if "point_hash" not in tags:
+            continue
+        metrics = {k[len(FINAL):]: v for k, v in run.data.metrics.items() if k.startswith(FINAL)}
+        axes = json.loads(tags.get("axes", "{}"))
+        rows.append({"run_id": run.info.run_id, "start_time": run.info.start_time,
+                     "variant": tags["variant"], "seed": int(tags["seed"]), "axes": tags.get("axes", "{}"),
+                     "device": tags.get("device"), "threads": tags.get("threads"),
+                     "torch_version": tags.get("torch_version"), "git_commit": tags.get("git_commit"),
+                     **{f"axis.{k}": v for k, v in axes.items()}, **metrics})
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows).sort_values("start_time")
+    # A forced re-run supersedes the older run of the same grid point.
+    frame = frame.drop_duplicates(subset=["variant", "axes", "seed", "device", "threads"], keep="last")
+    frame["verdict"] = [case.verdict(_metrics(row), bool(row.get("diverged", 0.0)))
+                        for row in frame.to_dict("records")]
+    return frame.reset_index(drop=True)
+
+
+def _metrics(row: dict) -> dict[str, float]:
+    return {k: v for k, v in row.items() if isinstance(v, float)}
+
+
+def _selected(runs: pd.DataFrame, expectation: Expectation) -> pd.DataFrame:
+    if runs.empty:
+        return runs
+    mask = runs["variant"] == expectation.variant
+    for axis, value in expectation.where.items():
+        column = f"axis.{axis}"
+        mask &= (runs[column] == value) if column in runs else False
+    return runs[mask]
+
+
+def evaluate(case: Case, runs: pd.DataFrame, profile: str) -> pd.DataFrame:
+    """One row per expectation that applies to `profile`: what was expected, what was observed."""
+    rows = []
+    for exp in case.expectations:
+        if profile not in exp.profiles:
+            continue
+        chosen = _selected(runs, exp)
+        n = len(chosen)
+        if n:
+            n_match = sum(row["verdict"] in exp.shows and all(t.holds(_metrics(row)) for t in exp.also)
+                          for row in chosen.to_dict("records"))
+            counts = chosen["verdict"].value_counts()
+            observed = ", ".join(f"{counts[v]} {v}" for v in counts.index)
+        else:
+            n_match, observed = 0, "no runs"
+        share = n_match / n if n else 0.0
+        rows.append({
+            "variant": exp.variant,
+            "where": ", ".join(f"{k}={v}" for k, v in exp.where.items()) or "all",
+            "expected": exp.describe(), "seeds": n, "matching": n_match, "share": share,
+            "observed": observed, "passed": bool(n) and share >= exp.min_share - 1e-12,
+            "why": exp.why,
+        })
+    return pd.DataFrame(rows)
+
+
+def verdict_shares(runs: pd.DataFrame) -> pd.DataFrame:
+    """Share of seeds per verdict for each variant and axis point (the report's symptom table)."""
+    if runs.empty:
+        return runs
+    axis_cols = [c for c in runs.columns if c.startswith("axis.")]
+    keys = ["variant", *axis_cols]
+    table = (runs.groupby(keys, sort=False)["verdict"].value_counts(normalize=True)
+             .unstack(fill_value=0.0).reset_index())
+    return table

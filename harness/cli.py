@@ -1,0 +1,205 @@
+"""The `failbench` command: list, run, check, report, ui.
+
+Bad input (unknown case, variant, profile or config key; an unreachable store) gets one line that
+names the valid choices, exit status 2, and nothing written: everything is validated before the
+store is touched.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from typing import Any, Sequence
+
+from harness.discovery import CaseError, case_names, discover, load_case
+from harness.tracking import TrackingError, check_reachable, resolve_uri
+
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input; main() prints it as one line and exits 2."""
+
+
+def _cases(names: Sequence[str]) -> list:
+    try:
+        return [load_case(n) for n in names] if names else list(discover().values())
+    except CaseError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _parse_value(text: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise UsageError(f"--set expects true/false here, got {text!r}")
+        return text.lower() in ("true", "1")
+    if isinstance(current, (int, float)):
+        try:
+            return type(current)(float(text)) if isinstance(current, int) and "." not in text else type(current)(text)
+        except ValueError:
+            raise UsageError(f"--set value {text!r} is not a {type(current).__name__}") from None
+    return text
+
+
+def _overrides(pairs: Sequence[str], cases: list) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--set takes KEY=VALUE, got {pair!r}")
+        for case in cases:
+            fields = [f.name for f in dataclasses.fields(case.baseline)]
+            if key not in fields:
+                raise UsageError(f"unknown config key {key!r} for case {case.name}; choose from: {', '.join(fields)}")
+            overrides[key] = _parse_value(text, getattr(case.baseline, key))
+    return overrides
+
+
+def _store(args: argparse.Namespace):
+    from harness.tracking import Tracker
+
+    uri = resolve_uri(args.tracking_uri)
+    try:
+        check_reachable(uri)
+    except TrackingError as exc:
+        raise UsageError(str(exc)) from None
+    return Tracker(uri)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for case in _cases(args.cases):
+        profiles = ", ".join(f"{n} ({p.seeds} seeds)" for n, p in case.profiles.items())
+        print(f"{case.name}: {case.title}")
+        print(f"  variants: {', '.join(case.variants)}")
+        if case.axes:
+            print("  axes:     " + "; ".join(f"{k} in {list(v)}" for k, v in case.axes.items()))
+        print(f"  profiles: {profiles}")
+        print(f"  symptom:  {case.symptom.description}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import resolve_device
+    from harness.sweep import run_sweep
+
+    cases = _cases(args.cases)
+    for case in cases:
+        if args.profile not in case.profiles:
+            raise UsageError(f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}")
+        unknown = [v for v in args.variant if v not in case.variants]
+        if unknown:
+            raise UsageError(f"unknown variant {unknown[0]!r} for {case.name}; choose from: {', '.join(case.variants)}")
+    overrides = _overrides(args.set, cases)
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError("--seeds must be at least 1")
+    if args.threads < 1:
+        raise UsageError("--threads must be at least 1")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    tracker = _store(args)
+    print(f"tracking: {tracker.uri}", file=sys.stderr)
+    for case in cases:
+        summary = run_sweep(case, args.profile, tracker, device, threads=args.threads,
+                            variants=args.variant or None, seeds=args.seeds, force=args.force,
+                            overrides=overrides, progress=not args.quiet)
+        share = summary.tracking_seconds / summary.wall_seconds if summary.wall_seconds else 0.0
+        verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary.verdicts.items())) or "-"
+        print(f"{case.name}: {summary.ran} run, {summary.skipped} already finished; "
+              f"verdicts {verdicts}; wall {summary.wall_seconds:.1f} s, training "
+              f"{summary.train_seconds:.1f} s, MLflow {summary.tracking_seconds:.1f} s ({share:.0%})")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from harness.analysis import evaluate, load_runs
+
+    cases = _cases(args.cases)
+    for case in cases:
+        if args.profile not in case.profiles:
+            raise UsageError(f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}")
+    tracker = _store(args)
+    failed = False
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.max_rows", 500):
+        for case in cases:
+            runs = load_runs(tracker, case, args.profile)
+            if runs.empty:
+                print(f"{case.name}: no finished runs of its current source on profile {args.profile}; "
+                      f"run `failbench run {case.name} --profile {args.profile}` first")
+                failed = True
+                continue
+            table = evaluate(case, runs, args.profile)
+            table["share"] = table["share"].map("{:.0%}".format)
+            table["result"] = table["passed"].map({True: "pass", False: "FAIL"})
+            print(f"\n{case.name} ({args.profile}, {len(runs)} runs)")
+            print(table[["variant", "where", "expected", "observed", "share", "result"]].to_string(index=False))
+            failed |= not table["passed"].all()
+    print("\ncheck: " + ("FAILED" if failed else "all expectations hold"))
+    return EXIT_MISMATCH if failed else EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    uri = resolve_uri(args.tracking_uri)
+    if uri.startswith("sqlite:") and not os.path.exists(uri[len("sqlite:///"):]):
+        raise UsageError(f"no store at {uri}; run `failbench run` first")
+    print(f"MLflow UI for {uri} on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                               "--host", args.host, "--port", str(args.port)])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="failbench", description="Reproduce documented CNN training failures and their cures.")
+    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
+                                               "else sqlite:///mlflow.db in the working directory)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list the cases, their variants, axes and profiles")
+    p.add_argument("cases", nargs="*", metavar="CASE")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="run every grid point (variant x axes x seed) and track it in MLflow")
+    p.add_argument("cases", nargs="*", metavar="CASE", help="cases to run (default: all)")
+    p.add_argument("--profile", default="quick", help="budget: quick (minutes on a CPU) or full (default: quick)")
+    p.add_argument("--seeds", type=int, help="number of seeds, 0..N-1 (default: the profile's)")
+    p.add_argument("--variant", action="append", default=[], help="only this variant (repeatable)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per grid point; part of a run's identity (default: 1)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field for every variant (exploration; tagged, not checked)")
+    p.add_argument("--force", action="store_true", help="re-run grid points already finished")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", help="judge the stored runs against every case's expectations")
+    p.add_argument("cases", nargs="*", metavar="CASE")
+    p.add_argument("--profile", default="quick", help="which profile's runs to judge (default: quick)")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("ui", help="browse the runs in the MLflow UI")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # MLflow and alembic announce every store migration at INFO; our own lines say what matters.
+    for noisy in ("mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"failbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The case contract: what a case declares, as plain frozen data.
+
+A case is a faithful baseline config, named candidate fixes that each change one thing, a symptom
+computed from final metrics, and expectations (which variants show the symptom, over seeds, where).
+The harness owns everything around the case's training loop; see DESIGN.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+BASELINE = "baseline"
+
+# Verdicts a grid point can get. "diverged" is an outcome of its own (NaN/inf), never a crash.
+SYMPTOM, HEALTHY, DIVERGED = "symptom", "healthy", "diverged"
+VERDICTS = (SYMPTOM, HEALTHY, DIVERGED)
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
+}
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A candidate cure: one change to the baseline config and why it should work.
+
+    A deliberate combination of fixes is its own Fix whose `combines` names its parts; its change
+    must be exactly the union of theirs (the contract tests check it).
+    """
+    name: str
+    change: Mapping[str, Any]
+    why: str
+    combines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """`metric op value`, with the reason for the value (the post, or the physics)."""
+    metric: str
+    op: str
+    value: float
+    why: str
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise ValueError(f"threshold op {self.op!r} is not one of {sorted(_OPS)}")
+
+    def holds(self, metrics: Mapping[str, float]) -> bool:
+        value = metrics.get(self.metric, math.nan)
+        return not math.isnan(value) and _OPS[self.op](value, self.value)
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class Symptom:
+    """The failure, measured: present when every threshold holds on a run's final metrics."""
+    description: str
+    all_of: tuple[Threshold, ...]
+
+    def present(self, metrics: Mapping[str, float]) -> bool:
+        return all(t.holds(metrics) for t in self.all_of)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a variant must show, on at least `min_share` of its seeds, at the grid points `where`.
+
+    `shows` is a verdict (symptom / healthy / diverged), or a tuple of them where what is measured
+    is "not cured" rather than one verdict (the map dies on most seeds, nearly dies on the rest, and
+    the classifier never learns: `(SYMPTOM, HEALTHY)` with an accuracy bound). `also` adds thresholds every matching seed
+    must meet too (a cure that removes the dead map must also classify). `profiles` limits it to the
+    budgets where it is honestly expected (an adversarial cure may need the full budget).
+    """
+    variant: str
+    shows: str | tuple[str, ...]
+    why: str
+    min_share: float = 0.9
+    where: Mapping[str, Any] = field(default_factory=dict)
+    also: tuple[Threshold, ...] = ()
+    profiles: tuple[str, ...] = ("quick", "full")
+
+    def __post_init__(self) -> None:
+        shows = (self.shows,) if isinstance(self.shows, str) else tuple(self.shows)
+        if not shows or any(v not in VERDICTS for v in shows):
+            raise ValueError(f"expectation shows={self.shows!r} must name verdicts from {VERDICTS}")
+        object.__setattr__(self, "shows", shows)  # normalised once, so readers see one form
+        if not 0.0 < self.min_share <= 1.0:
+            raise ValueError(f"min_share must be in (0, 1], got {self.min_share}")
+
+    def describe(self) -> str:
+        text = f"{' or '.join(self.shows)} on >= {self.min_share:.0%} of seeds"
+        if self.also:
+            text += " with " + ", ".join(str(t) for t in self.also)
+        return text
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A budget: how many seeds, and which config fields (steps, data size) it overrides.
+
+    A profile never changes the meaning of a variant, only how long and on how much it runs.
+    """
+    seeds: int
+    budget: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One documented failure. `train(config, run)` owns the loop and returns final metrics."""
+    title: str
+    post: str  # the seed file this case reproduces, under shared/seeds/
+    baseline: Any  # a frozen dataclass instance whose defaults are the post's setup
+    train: Callable[[Any, Any], Mapping[str, float]]
+    symptom: Symptom
+    fixes: tuple[Fix, ...]
+    expectations: tuple[Expectation, ...]
+    profiles: Mapping[str, Profile]
+    axes: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    key_metrics: tuple[str, ...] = ()  # the step metrics a report plots first
+    # The smallest budget that runs every line of the loop: the contract tests use it.
+    smoke_budget: Mapping[str, Any] = field(default_factory=dict)
+    # Set by discovery from the folder the case lives in, never written by hand.
+    name: str = ""
+    folder: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not dataclasses.is_dataclass(self.baseline) or not self.baseline.__dataclass_params__.frozen:
+            raise TypeError("Case.baseline must be a frozen dataclass instance")
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return (BASELINE,) + tuple(f.name for f in self.fixes)
+
+    def fix(self, name: str) -> Fix | None:
+        return next((f for f in self.fixes if f.name == name), None)
+
+    def config(self, variant: str, axes: Mapping[str, Any] | None = None,
+               profile: str | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
+        """The config of a grid point: baseline, then the fix's change, the axes, the budget, and
+        a user's explicit overrides (`failbench run --set`).
+
+        `dataclasses.replace` raises on an unknown key, so a typo in a fix cannot pass silently.
+        """
+        if variant != BASELINE and self.fix(variant) is None:
+            raise KeyError(variant)
+        change = dict(self.fix(variant).change) if variant != BASELINE else {}
+        change.update(axes or {})
+        if profile is not None:
+            change.update(self.profiles[profile].budget)
+        change.update(overrides or {})
+        return dataclasses.replace(self.baseline, **change)
+
+    def verdict(self, metrics: Mapping[str, float], diverged: bool) -> str:
+        if diverged:
+            return DIVERGED
+        return SYMPTOM if self.symptom.present(metrics) else HEALTHY

@@ -1,0 +1,67 @@
+"""Find every case: each folder cases/<name>/ with a case.py exposing CASE.
+
+This is the one list of cases: the CLI, the tests and the reports all ask it. A folder that has a
+case.py but fails to import, or exposes no CASE, is an error, never a silent skip (torchbench's
+quiet skip is what STYLE.md warns against).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import importlib.util
+import sys
+from functools import cache
+from pathlib import Path
+
+from harness.contract import Case
+
+CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
+
+
+class CaseError(Exception):
+    """A case that cannot be loaded; the message names the folder and the cause."""
+
+
+def case_names(root: Path = CASES_DIR) -> list[str]:
+    return sorted(p.parent.name for p in root.glob("*/case.py"))
+
+
+def _import(name: str, root: Path):
+    if root == CASES_DIR:  # the installed package: a normal import, so its own imports resolve
+        return importlib.import_module(f"cases.{name}.case")
+    # Another root (a test's fixture folder): load the file under a name of its own.
+    module_name = f"failbench_case_{root.name}_{name}"
+    spec = importlib.util.spec_from_file_location(module_name, root / name / "case.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@cache
+def load_case(name: str, root: Path = CASES_DIR) -> Case:
+    if name not in case_names(root):
+        raise CaseError(f"unknown case {name!r}; choose from: {', '.join(case_names(root)) or '(none)'}")
+    try:
+        module = _import(name, root)
+    except Exception as exc:  # any import failure is the case's error, reported with its cause
+        raise CaseError(f"{root.name}/{name}/case.py failed to import: {type(exc).__name__}: {exc}") from exc
+    case = getattr(module, "CASE", None)
+    if not isinstance(case, Case):
+        raise CaseError(f"{root.name}/{name}/case.py defines no CASE of type harness.contract.Case")
+    return dataclasses.replace(case, name=name, folder=root / name)
+
+
+def discover(root: Path = CASES_DIR) -> dict[str, Case]:
+    return {name: load_case(name, root) for name in case_names(root)}
+
+
+def source_hash(case: Case) -> str:
+    """A hash of every .py file in the case's folder (asv's habit): edited code never mixes with old
+    results, because a finished grid point is only reused under the same source hash."""
+    digest = hashlib.sha256()
+    for path in sorted(case.folder.rglob("*.py")):
+        digest.update(path.relative_to(case.folder).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,74 @@
+"""Expand a case into grid points: variant x axes x seed, under one profile's budget.
+
+A grid point is the unit of work: pure, seeded, idempotent. Its identity (`point_hash`) is the
+config, the seed, the device type and the thread count, because thread count changes results
+bit-wise (measured with torch 2.13 on CPU) and so does the device.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from harness.contract import Case
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    case: str
+    variant: str
+    axes: tuple[tuple[str, Any], ...]  # sorted (name, value) pairs, hashable
+    seed: int
+    profile: str
+    overrides: tuple[tuple[str, Any], ...] = ()  # `failbench run --set`, applied last
+
+    def config(self, case: Case) -> Any:
+        return case.config(self.variant, dict(self.axes), self.profile, dict(self.overrides))
+
+    @property
+    def axes_dict(self) -> dict[str, Any]:
+        return dict(self.axes)
+
+    def label(self) -> str:
+        axes = ",".join(f"{k}={v}" for k, v in self.axes)
+        return f"{self.case}/{self.variant}" + (f"[{axes}]" if axes else "") + f"/seed{self.seed}"
+
+
+def flat_params(config: Any) -> dict[str, Any]:
+    """The config as flat name -> value pairs (nested dataclasses joined with dots)."""
+    flat: dict[str, Any] = {}
+    for key, value in dataclasses.asdict(config).items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def config_hash(config: Any) -> str:
+    text = json.dumps(flat_params(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def point_hash(config: Any, seed: int, device_type: str, threads: int) -> str:
+    text = json.dumps([config_hash(config), seed, device_type, threads])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def expand(case: Case, profile: str, variants: Iterable[str] | None = None,
+           seeds: int | None = None, where: Mapping[str, Any] | None = None,
+           overrides: Mapping[str, Any] | None = None) -> list[GridPoint]:
+    """Every grid point of `case` on `profile`, variants in declared order, seeds 0..n-1."""
+    chosen = list(variants) if variants else list(case.variants)
+    n_seeds = case.profiles[profile].seeds if seeds is None else seeds
+    names = sorted(case.axes)
+    combos = itertools.product(*(case.axes[n] for n in names))
+    axis_points = [tuple(zip(names, combo)) for combo in combos]
+    if where:
+        axis_points = [a for a in axis_points if all(dict(a).get(k) == v for k, v in where.items())]
+    fixed = tuple(sorted((overrides or {}).items()))
+    return [GridPoint(case.name, v, a, s, profile, fixed)
+            for v in chosen for a in axis_points for s in range(n_seeds)]

@@ -1,0 +1,78 @@
+"""A sweep: every grid point of one case on one profile, skipping those already finished.
+
+A grid point already FINISHED in the store with the same point hash and case source hash is not run
+again unless forced, so an interrupted `make all` resumes where it stopped.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+from tqdm import tqdm
+
+from harness.contract import Case
+from harness.discovery import source_hash
+from harness.grid import GridPoint, config_hash, expand, point_hash
+from harness.runner import run_point
+from harness.tracking import Tracker, git_commit, point_tags
+
+
+@dataclass
+class SweepSummary:
+    case: str
+    points: int
+    ran: int
+    skipped: int
+    train_seconds: float
+    tracking_seconds: float
+    wall_seconds: float
+    verdicts: dict[str, int]
+
+
+def identity(case: Case, point: GridPoint, device: torch.device, threads: int) -> tuple[str, str]:
+    config = point.config(case)
+    return config_hash(config), point_hash(config, point.seed, device.type, threads)
+
+
+def run_sweep(case: Case, profile: str, tracker: Tracker, device: torch.device, threads: int = 1,
+              variants: Iterable[str] | None = None, seeds: int | None = None,
+              force: bool = False, overrides: dict | None = None,
+              progress: bool = True) -> SweepSummary:
+    start = time.perf_counter()
+    tracking_before = tracker.seconds
+    points = expand(case, profile, variants=variants, seeds=seeds, overrides=overrides)
+    src = source_hash(case)
+    experiment_id = tracker.experiment_id(case.name)
+    done = set() if force else tracker.finished_points(experiment_id, src)
+    todo = [p for p in points if identity(case, p, device, threads)[1] not in done]
+    summary = SweepSummary(case.name, len(points), 0, len(points) - len(todo), 0.0, 0.0, 0.0, {})
+    if todo:
+        commit = git_commit()
+        parent = tracker.start_sweep(experiment_id, {
+            "case": case.name, "profile": profile, "device": device.type, "threads": str(threads),
+            "torch_version": torch.__version__, "git_commit": commit, "source_hash": src})
+        status = "FAILED"
+        try:
+            bar = tqdm(todo, desc=f"{case.name} ({profile})", unit="point", disable=not progress)
+            for point in bar:
+                result = run_point(case, point, device, threads)
+                chash, phash = identity(case, point, device, threads)
+                tracker.log_point(experiment_id, parent, result,
+                                  point_tags(result, case.name, src, chash, phash, commit))
+                summary.ran += 1
+                summary.train_seconds += result.seconds
+                summary.verdicts[result.verdict] = summary.verdicts.get(result.verdict, 0) + 1
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            summary.wall_seconds = time.perf_counter() - start
+            tracker.end_sweep(parent, status, points=summary.ran, skipped=summary.skipped,
+                              train_seconds=summary.train_seconds,
+                              wall_seconds=summary.wall_seconds)
+    summary.wall_seconds = time.perf_counter() - start
+    summary.tracking_seconds = tracker.seconds - tracking_before
+    return summary
