@@ -99,3 +99,33 @@ def verdict_shares(runs: pd.DataFrame) -> pd.DataFrame:
     table = (runs.groupby(keys, sort=False)["verdict"].value_counts(normalize=True)
              .unstack(fill_value=0.0).reset_index())
     return table
+
+
+def summary_table(case: Case, runs: pd.DataFrame, metrics: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Per variant (and axis point): seeds, share of each verdict, median of the final metrics."""
+    if runs.empty:
+        return runs
+    metrics = tuple(m for m in (metrics or case.key_metrics) if m in runs)
+    keys = ["variant", *[c for c in runs.columns if c.startswith("axis.")]]
+    grouped = runs.groupby(keys, sort=False)
+    table = grouped.size().rename("seeds").to_frame()
+    for verdict in ("symptom", "healthy", "diverged"):
+        table[verdict] = grouped["verdict"].apply(lambda v, w=verdict: (v == w).mean())
+    for metric in metrics:
+        table[f"median {metric}"] = grouped[metric].median()
+    return table.reset_index()
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub table, numbers in 3 significant figures and shares as percentages."""
+    def cell(column: str, value) -> str:
+        if column in ("symptom", "healthy", "diverged"):
+            return f"{value:.0%}"
+        if isinstance(value, float):
+            return f"{value:.3g}"
+        return str(value)
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(cell(c, v) for c, v in zip(table.columns, row)) + " |")
+    return "\n".join(lines)

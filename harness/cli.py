@@ -143,6 +143,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_MISMATCH if failed else EXIT_OK
 
 
+def cmd_table(args: argparse.Namespace) -> int:
+    from harness.analysis import load_runs, summary_table, to_markdown
+
+    cases = _cases(args.cases)
+    tracker = _store(args)
+    for case in cases:
+        runs = load_runs(tracker, case, args.profile)
+        print(f"\n### {case.name} ({args.profile}, {len(runs)} runs)\n")
+        print(to_markdown(summary_table(case, runs)) if not runs.empty else "no runs")
+    return EXIT_OK
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     uri = resolve_uri(args.tracking_uri)
     if uri.startswith("sqlite:") and not os.path.exists(uri[len("sqlite:///"):]):
@@ -181,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cases", nargs="*", metavar="CASE")
     p.add_argument("--profile", default="quick", help="which profile's runs to judge (default: quick)")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("table", help="print the per-variant results as a Markdown table (for READMEs)")
+    p.add_argument("cases", nargs="*", metavar="CASE")
+    p.add_argument("--profile", default="quick")
+    p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("ui", help="browse the runs in the MLflow UI")
     p.add_argument("--host", default="127.0.0.1")

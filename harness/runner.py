@@ -49,6 +49,14 @@ class RunContext:
         if len(finite) < len(values):
             raise Diverged(step, sorted(set(values) - set(finite)))
 
+    def guard(self, step: int, **tensors: torch.Tensor) -> None:
+        """Raise Diverged at the exact step a tensor stops being finite, between logged steps.
+        (On a GPU this syncs, so call it where a step's cost allows.)"""
+        bad = [k for k, t in tensors.items() if not bool(torch.isfinite(t).all())]
+        if bad:
+            self.history.append((step, {}))
+            raise Diverged(step, bad)
+
     def image(self, name: str, array: Any) -> None:
         picture = np.asarray(array.detach().cpu() if torch.is_tensor(array) else array, dtype=np.float32)
         self.images[name] = np.clip(picture, 0.0, 1.0)

@@ -57,12 +57,14 @@ def train(cfg: Config, run) -> dict[str, float]:
     run.log(0, **measure(p, images, labels, cfg))
     for step in range(1, cfg.steps + 1):
         i = (step - 1) % 2
-        grads = gradients(p, images[i], labels[i], cfg.activation, cfg.backward, cfg.bias_step)
+        *grads, logit = gradients(p, images[i], labels[i], cfg.activation, cfg.backward, cfg.bias_step)
+        run.guard(step, logit=logit)  # float32 overflow of the logit is where divergence starts
         if cfg.clip_norm > 0:
             grads = clip(grads, cfg.clip_norm)
         p.filter -= cfg.lr * grads[0]
         p.weights -= cfg.lr * grads[1]
         p.bias -= cfg.lr * grads[2]
+        run.guard(step, filter=p.filter, weights=p.weights, bias=p.bias)
         if step % every == 0 or step == 1:
             run.log(step, **measure(p, images, labels, cfg))
     maps = [forward(p, im, cfg.activation)[1][0, 0] for im in images]
@@ -108,7 +110,7 @@ EXPECTATIONS = (
                     "is below the weights' own scale only under lr ~ 1e-9"),
     Expectation("leaky_relu", DIVERGED,
                 why="the negative slope lets the post's h*x feedback act on the negative map too: "
-                    "the weights grow geometrically and overflow to inf within ~10 updates"),
+                    "the weights grow geometrically and the logit overflows float32 at update 12"),
     Expectation("grad_clip", HEALTHY,
                 why="a clipped step cannot kill the map, but with lr 3e-4 and unit-norm steps the "
                     "classifier's logit of ~4e5 (U(0,1) weights on thousands) stays saturated",
@@ -144,6 +146,6 @@ CASE = Case(
     expectations=EXPECTATIONS,
     profiles={"quick": Profile(seeds=10, budget={"steps": 2000}),
               "full": Profile(seeds=20, budget={"steps": 10000})},
-    key_metrics=("filter_min", "relu_zero_fraction", "loss", "accuracy"),
+    key_metrics=("filter_min", "filter_max", "relu_zero_fraction", "loss", "accuracy"),
     smoke_budget={"steps": 3},
 )

@@ -67,8 +67,10 @@ def forward(p: Params, image: torch.Tensor, activation: str):
 
 
 def gradients(p: Params, image: torch.Tensor, label: float, activation: str,
-              backward: str, bias_step: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients of the log-loss for one image, as the post computes them or by the chain rule."""
+              backward: str, bias_step: str) -> tuple[torch.Tensor, ...]:
+    """Gradients of the log-loss for one image (filter, weights, bias), as the post computes them
+    or by the chain rule, then the logit they came from (its overflow is the first sign of
+    divergence)."""
     conv, mapped, logit = forward(p, image, activation)
     x = mapped.flatten()
     h = torch.sigmoid(logit) - label  # the post: `float h = output - y;`
@@ -85,7 +87,7 @@ def gradients(p: Params, image: torch.Tensor, label: float, activation: str,
         raise ValueError(f"unknown backward {backward!r}")
     grad_conv = grad_mapped.view_as(conv) * activation_slope(conv, activation)
     grad_filter = torch.nn.grad.conv2d_weight(image[None], p.filter.shape, grad_conv, padding=1)
-    return grad_filter, grad_weights, grad_bias
+    return grad_filter, grad_weights, grad_bias, logit
 
 
 def clip(grads: tuple[torch.Tensor, ...], max_norm: float) -> tuple[torch.Tensor, ...]:

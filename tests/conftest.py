@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.discovery import load_case
+
+FIXTURE_CASES = Path(__file__).parent / "fixtures" / "cases"
+
+
+@pytest.fixture
+def toy():
+    return load_case("toy", FIXTURE_CASES)
+
+
+@pytest.fixture
+def store_uri(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite store in a temporary folder; the working directory moves there too, so
+    nothing a test does lands in the checkout."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def tracker(store_uri):
+    from harness.tracking import Tracker
+
+    return Tracker(store_uri)

@@ -1,0 +1,104 @@
+"""Contract tests over every discovered case: discovery is the one list, so a new case folder is
+tested the moment it exists."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from harness.contract import BASELINE
+from harness.discovery import case_names, load_case
+from harness.runner import Diverged, RunContext, make_reproducible
+
+CASES = case_names()
+
+
+def test_there_are_cases():
+    assert "relu_blowup" in CASES
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_case_identity_and_readme(name):
+    case = load_case(name)
+    assert case.name == name == case.folder.name
+    readme = case.folder / "README.md"
+    assert readme.is_file(), f"cases/{name}/README.md is missing"
+    assert case.post in readme.read_text(), "the README must cite the post it reproduces"
+    assert set(case.profiles) >= {"quick", "full"}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_each_fix_changes_one_thing(name):
+    case = load_case(name)
+    names = [f.name for f in case.fixes]
+    assert len(names) == len(set(names)) and BASELINE not in names
+    by_name = {f.name: f for f in case.fixes}
+    for fix in case.fixes:
+        assert fix.why.strip(), f"{fix.name} says nothing of why it should work"
+        assert case.config(fix.name) != case.baseline, f"{fix.name} changes nothing"
+        for key, value in fix.change.items():
+            assert getattr(case.baseline, key) != value, f"{fix.name}: {key} is already {value!r}"
+        if fix.combines:
+            union = {}
+            for part in fix.combines:
+                union.update(by_name[part].change)
+            assert dict(fix.change) == union, f"{fix.name} is not exactly the union of {fix.combines}"
+        else:
+            assert len(fix.change) == 1, f"{fix.name} changes {sorted(fix.change)}: one change per fix"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fixes_axes_and_budgets_touch_different_fields(name):
+    case = load_case(name)
+    fix_keys = {k for f in case.fixes for k in f.change}
+    budget_keys = {k for p in case.profiles.values() for k in p.budget} | set(case.smoke_budget)
+    assert not fix_keys & set(case.axes), "a nuisance axis hidden inside a fix"
+    assert not fix_keys & budget_keys, "a profile may change budgets, never a variant's meaning"
+    assert not set(case.axes) & budget_keys
+    for profile in case.profiles:  # unknown keys raise in dataclasses.replace
+        for variant in case.variants:
+            case.config(variant, profile=profile)
+
+
+def test_an_unknown_config_key_fails_loudly():
+    case = load_case("relu_blowup")
+    with pytest.raises(TypeError):
+        dataclasses.replace(case.baseline, no_such_field=1)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_expectations_name_real_variants_and_axes(name):
+    case = load_case(name)
+    assert case.expectations, "a case without expectations checks nothing"
+    assert any(e.variant == BASELINE for e in case.expectations)
+    for exp in case.expectations:
+        assert exp.variant in case.variants
+        assert set(exp.where) <= set(case.axes)
+        for axis, value in exp.where.items():
+            assert value in case.axes[axis]
+        assert set(exp.profiles) <= set(case.profiles)
+
+
+def _smoke_points(name):
+    case = load_case(name)
+    axes = {k: v[0] for k, v in case.axes.items()}
+    return [(name, v, axes) for v in case.variants]
+
+
+@pytest.mark.parametrize("name,variant,axes", [p for n in CASES for p in _smoke_points(n)],
+                         ids=lambda x: x if isinstance(x, str) else "")
+def test_every_variant_runs_a_few_steps_on_cpu(name, variant, axes):
+    case = load_case(name)
+    make_reproducible(0, 1)
+    config = case.config(variant, axes, overrides=case.smoke_budget)
+    run = RunContext(device=torch.device("cpu"), seed=0)
+    try:
+        metrics = case.train(config, run)
+    except Diverged:
+        assert run.history, "a divergence must come with the step it happened at"
+        return
+    assert metrics, "train returned no final metrics"
+    assert all(math.isfinite(v) for v in metrics.values()), f"non-finite final metrics {metrics}"
+    assert run.history, "no step metrics were logged"

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from harness.contract import DIVERGED, Expectation
+from harness.discovery import CaseError, case_names, discover, load_case, source_hash
+from harness.grid import config_hash, expand, point_hash
+from harness.runner import resolve_device, run_point
+from tests.conftest import FIXTURE_CASES
+
+
+def test_discovery_finds_the_fixture_case(toy):
+    assert case_names(FIXTURE_CASES) == ["toy"]
+    assert toy.name == "toy" and toy.variants == ("baseline", "fast", "blowup")
+
+
+def test_a_case_that_fails_to_import_is_an_error_not_a_skip(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "case.py").write_text("import no_such_module_anywhere\n")
+    with pytest.raises(CaseError, match="broken/case.py failed to import: ModuleNotFoundError"):
+        discover(tmp_path)
+
+
+def test_a_case_without_CASE_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "case.py").write_text("X = 1\n")
+    with pytest.raises(CaseError, match="defines no CASE"):
+        load_case("empty", tmp_path)
+
+
+def test_an_unknown_case_names_the_choices():
+    with pytest.raises(CaseError, match="choose from: .*relu_blowup"):
+        load_case("no_such_case")
+
+
+def test_source_hash_follows_the_files(tmp_path, toy):
+    assert source_hash(toy) == source_hash(toy)
+    import dataclasses, shutil
+    copy = tmp_path / "toy"
+    shutil.copytree(toy.folder, copy)
+    moved = dataclasses.replace(toy, folder=copy)
+    assert source_hash(moved) == source_hash(toy)
+    (copy / "case.py").write_text((copy / "case.py").read_text() + "\n# edited\n")
+    assert source_hash(moved) != source_hash(toy)
+
+
+def test_grid_is_variants_by_axes_by_seeds(toy):
+    points = expand(toy, "quick")
+    assert len(points) == 3 * 2 * 2
+    assert {p.variant for p in points} == set(toy.variants)
+    assert len(set(points)) == len(points)
+    assert len(expand(toy, "full", variants=["fast"], seeds=5)) == 1 * 2 * 5
+    assert {p.axes_dict["scale"] for p in expand(toy, "quick", where={"scale": 2.0})} == {2.0}
+
+
+def test_config_layers_fix_axes_budget_and_overrides(toy):
+    point = expand(toy, "full", variants=["fast"], where={"scale": 2.0}, overrides={"start": 7.0})[0]
+    config = point.config(toy)
+    assert (config.rate, config.scale, config.steps, config.start) == (0.1, 2.0, 8, 7.0)
+
+
+def test_point_identity_covers_seed_threads_and_device(toy):
+    config = toy.config("baseline")
+    base = point_hash(config, 0, "cpu", 1)
+    assert base == point_hash(config, 0, "cpu", 1)
+    assert len({base, point_hash(config, 1, "cpu", 1), point_hash(config, 0, "cpu", 2),
+                point_hash(config, 0, "cuda", 1)}) == 4
+    assert config_hash(config) != config_hash(toy.config("fast"))
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics(toy):
+    a, b, c = (run_point(toy, p, torch.device("cpu"), 1)
+               for p in [expand(toy, "quick")[i] for i in (0, 0, 1)])
+    assert a.metrics == b.metrics
+    assert a.metrics["loss"] != c.metrics["loss"]
+
+
+def test_divergence_is_recorded_with_its_step_and_last_finite_values(toy):
+    point = expand(toy, "quick", variants=["blowup"], seeds=1)[0]
+    result = run_point(toy, point, torch.device("cpu"), 1)
+    assert result.verdict == DIVERGED
+    assert result.diverged_at_step == 3
+    assert result.metrics["diverged"] == 1.0 and result.metrics["diverged_at_step"] == 3.0
+    # the last finite loss (step 2: 100 * 0.25) is kept, never filled in past the divergence
+    assert math.isclose(result.metrics["loss"], 25.0, rel_tol=1e-2)
+    assert [s for s, _ in result.history] == [1, 2, 3] and result.history[-1][1] == {}
+
+
+def test_verdicts_follow_the_symptom(toy):
+    results = {p.variant: run_point(toy, p, torch.device("cpu"), 1)
+               for p in expand(toy, "quick", seeds=1, where={"scale": 1.0})}
+    assert results["baseline"].verdict == "symptom"
+    assert results["fast"].verdict == "healthy"
+
+
+def test_device_auto_and_bad_devices():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="choose from"):
+        resolve_device("tpu")
+
+
+def test_expectation_rejects_unknown_verdicts():
+    with pytest.raises(ValueError):
+        Expectation("baseline", "broken", why="")
+    assert Expectation("baseline", ("symptom", "healthy"), why="").shows == ("symptom", "healthy")
