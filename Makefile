@@ -13,6 +13,7 @@ help:
 	@echo "make test     install, run the test suite"
 	@echo "make run      run every case (PROFILE=quick|full)"
 	@echo "make check    judge the stored runs against each case's expectations"
+	@echo "make report   render the HTML reports; prints reports/index.html"
 	@echo "make bench    run the benchmarks"
 	@echo "make ui       browse the runs in the MLflow UI"
 	@echo "make clean    remove results (mlflow.db, artifacts, rendered reports); distclean also the venv"
@@ -23,9 +24,16 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name failbench --display-name "failbench (.venv)" >/dev/null
 	touch $@
 
-all: install run check
+# Checks the expectations, renders the reports whatever the verdict, then exits with the verdict.
+all: install run
+	$(BIN)/failbench check --profile $(PROFILE); status=$$?; \
+	$(BIN)/failbench report --profile $(PROFILE) && exit $$status
+
+report: install
+	$(BIN)/failbench report --profile $(PROFILE)
 
 run: install
 	$(BIN)/failbench run --profile $(PROFILE)

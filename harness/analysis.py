@@ -7,6 +7,7 @@ code are never mixed with old ones.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 
@@ -129,3 +130,36 @@ def to_markdown(table: pd.DataFrame) -> str:
     for row in table.itertuples(index=False):
         lines.append("| " + " | ".join(cell(c, v) for c, v in zip(table.columns, row)) + " |")
     return "\n".join(lines)
+
+
+def step_history(tracker: Tracker, runs: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
+    """Step metrics of every run in long form: variant, axes, seed, metric, step, value."""
+    axis_cols = [c for c in runs.columns if c.startswith("axis.")]
+    frames = []
+    for row in runs.to_dict("records"):
+        for metric in metrics:
+            with tracker._timed():
+                history = tracker.client.get_metric_history(row["run_id"], metric)
+            if history:
+                frames.append(pd.DataFrame({
+                    "variant": row["variant"], "seed": row["seed"], "metric": metric,
+                    "step": [m.step for m in history], "value": [m.value for m in history],
+                    **{c: row[c] for c in axis_cols}}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def picture_paths(tracker: Tracker, runs: pd.DataFrame, names: tuple[str, ...], seed: int,
+                  where: dict, destination) -> dict[str, dict[str, str]]:
+    """variant -> picture name -> local PNG path, for one seed at one axis point. A run that
+    diverged before logging its pictures simply has none."""
+    chosen = runs[runs["seed"] == seed]
+    for axis, value in where.items():
+        chosen = chosen[chosen[f"axis.{axis}"] == value]
+    found: dict[str, dict[str, str]] = {}
+    for row in chosen.to_dict("records"):
+        with tracker._timed():
+            logged = {Path(a.path).stem for a in tracker.client.list_artifacts(row["run_id"], "images")}
+            found[row["variant"]] = {
+                n: tracker.client.download_artifacts(row["run_id"], f"images/{n}.png", str(destination / row["run_id"]))
+                for n in names if n in logged}
+    return found

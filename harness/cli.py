@@ -155,6 +155,17 @@ def cmd_table(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.reports import render
+
+    cases = _cases(args.cases)
+    tracker = _store(args)
+    index = render([c.name for c in cases], tracker.uri, args.profile,
+                   log=lambda line: print(line, file=sys.stderr))
+    print(index)
+    return EXIT_OK
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     uri = resolve_uri(args.tracking_uri)
     if uri.startswith("sqlite:") and not os.path.exists(uri[len("sqlite:///"):]):
@@ -193,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cases", nargs="*", metavar="CASE")
     p.add_argument("--profile", default="quick", help="which profile's runs to judge (default: quick)")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("report", help="render the HTML reports (papermill) and print reports/index.html")
+    p.add_argument("cases", nargs="*", metavar="CASE")
+    p.add_argument("--profile", default="quick")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("table", help="print the per-variant results as a Markdown table (for READMEs)")
     p.add_argument("cases", nargs="*", metavar="CASE")

@@ -123,6 +123,10 @@ class Case:
     profiles: Mapping[str, Profile]
     axes: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     key_metrics: tuple[str, ...] = ()  # the step metrics a report plots first
+    # The images (logged with run.image) its report shows side by side per variant, and the axis
+    # point they are taken at (e.g. depth=3): the only per-case input of the report template.
+    pictures: tuple[str, ...] = ()
+    picture_where: Mapping[str, Any] = field(default_factory=dict)
     # The smallest budget that runs every line of the loop: the contract tests use it.
     smoke_budget: Mapping[str, Any] = field(default_factory=dict)
     # Set by discovery from the folder the case lives in, never written by hand.

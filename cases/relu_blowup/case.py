@@ -147,5 +147,6 @@ CASE = Case(
     profiles={"quick": Profile(seeds=10, budget={"steps": 2000}),
               "full": Profile(seeds=20, budget={"steps": 10000})},
     key_metrics=("filter_min", "filter_max", "relu_zero_fraction", "loss", "accuracy"),
+    pictures=("relu_map_cross", "relu_map_circle"),
     smoke_budget={"steps": 3},
 )

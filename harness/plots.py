@@ -1,0 +1,117 @@
+"""The report's figures, with seaborn. Each takes tidy data from harness.analysis and returns a
+matplotlib Figure, so a notebook cell is one call and the figures can be tested without Jupyter."""
+from __future__ import annotations
+
+import io
+
+import matplotlib.image as mpimg
+import matplotlib.ticker as ticker
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+# A metric whose values span more than this many orders of magnitude is drawn on a symlog axis,
+# so -5e4 and -0.3 are both readable.
+_DECADES_FOR_SYMLOG = 3
+
+
+def _scale_if_wide(ax, values: pd.Series, axis: str = "y") -> None:
+    """Log scale for positive values spanning many decades; symlog when some are negative, with a
+    tick every two decades past 6 so the labels do not overlap."""
+    finite = values[np.isfinite(values)]
+    magnitudes = finite.abs()[finite != 0]
+    if not len(magnitudes) or np.log10(magnitudes.max() / magnitudes.min()) <= _DECADES_FOR_SYMLOG:
+        return
+    setter = ax.set_yscale if axis == "y" else ax.set_xscale
+    if (finite > 0).all():
+        setter("log")
+        return
+    linthresh = float(max(magnitudes.min(), 1e-3))
+    setter("symlog", linthresh=linthresh)
+    decades = np.log10(magnitudes.max() / linthresh)
+    locator = ticker.SymmetricalLogLocator(base=100 if decades > 6 else 10, linthresh=linthresh)
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_locator(locator)
+
+
+def curves(history: pd.DataFrame, metrics: tuple[str, ...], hue_order: list[str]) -> plt.Figure:
+    """Each metric against step per variant: the median over seeds, with a band from the 25th to
+    the 75th percentile (the spread between seeds). With a grid axis (depth), one column per value."""
+    facet = next((c for c in history.columns if c.startswith("axis.")), None)
+    values = sorted(history[facet].unique()) if facet else [None]
+    # without an axis, metrics wrap into rows of 3 panels
+    n_cols = len(values) if facet else min(3, len(metrics))
+    n_rows = len(metrics) if facet else -(-len(metrics) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(5 * n_cols, 3.2 * n_rows), squeeze=False)
+    panels = [(m, v) for m in metrics for v in values]
+    for ax, (metric, value) in zip(axes.flat, panels):
+        data = history[history["metric"] == metric]
+        if value is not None:
+            data = data[data[facet] == value]
+            ax.set_title(f"{facet[len('axis.'):]} = {value}")
+        sns.lineplot(data, x="step", y="value", hue="variant", hue_order=hue_order,
+                     estimator="median", errorbar=("pi", 50), ax=ax, legend=ax is axes.flat[0])
+        _scale_if_wide(ax, data["value"])
+        ax.set_ylabel(metric)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    if axes.flat[0].get_legend():
+        legend = axes.flat[0].get_legend()
+        handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+        legend.remove()
+        fig.legend(handles, labels, loc="upper center", ncol=min(5, len(labels)), frameon=False,
+                   bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight() * (1 + len(hue_order) // 5)))
+    return fig
+
+
+def finals(runs: pd.DataFrame, metrics: tuple[str, ...], order: list[str]) -> plt.Figure:
+    """Each final metric per variant, one point per seed, so the spread between seeds shows."""
+    metrics = tuple(m for m in metrics if m in runs)
+    facet = [c for c in runs.columns if c.startswith("axis.")][:1]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.45 * len(order) + 1.6),
+                             squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        sns.stripplot(runs, x=metric, y="variant", order=order, hue=facet[0] if facet else "verdict",
+                      dodge=False, jitter=0.15, size=5, ax=ax, legend=(ax is axes[0][-1]),
+                      hue_order=None if facet else ["symptom", "healthy", "diverged"],
+                      palette=None if facet else {"symptom": "tab:red", "healthy": "tab:green",
+                                                  "diverged": "tab:gray"})
+        _scale_if_wide(ax, runs[metric], axis="x")
+        ax.set_ylabel("" if ax is not axes[0][0] else "variant")
+    if axes[0][-1].get_legend():
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def pictures(paths: dict[str, dict[str, str]], names: tuple[str, ...], order: list[str]) -> plt.Figure:
+    """The case's pictures, one row per variant, one column per picture name."""
+    rows = [v for v in order if v in paths]
+    if not rows:
+        raise ValueError("no run of the chosen seed and axis point has pictures")
+    fig, axes = plt.subplots(len(rows), len(names), figsize=(2.2 * len(names) + 1.5, 2.2 * len(rows)),
+                             squeeze=False)
+    for i, variant in enumerate(rows):
+        for j, name in enumerate(names):
+            ax = axes[i][j]
+            ax.set_xticks([]), ax.set_yticks([])
+            if name in paths[variant]:
+                ax.imshow(mpimg.imread(paths[variant][name]), cmap="gray", vmin=0, vmax=1,
+                          interpolation="nearest")
+            else:  # a run that diverged before its pictures were drawn
+                ax.text(0.5, 0.5, "no picture\n(diverged)", ha="center", va="center", fontsize=8)
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(variant, rotation=0, ha="right", va="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def png(fig: plt.Figure) -> bytes:
+    """The figure as PNG bytes, closed afterwards so a notebook never shows it twice."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,0 +1,164 @@
+"""Render the reports: one papermill notebook per case plus a suite summary, converted to HTML
+without code cells and linked from reports/index.html.
+
+The notebooks compute nothing themselves: they call CaseReport, which calls harness.analysis, the
+same functions `failbench check` uses, so a report and a CI verdict cannot disagree.
+"""
+from __future__ import annotations
+
+import html
+import re
+import sys
+import tempfile
+import time
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from harness import analysis, plots
+from harness.discovery import load_case
+from harness.tracking import Tracker, resolve_uri
+
+REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
+TEMPLATES = REPORTS_DIR / "templates"
+KERNEL = "failbench"
+
+
+class CaseReport:
+    """What one case's notebook shows, loaded once from the store."""
+
+    def __init__(self, case_name: str, tracking_uri: str, profile: str):
+        self.case = load_case(case_name)
+        self.profile = profile
+        self.tracker = Tracker(resolve_uri(tracking_uri or None))
+        self.runs = analysis.load_runs(self.tracker, self.case, profile)
+
+    @property
+    def empty(self) -> bool:
+        return self.runs.empty
+
+    @property
+    def order(self) -> list[str]:
+        return [v for v in self.case.variants if v in set(self.runs.get("variant", []))]
+
+    def intro(self) -> str:
+        """The case README up to its first section (the post and the symptom), then the fixes."""
+        readme = (self.case.folder / "README.md").read_text()
+        head = re.split(r"^## ", readme, maxsplit=1, flags=re.M)[0].strip()
+        fixes = "\n".join(f"- **{f.name}** (`{dict(f.change)}`): {f.why}" for f in self.case.fixes)
+        return f"{head}\n\n**Candidate fixes**, each one change:\n\n{fixes}"
+
+    def no_runs(self) -> str:
+        return (f"**No runs of `{self.case.name}` on the `{self.profile}` profile** in "
+                f"`{self.tracker.uri}` (for the case's current source). Make them with\n\n"
+                f"    failbench run {self.case.name} --profile {self.profile}\n\n"
+                "then render this report again with `failbench report`.")
+
+    @cached_property
+    def expectations(self) -> pd.DataFrame:
+        table = analysis.evaluate(self.case, self.runs, self.profile)
+        table["result"] = table["passed"].map({True: "pass", False: "FAIL"})
+        table["share"] = table["share"].map("{:.0%}".format)
+        return table[["variant", "where", "expected", "observed", "share", "result", "why"]]
+
+    def results(self) -> pd.DataFrame:
+        return analysis.summary_table(self.case, self.runs)
+
+    def curves_png(self) -> bytes:
+        metrics = self.case.key_metrics
+        history = analysis.step_history(self.tracker, self.runs, metrics)
+        return plots.png(plots.curves(history, metrics, self.order))
+
+    def finals_png(self) -> bytes:
+        return plots.png(plots.finals(self.runs, self.case.key_metrics, self.order))
+
+    def pictures_png(self) -> bytes | None:
+        if not self.case.pictures:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = analysis.picture_paths(self.tracker, self.runs, self.case.pictures, seed=0,
+                                           where=dict(self.case.picture_where), destination=Path(tmp))
+            return plots.png(plots.pictures(paths, self.case.pictures, self.order)) if paths else None
+
+
+def summary_rows(case_names: list[str], tracking_uri: str, profile: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every case x expectation with its verdict, and each case's environment and compute time."""
+    verdicts, environment = [], []
+    for name in case_names:
+        report = CaseReport(name, tracking_uri, profile)
+        if report.empty:
+            environment.append({"case": name, "runs": 0})
+            continue
+        table = report.expectations.assign(case=name)
+        verdicts.append(table)
+        runs = report.runs
+        environment.append({
+            "case": name, "runs": len(runs),
+            "torch": ", ".join(sorted(runs["torch_version"].dropna().unique())),
+            "device": ", ".join(sorted(runs["device"].dropna().unique())),
+            "commit": ", ".join(sorted(c[:12] for c in runs["git_commit"].dropna().unique())),
+            "compute_s": round(float(runs["seconds"].sum()), 1) if "seconds" in runs else None,
+            "passed": f"{int((table['result'] == 'pass').sum())}/{len(table)}"})
+    columns = ["case", "variant", "where", "expected", "observed", "result"]
+    all_verdicts = pd.concat(verdicts)[columns] if verdicts else pd.DataFrame(columns=columns)
+    return all_verdicts, pd.DataFrame(environment)
+
+
+def ensure_kernel() -> None:
+    """Register a Jupyter kernel that runs this very Python (the project's venv), once."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if KERNEL not in KernelSpecManager().find_kernel_specs():
+        from ipykernel.kernelspec import install
+
+        install(kernel_name=KERNEL, display_name="failbench (.venv)", prefix=sys.prefix)
+
+
+def _execute(template: str, output: Path, parameters: dict) -> None:
+    import papermill
+
+    papermill.execute_notebook(str(TEMPLATES / template), str(output), parameters=parameters,
+                               kernel_name=KERNEL, progress_bar=False, cwd=str(REPORTS_DIR.parent))
+
+
+def _to_html(notebook: Path) -> Path:
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_filename(str(notebook))
+    target = notebook.with_suffix(".html")
+    target.write_text(body)
+    return target
+
+
+def render(case_names: list[str], tracking_uri: str, profile: str, out_dir: Path | None = None,
+           log=print) -> Path:
+    """Render each case's report and the summary; write index.html; return its path."""
+    out_dir = out_dir or REPORTS_DIR / "out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_kernel()
+    uri = resolve_uri(tracking_uri or None)
+    pages = []
+    for name in case_names:
+        start = time.perf_counter()
+        page = _to_html(_run(out_dir, "case.ipynb", name, {"case_name": name, "tracking_uri": uri, "profile": profile}))
+        pages.append((name, page))
+        log(f"report {name}: {page} ({time.perf_counter() - start:.1f} s)")
+    start = time.perf_counter()
+    summary = _to_html(_run(out_dir, "summary.ipynb", "summary",
+                            {"case_names": list(case_names), "tracking_uri": uri, "profile": profile}))
+    log(f"report summary: {summary} ({time.perf_counter() - start:.1f} s)")
+    index = out_dir.parent / "index.html" if out_dir == REPORTS_DIR / "out" else out_dir / "index.html"
+    links = "\n".join(f'<li><a href="{html.escape(str(p.relative_to(index.parent)))}">{html.escape(n)}</a></li>'
+                      for n, p in [("summary: every case, expected vs observed", summary), *pages])
+    index.write_text(f"<!doctype html><meta charset='utf-8'><title>failbench reports</title>"
+                     f"<h1>failbench reports ({html.escape(profile)} profile)</h1>"
+                     f"<p>Store: <code>{html.escape(uri)}</code></p><ul>{links}</ul>\n")
+    return index
+
+
+def _run(out_dir: Path, template: str, name: str, parameters: dict) -> Path:
+    output = out_dir / f"{name}.ipynb"
+    _execute(template, output, parameters)
+    return output

@@ -1,0 +1,38 @@
+"""Reports render headless from a small temporary store: figures embedded, symptom table present,
+no error cell; a case with no runs gets a report that says how to make them."""
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+
+from harness.cli import main
+from harness.reports import render
+
+
+@pytest.mark.slow
+def test_report_from_a_small_store_has_figures_and_the_symptom_table(store_uri, tmp_path, capsys):
+    assert main(["run", "relu_blowup", "--seeds", "2", "--quiet", "--variant", "baseline",
+                 "--variant", "leaky_relu", "--variant", "small_init+scaled_pixels"]) == 0
+    index = render(["relu_blowup"], store_uri, "quick", out_dir=tmp_path / "out", log=lambda _: None)
+    page = (tmp_path / "out" / "relu_blowup.html").read_text()
+    assert len(re.findall(r'<img[^>]* src="data:image/png;base64,', page)) == 3  # curves, finals, pictures
+    assert "Expected vs observed" in page and "small_init+scaled_pixels" in page
+    assert re.search(r"<td>baseline</td>\s*<td>all</td>\s*<td>symptom on &gt;= 90% of seeds", page)
+    assert "<td>pass</td>" in page and "<td>FAIL</td>" in page  # missing variants fail, visibly
+    assert "Traceback" not in page
+    notebook = nbformat.read(tmp_path / "out" / "relu_blowup.ipynb", as_version=4)
+    assert not [o for c in notebook.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert "def " not in page, "code cells must not be in the HTML"
+    summary = (tmp_path / "out" / "summary.html").read_text()
+    assert "relu_blowup" in summary and "torch" in summary
+    assert 'href="relu_blowup.html"' in index.read_text()
+
+
+@pytest.mark.slow
+def test_a_case_without_runs_gets_a_report_that_says_so(store_uri, tmp_path):
+    render(["relu_blowup"], store_uri, "full", out_dir=tmp_path / "out", log=lambda _: None)
+    page = (tmp_path / "out" / "relu_blowup.html").read_text()
+    assert "No runs of" in page and "failbench run relu_blowup --profile full" in page
+    assert "Traceback" not in page
