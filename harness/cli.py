@@ -81,6 +81,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness.executors import WorkerLost, parse_executor
     from harness.runner import resolve_device
     from harness.sweep import run_sweep
 
@@ -100,12 +101,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    try:
+        parse_executor(args.executor)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     tracker = _store(args)
     print(f"tracking: {tracker.uri}", file=sys.stderr)
     for case in cases:
-        summary = run_sweep(case, args.profile, tracker, device, threads=args.threads,
-                            variants=args.variant or None, seeds=args.seeds, force=args.force,
-                            overrides=overrides, progress=not args.quiet)
+        try:
+            summary = run_sweep(case, args.profile, tracker, device, threads=args.threads,
+                                variants=args.variant or None, seeds=args.seeds, force=args.force,
+                                overrides=overrides, progress=not args.quiet,
+                                workers=args.workers, executor=args.executor)
+        except WorkerLost as exc:
+            print(f"failbench: {case.name}: {exc}", file=sys.stderr)
+            return EXIT_MISMATCH
         share = summary.tracking_seconds / summary.wall_seconds if summary.wall_seconds else 0.0
         verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary.verdicts.items())) or "-"
         print(f"{case.name}: {summary.ran} run, {summary.skipped} already finished; "
@@ -194,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads per grid point; part of a run's identity (default: 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="grid points in parallel in a local process pool (default: 1, in-process)")
+    p.add_argument("--executor", metavar="dask://HOST:PORT",
+                   help="send grid points to a Dask scheduler (pip install '.[dask]')")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field for every variant (exploration; tagged, not checked)")
     p.add_argument("--force", action="store_true", help="re-run grid points already finished")

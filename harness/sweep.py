@@ -15,7 +15,7 @@ from tqdm import tqdm
 from harness.contract import Case
 from harness.discovery import source_hash
 from harness.grid import GridPoint, config_hash, expand, point_hash
-from harness.runner import run_point
+from harness.executors import results
 from harness.tracking import Tracker, git_commit, point_tags
 
 
@@ -38,8 +38,8 @@ def identity(case: Case, point: GridPoint, device: torch.device, threads: int) -
 
 def run_sweep(case: Case, profile: str, tracker: Tracker, device: torch.device, threads: int = 1,
               variants: Iterable[str] | None = None, seeds: int | None = None,
-              force: bool = False, overrides: dict | None = None,
-              progress: bool = True) -> SweepSummary:
+              force: bool = False, overrides: dict | None = None, progress: bool = True,
+              workers: int = 1, executor: str | None = None) -> SweepSummary:
     start = time.perf_counter()
     tracking_before = tracker.seconds
     points = expand(case, profile, variants=variants, seeds=seeds, overrides=overrides)
@@ -55,15 +55,17 @@ def run_sweep(case: Case, profile: str, tracker: Tracker, device: torch.device, 
             "torch_version": torch.__version__, "git_commit": commit, "source_hash": src})
         status = "FAILED"
         try:
-            bar = tqdm(todo, desc=f"{case.name} ({profile})", unit="point", disable=not progress)
-            for point in bar:
-                result = run_point(case, point, device, threads)
-                chash, phash = identity(case, point, device, threads)
+            bar = tqdm(total=len(todo), desc=f"{case.name} ({profile})", unit="point",
+                       disable=not progress)
+            for result in results(case, todo, device, threads, workers, executor):
+                chash, phash = identity(case, result.point, device, threads)
                 tracker.log_point(experiment_id, parent, result,
                                   point_tags(result, case.name, src, chash, phash, commit))
                 summary.ran += 1
                 summary.train_seconds += result.seconds
                 summary.verdicts[result.verdict] = summary.verdicts.get(result.verdict, 0) + 1
+                bar.update()
+            bar.close()
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"

@@ -102,3 +102,5 @@ def test_every_variant_runs_a_few_steps_on_cpu(name, variant, axes):
     assert metrics, "train returned no final metrics"
     assert all(math.isfinite(v) for v in metrics.values()), f"non-finite final metrics {metrics}"
     assert run.history, "no step metrics were logged"
+    assert set(case.key_metrics) <= set(run.last_finite()), "a key metric the report plots is never logged"
+    assert set(case.pictures) <= set(run.images), "a picture the report shows is never logged"

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from harness import sweep as sweep_module
+from harness import executors
 from harness.analysis import evaluate, load_runs, verdict_shares
 from harness.discovery import source_hash
 from harness.grid import flat_params
@@ -65,7 +65,7 @@ def test_resume_skips_finished_points_and_force_reruns_them(tracker, toy):
 
 
 def test_an_interrupted_sweep_resumes_where_it_stopped(tracker, toy, monkeypatch):
-    real_run_point, calls = sweep_module.run_point, []
+    real_run_point, calls = executors.run_point, []
 
     def dies_on_the_fifth(*args, **kwargs):
         calls.append(1)
@@ -73,10 +73,10 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tracker, toy, monkeypatch
             raise KeyboardInterrupt  # what Ctrl-C or a killed `make all` leaves behind
         return real_run_point(*args, **kwargs)
 
-    monkeypatch.setattr(sweep_module, "run_point", dies_on_the_fifth)
+    monkeypatch.setattr(executors, "run_point", dies_on_the_fifth)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(toy, "quick", tracker, CPU, progress=False)
-    monkeypatch.setattr(sweep_module, "run_point", real_run_point)
+    monkeypatch.setattr(executors, "run_point", real_run_point)
     resumed = run_sweep(toy, "quick", tracker, CPU, progress=False)
     assert (resumed.ran, resumed.skipped) == (8, 4)
     parents, kids = children(tracker, "toy")

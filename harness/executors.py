@@ -1,0 +1,81 @@
+"""Where grid points run: in this process, in a local process pool, or on a Dask cluster.
+
+A grid point is pure, seeded and idempotent, so any executor gives the same results for the same
+seed and thread count. Workers only compute: each returns its RunResult and the parent logs it,
+so the store has a single writer (SQLite needs no locking dance) and a worker that dies mid-point
+leaves nothing half-logged: its point is simply not FINISHED and the next run completes it.
+"""
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+
+from harness.contract import Case
+from harness.discovery import load_case
+from harness.grid import GridPoint
+from harness.runner import RunResult, run_point
+
+
+class WorkerLost(Exception):
+    """A worker process died (killed, out of memory); points already finished are kept."""
+
+
+def run_point_in_worker(case_name: str, cases_root: str, point: GridPoint, device_type: str,
+                        threads: int) -> RunResult:
+    """The unit of work shipped to a worker: it loads the case itself (spawned processes and Dask
+    workers share no memory with the parent)."""
+    case = load_case(case_name, Path(cases_root))
+    return run_point(case, point, torch.device(device_type), threads)
+
+
+def parse_executor(spec: str | None) -> str | None:
+    """`dask://HOST:PORT` -> the scheduler address `tcp://HOST:PORT`; None for local execution."""
+    if not spec:
+        return None
+    if not spec.startswith("dask://") or ":" not in spec[len("dask://"):]:
+        raise ValueError(f"unknown executor {spec!r}; use dask://HOST:PORT (a Dask scheduler)")
+    return "tcp://" + spec[len("dask://"):]
+
+
+@contextmanager
+def _pool(workers: int, scheduler: str | None) -> Iterator[Executor]:
+    if scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ValueError("--executor dask:// needs the dask extra: pip install '.[dask]'") from None
+        with Client(scheduler, timeout="10s") as client:
+            # pure=False: identical arguments must run again, never be served from Dask's cache
+            yield client.get_executor(pure=False)
+    else:
+        # spawn, not fork: a forked child inherits torch's thread pool and MLflow's state
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            yield pool
+
+
+def results(case: Case, points: Sequence[GridPoint], device: torch.device, threads: int,
+            workers: int = 1, executor: str | None = None) -> Iterator[RunResult]:
+    """Run `points`, yielding each RunResult as it finishes (in completion order when parallel)."""
+    scheduler = parse_executor(executor)
+    if workers == 1 and scheduler is None:
+        for point in points:
+            yield run_point(case, point, device, threads)
+        return
+    with _pool(workers, scheduler) as pool:
+        futures = {pool.submit(run_point_in_worker, case.name, str(case.folder.parent), p,
+                               device.type, threads): p for p in points}
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BrokenProcessPool:
+            raise WorkerLost("a worker process died; the grid points that finished are kept, "
+                             "run the same command again to complete the rest") from None
+        finally:
+            for future in futures:
+                future.cancel()
