@@ -28,3 +28,11 @@ def tracker(store_uri):
     from harness.tracking import Tracker
 
     return Tracker(store_uri)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Benchmarks are collected only by `make bench` (--benchmark-enable): they time whole
+    sweeps, which the test suite has no business repeating."""
+    if collection_path.name == "benchmarks" and not config.getoption("benchmark_enable"):
+        return True
+    return None
