@@ -160,6 +160,7 @@ def picture_paths(tracker: Tracker, runs: pd.DataFrame, names: tuple[str, ...], 
         with tracker._timed():
             logged = {Path(a.path).stem for a in tracker.client.list_artifacts(row["run_id"], "images")}
             found[row["variant"]] = {
-                n: tracker.client.download_artifacts(row["run_id"], f"images/{n}.png", str(destination / row["run_id"]))
+                n: tracker.client.download_artifacts(row["run_id"], f"images/{n}.png",
+                                                     str(Path(destination) / row["run_id"]))
                 for n in names if n in logged}
     return found
