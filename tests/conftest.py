@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,23 @@ def toy():
     return load_case("toy", FIXTURE_CASES)
 
 
+@pytest.fixture(scope="session")
+def blank_store(tmp_path_factory) -> Path:
+    """An empty, migrated SQLite store, made once: MLflow's migrations cost ~5 s per new store."""
+    from harness.tracking import Tracker
+
+    path = tmp_path_factory.mktemp("blank") / "mlflow.db"
+    Tracker(f"sqlite:///{path}").client.search_experiments()
+    return path
+
+
 @pytest.fixture
-def store_uri(tmp_path, monkeypatch) -> str:
-    """A fresh SQLite store in a temporary folder; the working directory moves there too, so
-    nothing a test does lands in the checkout."""
+def store_uri(tmp_path, monkeypatch, blank_store) -> str:
+    """A fresh SQLite store in a temporary folder (a copy of the blank one); the working directory
+    moves there too, so nothing a test does lands in the checkout."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    shutil.copy(blank_store, tmp_path / "mlflow.db")
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 

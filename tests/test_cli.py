@@ -19,6 +19,7 @@ from harness.cli import main
     (["check", "no_such_case"], "unknown case"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(argv, message, store_uri, tmp_path, capsys):
+    (tmp_path / "mlflow.db").unlink()  # start from nothing, as a new user does
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("failbench: error: ") and message in err
