@@ -5,13 +5,15 @@ BIN    := $(VENV)/bin
 # Re-installed only when the pins or the package metadata change.
 STAMP  := $(VENV)/.installed
 PROFILE ?= quick
+# Grid points run in parallel, one per core; the metrics are the same as a serial run's (tests/test_scale.py).
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: help install all run check report test bench ui clean distclean
 
 help:
 	@echo "make all      install, run every case on the $(PROFILE) profile, check the expectations"
 	@echo "make test     install, run the test suite"
-	@echo "make run      run every case (PROFILE=quick|full)"
+	@echo "make run      run every case (PROFILE=quick|full, WORKERS=$(WORKERS))"
 	@echo "make check    judge the stored runs against each case's expectations"
 	@echo "make report   render the HTML reports; prints reports/index.html"
 	@echo "make bench    run the benchmarks"
@@ -36,7 +38,7 @@ report: install
 	$(BIN)/failbench report --profile $(PROFILE)
 
 run: install
-	$(BIN)/failbench run --profile $(PROFILE)
+	$(BIN)/failbench run --profile $(PROFILE) --workers $(WORKERS)
 
 check: install
 	$(BIN)/failbench check --profile $(PROFILE)

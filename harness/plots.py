@@ -86,19 +86,24 @@ def finals(runs: pd.DataFrame, metrics: tuple[str, ...], order: list[str]) -> pl
 
 
 def pictures(paths: dict[str, dict[str, str]], names: tuple[str, ...], order: list[str]) -> plt.Figure:
-    """The case's pictures, one row per variant, one column per picture name."""
+    """The case's pictures, one row per variant, one column per picture name; each column as wide as
+    its pictures' aspect ratio asks (a strip of patches is wide), the whole at most ~15 in wide."""
     rows = [v for v in order if v in paths]
     if not rows:
         raise ValueError("no run of the chosen seed and axis point has pictures")
-    fig, axes = plt.subplots(len(rows), len(names), figsize=(2.2 * len(names) + 1.5, 2.2 * len(rows)),
-                             squeeze=False)
+    images = {(v, n): mpimg.imread(paths[v][n]) for v in rows for n in names if n in paths[v]}
+    aspects = [max([im.shape[1] / im.shape[0] for (_, n), im in images.items() if n == name], default=1.0)
+               for name in names]
+    panel_height = min(2.2, 15 / sum(aspects))  # inches
+    fig, axes = plt.subplots(len(rows), len(names), squeeze=False,
+                             figsize=(panel_height * sum(aspects) + 1.5, (panel_height + 0.25) * len(rows)),
+                             gridspec_kw={"width_ratios": aspects})
     for i, variant in enumerate(rows):
         for j, name in enumerate(names):
             ax = axes[i][j]
             ax.set_xticks([]), ax.set_yticks([])
-            if name in paths[variant]:
-                ax.imshow(mpimg.imread(paths[variant][name]), cmap="gray", vmin=0, vmax=1,
-                          interpolation="nearest")
+            if (variant, name) in images:
+                ax.imshow(images[variant, name], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             else:  # a run that diverged before its pictures were drawn
                 ax.text(0.5, 0.5, "no picture\n(diverged)", ha="center", va="center", fontsize=8)
             if i == 0:
