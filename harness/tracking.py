@@ -102,7 +102,18 @@ class Tracker:
             experiment = self.client.get_experiment_by_name(case_name)
             if experiment is not None:
                 return experiment.experiment_id
-            return self.client.create_experiment(case_name) if create else None
+            if not create:
+                return None
+            return self.client.create_experiment(case_name, artifact_location=self._artifact_root(case_name))
+
+    def _artifact_root(self, case_name: str) -> str | None:
+        """Beside a SQLite store: <store folder>/mlruns/<case>. MLflow's own default is ./mlruns in
+        whatever folder the first run happened to start from, which splits one store's pictures
+        between folders. A server keeps its own artifact root (None)."""
+        if not is_local_sqlite(self.uri):
+            return None
+        database = Path(self.uri[len("sqlite:///"):])
+        return (database.parent / "mlruns" / case_name).resolve().as_uri()
 
     def runs(self, experiment_id: str, filter_string: str = "") -> list:
         """Every run matching `filter_string`, across pages."""

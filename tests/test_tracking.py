@@ -119,3 +119,16 @@ def test_check_fails_when_a_variant_has_no_runs(tracker, toy):
     table = evaluate(toy, load_runs(tracker, toy, "quick"), "quick").set_index("variant")
     assert table.loc["baseline", "passed"] and not table.loc["fast", "passed"]
     assert table.loc["fast", "observed"] == "no runs"
+
+
+def test_pictures_land_beside_a_sqlite_store_whatever_the_working_directory(tmp_path, blank_store, toy,
+                                                                            monkeypatch):
+    from harness.tracking import Tracker
+
+    monkeypatch.chdir(tmp_path)  # MLflow's own default would put them in ./mlruns, here
+    (tmp_path / "store").mkdir()
+    shutil.copy(blank_store, tmp_path / "store" / "mlflow.db")
+    tracker = Tracker(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
+    run_sweep(toy, "quick", tracker, CPU, variants=["fast"], seeds=1, progress=False)
+    assert list((tmp_path / "store" / "mlruns" / "toy").rglob("square.png"))
+    assert not (tmp_path / "mlruns").exists()
