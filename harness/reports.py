@@ -116,10 +116,20 @@ def ensure_kernel() -> None:
 
 
 def _execute(template: str, output: Path, parameters: dict) -> None:
+    """Runs the notebook on a kernel that talks over local IPC sockets in a private temporary folder:
+    nothing listens on TCP, and the kernel has no cause to warn about unencrypted ports."""
     import papermill
+    from jupyter_client.manager import KernelManager
 
-    papermill.execute_notebook(str(TEMPLATES / template), str(output), parameters=parameters,
-                               kernel_name=KERNEL, progress_bar=False, cwd=str(REPORTS_DIR.parent))
+    with tempfile.TemporaryDirectory(prefix="failbench-kernel-") as sockets:
+        km = KernelManager(kernel_name=KERNEL, transport="ipc", ip=str(Path(sockets) / "kernel"))
+        try:
+            papermill.execute_notebook(str(TEMPLATES / template), str(output), parameters=parameters,
+                                       kernel_name=KERNEL, progress_bar=False, cwd=str(REPORTS_DIR.parent),
+                                       km=km)
+        finally:  # papermill leaves a kernel it was handed running
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
 
 
 def _to_html(notebook: Path) -> Path:
