@@ -64,6 +64,9 @@ def test_brightness_bias_and_hole_geometry():
 def test_train_and_held_out_patches_come_from_different_photographs():
     assert not set(data.TRAIN_PHOTOS) & set(data.HELD_OUT_PHOTOS)
     patches = data.load(32)
+    assert len(patches.photos) == 2 * len(data.TRAIN_PHOTOS)  # each photo at two scales
+    held = [p for n in data.HELD_OUT_PHOTOS for p in data.grid_patches(data.rescaled(data.photo(n), 64), 32)]
+    torch.testing.assert_close(patches.held_out, data._chw(np.stack(held)))
     assert patches.held_out.shape == (30, 3, 32, 32)
     batch = patches.batch(8, torch.device("cpu"))
     assert batch.shape == (8, 3, 32, 32) and 0.0 <= float(batch.min()) and float(batch.max()) <= 1.0
@@ -140,8 +143,11 @@ def test_recalibrated_statistics_are_the_exact_average_of_the_batches():
     batches = [torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(3)]
     first = recalibrated(model, batches).enc1[1]
     conv = model.enc1[0]
-    means = torch.stack([conv(b).mean(dim=(0, 2, 3)) for b in batches]).mean(0)
-    torch.testing.assert_close(first.running_mean, means.detach())
+    outputs = [conv(b).detach() for b in batches]
+    means = torch.stack([o.mean(dim=(0, 2, 3)) for o in outputs]).mean(0)
+    variances = torch.stack([o.var(dim=(0, 2, 3)) for o in outputs]).mean(0)  # unbiased, as BN keeps it
+    torch.testing.assert_close(first.running_mean, means)
+    torch.testing.assert_close(first.running_var, variances)
 
 
 def test_learned_threshold_is_the_oracle_flat_fill():

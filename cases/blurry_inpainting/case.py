@@ -66,12 +66,15 @@ FIXES = (
 # ~30 min); `full` (64x64 patches, 20000 steps, a GPU) has not been run: it carries only what quick and
 # long agree on, and claims no cure (see README, "What the full profile has to settle").
 FLAT_PSNR = 16.6  # dB: each hole filled with its own true mean colour (an oracle flat fill), 32x32 patches
-DARKER = -0.025  # SD (0.024) of the brightness bias over the 23 quick runs without dropout or batch norm
+# SD (0.024) of the brightness bias over the quick runs without dropout or batch norm: 8 variants x 3 seeds,
+# less the one that collapsed to a constant fill (deeper, seed 2: bias +0.10, sharpness 0)
+DARKER = -0.025
 _LEARNED = Threshold("psnr_db", ">", FLAT_PSNR, why="the fill beats the oracle flat fill: a blur, not nothing")
 _DARK = (Threshold("brightness_bias", "<", DARKER, why="darker than the truth by more than the seed-to-seed "
                                                        "spread of the fills without dropout or batch norm"),
          Threshold("inference_shift", "<", DARKER, why="and it is inference mode that makes it darker: the "
-                                                       "same weights under training conditions are not"))
+                                                       "same weights with dropout's masks averaged, or with "
+                                                       "batch norm's statistics recomputed exactly, are not"))
 _ALL = ("quick", "long", "full")
 EXPECTATIONS = (
     Expectation("baseline", SYMPTOM, also=(_LEARNED,), profiles=("quick", "long"),
@@ -112,10 +115,11 @@ CASE = Case(
     baseline=Config(),
     train=train,
     symptom=Symptom(
-        "the fill has less edge than the truth blurred by sigma 1.5 px",
+        "the fill has less edge than the truth blurred by sigma 1.5 px (on 32x32 patches)",
         all_of=(Threshold("sharpness_ratio", "<", SHARPNESS,
                           why="the held-out truth blurred by a Gaussian of sigma 1.5 px (skimage's "
-                              "anti-aliasing sigma for the bottleneck's 4x down-sampling) scores 0.58"),)),
+                              "anti-aliasing sigma for the bottleneck's 4x down-sampling) scores 0.58 on "
+                              "32x32 patches (0.60 on 64x64: each run logs its blurred_truth_sharpness_ratio)"),)),
     fixes=FIXES,
     expectations=EXPECTATIONS,
     profiles={"quick": Profile(seeds=3, budget={"patch_size": 32, "steps": 250}),

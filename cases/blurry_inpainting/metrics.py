@@ -6,7 +6,8 @@ All take N x H x W x 3 float arrays in [0, 1]: the hole of the fill and the hole
 - sharpness ratio: mean Sobel gradient magnitude (skimage.filters.sobel on the grey hole) of the
   fill over that of the truth, pooled over the holes; 1 = as much edge as the truth, 0 = flat.
 - blur: skimage.measure.blur_effect (Crete-Roffet et al. 2007), 0 sharp .. 1 blurred, averaged.
-- brightness bias: mean of the fill minus mean of the truth (grey levels / 255).
+- brightness bias: mean of the fill minus mean of the truth, over pixels and RGB channels, in [0, 1]
+  units (x255 gives 8-bit levels).
 """
 from __future__ import annotations
 
