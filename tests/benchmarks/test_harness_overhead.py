@@ -43,7 +43,8 @@ def test_hashing_cost_per_point(benchmark):
 
 
 def test_worker_process_start(benchmark):
-    """Spawning a 1-worker pool and running one tiny grid point in it (torch import included)."""
+    """Spawning a 2-worker pool and running one 1-step grid point in it: the fixed cost a parallel
+    sweep pays once (interpreter start, torch and case imports, the first deterministic-mode call)."""
     case = load_case("relu_blowup")
     point = expand(case, "quick", variants=["baseline"], seeds=1, overrides={"steps": 1})
     benchmark.group = "harness overhead per grid point"
