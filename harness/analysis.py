@@ -19,7 +19,7 @@ FINAL = "final/"
 
 
 def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool = True) -> pd.DataFrame:
-    """One row per grid point (variant, axes, seed) of `profile`: its latest finished child run,
+    """One row per grid point (variant, axes, seed) of `profile`: its newest finished child run,
     with the final metrics as columns and the verdict recomputed from the case's symptom today."""
     experiment_id = tracker.experiment_id(case.name, create=False)
     if experiment_id is None:
@@ -44,8 +44,9 @@ def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool =
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows).sort_values("start_time")
-    # A forced re-run supersedes the older run of the same grid point.
-    frame = frame.drop_duplicates(subset=["variant", "axes", "seed", "device", "threads"], keep="last")
+    # The newest run of a grid point speaks for it: a forced re-run, or one on another device or
+    # thread count (stored beside the older one, never counted as a second seed).
+    frame = frame.drop_duplicates(subset=["variant", "axes", "seed"], keep="last")
     frame["verdict"] = [case.verdict(_metrics(row), bool(row.get("diverged", 0.0)))
                         for row in frame.to_dict("records")]
     return frame.reset_index(drop=True)

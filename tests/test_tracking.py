@@ -60,6 +60,8 @@ def test_resume_skips_finished_points_and_force_reruns_them(tracker, toy):
     assert (again.ran, again.skipped) == (0, 12)
     other_threads = run_sweep(toy, "quick", tracker, CPU, threads=2, progress=False)
     assert other_threads.ran == 12, "thread count is part of a point's identity"
+    judged = load_runs(tracker, toy, "quick")
+    assert len(judged) == 12 and set(judged["threads"]) == {"2"}, "the newest run speaks for its point"
     forced = run_sweep(toy, "quick", tracker, CPU, force=True, progress=False)
     assert forced.ran == 12
 
