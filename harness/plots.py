@@ -36,19 +36,26 @@ def _scale_if_wide(ax, values: pd.Series, axis: str = "y") -> None:
 
 def curves(history: pd.DataFrame, metrics: tuple[str, ...], hue_order: list[str]) -> plt.Figure:
     """Each metric against step per variant: the median over seeds, with a band from the 25th to
-    the 75th percentile (the spread between seeds). With a grid axis (depth), one column per value."""
-    facet = next((c for c in history.columns if c.startswith("axis.")), None)
-    values = sorted(history[facet].unique()) if facet else [None]
-    # without an axis, metrics wrap into rows of 3 panels
-    n_cols = len(values) if facet else min(3, len(metrics))
-    n_rows = len(metrics) if facet else -(-len(metrics) // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(5 * n_cols, 3.2 * n_rows), squeeze=False)
-    panels = [(m, v) for m in metrics for v in values]
-    for ax, (metric, value) in zip(axes.flat, panels):
+    the 75th percentile (the spread between seeds). With grid axes, one column per combination of
+    their values (network x lr, say), so seeds of different axis points are never pooled. A metric
+    logged only at the end is left to `finals`: as a curve it would be a lone point."""
+    facets = [c for c in history.columns if c.startswith("axis.")]
+    stepped = tuple(m for m in metrics if history.loc[history["metric"] == m, "step"].nunique() > 2)
+    metrics = stepped or metrics
+    combos = history[facets].drop_duplicates().sort_values(facets).to_dict("records") if facets else [None]
+    # without an axis, metrics wrap into rows of 3 panels; with many columns, the panels narrow
+    n_cols = len(combos) if facets else min(3, len(metrics))
+    n_rows = len(metrics) if facets else -(-len(metrics) // n_cols)
+    width = 5.0 if n_cols <= 3 else max(3.2, 20 / n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, 3.2 * n_rows), squeeze=False)
+    panels = [(m, c) for m in metrics for c in combos]
+    for ax, (metric, combo) in zip(axes.flat, panels):
         data = history[history["metric"] == metric]
-        if value is not None:
-            data = data[data[facet] == value]
-            ax.set_title(f"{facet[len('axis.'):]} = {value}")
+        if combo is not None:
+            for column, value in combo.items():
+                data = data[data[column] == value]
+            ax.set_title(", ".join(f"{column[len('axis.'):]} = {value}" for column, value in combo.items()),
+                         fontsize=10)
         sns.lineplot(data, x="step", y="value", hue="variant", hue_order=hue_order,
                      estimator="median", errorbar=("pi", 50), ax=ax, legend=ax is axes.flat[0])
         _scale_if_wide(ax, data["value"])

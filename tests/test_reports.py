@@ -36,3 +36,18 @@ def test_a_case_without_runs_gets_a_report_that_says_so(store_uri, tmp_path):
     page = (tmp_path / "out" / "relu_blowup.html").read_text()
     assert "No runs of" in page and "failbench run relu_blowup --profile full" in page
     assert "Traceback" not in page
+
+
+def test_curves_never_pool_axis_points_and_leave_final_only_metrics_to_finals():
+    import pandas as pd
+
+    from harness import plots
+
+    rows = [{"variant": v, "seed": s, "metric": "loss", "step": t, "value": t * (1 + s), "axis.network": n,
+             "axis.lr": lr} for v in ("baseline", "fix") for s in (0, 1) for t in (1, 2, 3, 4)
+            for n in ("mlp", "conv", "lenet5") for lr in (5e-4, 1e-2)]
+    rows += [{**r, "metric": "test_accuracy", "step": 4} for r in rows if r["step"] == 4]
+    fig = plots.curves(pd.DataFrame(rows), ("loss", "test_accuracy"), ["baseline", "fix"])
+    titles = sorted(ax.get_title() for ax in fig.axes if ax.get_visible())
+    assert len(titles) == 6 and "network = conv, lr = 0.01" in titles  # one loss panel per axis point
+    assert {ax.get_ylabel() for ax in fig.axes if ax.get_visible()} == {"loss"}
