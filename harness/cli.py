@@ -190,15 +190,19 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="failbench", description="Reproduce documented CNN training failures and their cures.")
-    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
-                                               "else sqlite:///mlflow.db in the working directory)")
+    uri_help = "MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory)"
+    parser.add_argument("--tracking-uri", help=uri_help)
+    # Accepted after the command too (`failbench run --tracking-uri ...`); SUPPRESS keeps a value
+    # given before the command when none is given after it.
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--tracking-uri", default=argparse.SUPPRESS, help=uri_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("list", help="list the cases, their variants, axes and profiles")
+    p = sub.add_parser("list", parents=[store], help="list the cases, their variants, axes and profiles")
     p.add_argument("cases", nargs="*", metavar="CASE")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("run", help="run every grid point (variant x axes x seed) and track it in MLflow")
+    p = sub.add_parser("run", parents=[store], help="run every grid point (variant x axes x seed) and track it in MLflow")
     p.add_argument("cases", nargs="*", metavar="CASE", help="cases to run (default: all)")
     p.add_argument("--profile", default="quick", help="budget: quick (minutes on a CPU) or full (default: quick)")
     p.add_argument("--seeds", type=int, help="number of seeds, 0..N-1 (default: the profile's)")
@@ -216,22 +220,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("check", help="judge the stored runs against every case's expectations")
+    p = sub.add_parser("check", parents=[store], help="judge the stored runs against every case's expectations")
     p.add_argument("cases", nargs="*", metavar="CASE")
     p.add_argument("--profile", default="quick", help="which profile's runs to judge (default: quick)")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("report", help="render the HTML reports (papermill) and print reports/index.html")
+    p = sub.add_parser("report", parents=[store], help="render the HTML reports (papermill) and print reports/index.html")
     p.add_argument("cases", nargs="*", metavar="CASE")
     p.add_argument("--profile", default="quick")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("table", help="print the per-variant results as a Markdown table (for READMEs)")
+    p = sub.add_parser("table", parents=[store], help="print the per-variant results as a Markdown table (for READMEs)")
     p.add_argument("cases", nargs="*", metavar="CASE")
     p.add_argument("--profile", default="quick")
     p.set_defaults(func=cmd_table)
 
-    p = sub.add_parser("ui", help="browse the runs in the MLflow UI")
+    p = sub.add_parser("ui", parents=[store], help="browse the runs in the MLflow UI")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(func=cmd_ui)
@@ -249,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"failbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `failbench table | head` closed the pipe: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush is quiet
+        return 0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from harness.cli import main
     (["run", "relu_blowup", "--seeds", "0"], "--seeds must be at least 1"),
     (["--tracking-uri", "http://127.0.0.1:9", "run", "relu_blowup"], "tracking server http://127.0.0.1:9 cannot be reached"),
     (["--tracking-uri", "sqlite:////no/such/dir/m.db", "run", "relu_blowup"], "tracking store folder /no/such/dir does not exist"),
+    (["run", "relu_blowup", "--tracking-uri", "http://127.0.0.1:9"], "tracking server http://127.0.0.1:9 cannot be reached"),
     (["check", "no_such_case"], "unknown case"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(argv, message, store_uri, tmp_path, capsys):
