@@ -127,6 +127,9 @@ class Case:
     # point they are taken at (e.g. depth=3): the only per-case input of the report template.
     pictures: tuple[str, ...] = ()
     picture_where: Mapping[str, Any] = field(default_factory=dict)
+    # Two final metrics that pull against each other (PSNR against sharpness: perception against
+    # distortion), drawn one against the other, one dot per run; () draws nothing.
+    tradeoff: tuple[str, ...] = ()
     # The smallest budget that runs every line of the loop: the contract tests use it.
     smoke_budget: Mapping[str, Any] = field(default_factory=dict)
     # Set by discovery from the folder the case lives in, never written by hand.
@@ -136,6 +139,8 @@ class Case:
     def __post_init__(self) -> None:
         if not dataclasses.is_dataclass(self.baseline) or not self.baseline.__dataclass_params__.frozen:
             raise TypeError("Case.baseline must be a frozen dataclass instance")
+        if self.tradeoff and len(self.tradeoff) != 2:
+            raise TypeError("Case.tradeoff names two final metrics (x, y), or none")
 
     @property
     def variants(self) -> tuple[str, ...]:

@@ -92,6 +92,30 @@ def finals(runs: pd.DataFrame, metrics: tuple[str, ...], order: list[str]) -> pl
     return fig
 
 
+def tradeoff(runs: pd.DataFrame, x: str, y: str, order: list[str],
+             lines: dict[str, float] | None = None) -> plt.Figure:
+    """One final metric against another, one small dot per run and a large cross at each variant's
+    median, so a variant that buys one metric with the other shows where it moved. `lines` marks
+    thresholds (the symptom's) as dashed lines on whichever axis carries that metric."""
+    variants = [v for v in order if v in set(runs["variant"])]
+    palette = dict(zip(variants, sns.color_palette("tab10", len(variants))))
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    sns.scatterplot(runs, x=x, y=y, hue="variant", hue_order=variants, palette=palette, alpha=0.45,
+                    s=25, legend=False, ax=ax)
+    medians = runs.groupby("variant")[[x, y]].median().reindex(variants)
+    for variant, row in medians.iterrows():
+        ax.scatter(row[x], row[y], marker="X", s=140, color=palette[variant], edgecolor="black",
+                   linewidth=0.6, label=variant, zorder=3)
+    for metric, value in (lines or {}).items():
+        if metric == x:
+            ax.axvline(value, color="grey", linestyle="--", linewidth=1)
+        elif metric == y:
+            ax.axhline(value, color="grey", linestyle="--", linewidth=1)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8, title="median")
+    fig.tight_layout()
+    return fig
+
+
 def pictures(paths: dict[str, dict[str, str]], names: tuple[str, ...], order: list[str]) -> plt.Figure:
     """The case's pictures, one row per variant, one column per picture name; each column as wide as
     its pictures' aspect ratio asks (a strip of patches is wide), the whole at most ~15 in wide."""

@@ -73,6 +73,13 @@ class CaseReport:
     def finals_png(self) -> bytes:
         return plots.png(plots.finals(self.runs, self.case.key_metrics, self.order))
 
+    def tradeoff_png(self) -> bytes | None:
+        x_y = self.case.tradeoff
+        if not x_y or not set(x_y) <= set(self.runs.columns):
+            return None
+        lines = {t.metric: t.value for t in self.case.symptom.all_of}
+        return plots.png(plots.tradeoff(self.runs, *x_y, self.order, lines))
+
     def pictures_png(self) -> bytes | None:
         if not self.case.pictures:
             return None

@@ -104,3 +104,10 @@ def test_every_variant_runs_a_few_steps_on_cpu(name, variant, axes):
     assert run.history, "no step metrics were logged"
     assert set(case.key_metrics) <= set(run.last_finite()), "a key metric the report plots is never logged"
     assert set(case.pictures) <= set(run.images), "a picture the report shows is never logged"
+
+
+def test_a_tradeoff_names_two_metrics():
+    case = load_case("blurry_inpainting")
+    assert case.tradeoff == ("psnr_db", "sharpness_ratio")
+    with pytest.raises(TypeError, match="two final metrics"):
+        dataclasses.replace(case, tradeoff=("psnr_db",))

@@ -51,3 +51,18 @@ def test_curves_never_pool_axis_points_and_leave_final_only_metrics_to_finals():
     titles = sorted(ax.get_title() for ax in fig.axes if ax.get_visible())
     assert len(titles) == 6 and "network = conv, lr = 0.01" in titles  # one loss panel per axis point
     assert {ax.get_ylabel() for ax in fig.axes if ax.get_visible()} == {"loss"}
+
+
+def test_tradeoff_marks_each_variants_median_and_the_symptom_line():
+    import pandas as pd
+
+    from harness import plots
+
+    runs = pd.DataFrame({"variant": ["baseline"] * 3 + ["fix"] * 3, "psnr_db": [17, 18, 19, 15, 16, 17],
+                         "sharpness_ratio": [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]})
+    fig = plots.tradeoff(runs, "psnr_db", "sharpness_ratio", ["baseline", "fix", "absent"],
+                         lines={"sharpness_ratio": 0.58, "unrelated": 1.0})
+    ax = fig.axes[0]
+    crosses = {c.get_label(): c.get_offsets()[0].tolist() for c in ax.collections if c.get_label() in ("baseline", "fix")}
+    assert crosses == {"baseline": [18.0, 0.5], "fix": [16.0, 0.8]}
+    assert [line.get_ydata()[0] for line in ax.lines] == [0.58]  # the symptom's line, nothing else

@@ -128,5 +128,6 @@ CASE = Case(
     key_metrics=("psnr_db", "ssim", "sharpness_ratio", "blur_effect", "brightness_bias", "inference_shift",
                  "loss"),
     pictures=("masked_input", "fill", "truth"),
+    tradeoff=("psnr_db", "sharpness_ratio"),  # distortion against perception (Blau & Michaeli 2018)
     smoke_budget={"patch_size": 32, "steps": 2},
 )
