@@ -158,3 +158,19 @@ def test_learned_threshold_is_the_oracle_flat_fill():
     truth = metrics.hole_hwc(held)
     flat = np.broadcast_to(truth.mean(axis=(1, 2), keepdims=True), truth.shape)
     assert metrics.psnr_db(flat, truth) == pytest.approx(FLAT_PSNR, abs=0.05)
+
+
+def test_an_image_folder_is_square_rgb_and_split_at_the_end(tmp_path):
+    from skimage import io
+
+    rng = np.random.default_rng(0)
+    io.imsave(tmp_path / "a.png", (rng.random((40, 30, 3)) * 255).astype(np.uint8))  # colour, not square
+    io.imsave(tmp_path / "b.png", (rng.random((50, 70)) * 255).astype(np.uint8))  # grey
+    io.imsave(tmp_path / "c.png", (rng.random((33, 61, 4)) * 255).astype(np.uint8))  # with alpha
+    patches = data.load(32, str(tmp_path), held_out_images=1)
+    assert patches.images.shape == (2, 3, 32, 32) and patches.images.dtype == torch.uint8
+    assert patches.held_out.shape == (1, 3, 32, 32) and float(patches.held_out.max()) <= 1.0
+    grey = patches.images[1].float()
+    torch.testing.assert_close(grey[0], grey[1])  # a grey image is copied to all three channels
+    with pytest.raises(ValueError, match="need more than 3 held out"):
+        data.load(32, str(tmp_path), held_out_images=3)

@@ -6,37 +6,18 @@ or grey): each is turned grey, centre-cropped to a square and resized to `size` 
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
+from harness.images import image_paths, square
+
 LFW_FACES = 100  # skimage's docs: the first 100 images of lfw_subset are faces
-SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff"}
-
-
-def _folder(face_dir: str, size: int) -> np.ndarray:
-    from skimage import color, io, transform, util
-
-    paths = sorted(p for p in Path(face_dir).expanduser().iterdir() if p.suffix.lower() in SUFFIXES)
-    if not paths:
-        raise FileNotFoundError(f"no images ({', '.join(sorted(SUFFIXES))}) in {face_dir}")
-    faces = []
-    for path in paths:
-        image = util.img_as_float(io.imread(path))
-        if image.ndim == 3:
-            image = color.rgb2gray(image[..., :3])
-        side = min(image.shape)
-        top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
-        square = image[top:top + side, left:left + side]
-        faces.append(transform.resize(square, (size, size), anti_aliasing=True))
-    return np.stack(faces)
 
 
 def load_faces(face_dir: str = "", size: int = 25) -> torch.Tensor:
     """N x 1 x size x size float32 in [-1, 1] (the post: "normalized in the range [-1, 1]")."""
     if face_dir:
-        faces = _folder(face_dir, size)
+        faces = np.stack([square(path, size, grey=True) for path in image_paths(face_dir)])
     else:
         from skimage.data import lfw_subset
 
