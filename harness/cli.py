@@ -14,7 +14,7 @@ import sys
 from typing import Any, Sequence
 
 from harness.discovery import CaseError, case_names, discover, load_case
-from harness.tracking import TrackingError, check_reachable, resolve_uri
+from harness.tracking import TrackingError, check_reachable, is_local_sqlite, resolve_uri, sqlite_path
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
@@ -180,7 +180,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     uri = resolve_uri(args.tracking_uri)
-    if uri.startswith("sqlite:") and not os.path.exists(uri[len("sqlite:///"):]):
+    if is_local_sqlite(uri) and not sqlite_path(uri).exists():
         raise UsageError(f"no store at {uri}; run `failbench run` first")
     print(f"MLflow UI for {uri} on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
     os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,

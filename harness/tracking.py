@@ -34,12 +34,18 @@ def resolve_uri(explicit: str | None = None) -> str:
     and the UI started elsewhere find the same store)."""
     uri = explicit or os.environ.get(ENV_URI) or DEFAULT_URI
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+        uri = "sqlite:///" + str(sqlite_path(uri).resolve())
     return uri
 
 
 def is_local_sqlite(uri: str) -> bool:
     return uri.startswith("sqlite:")
+
+
+def sqlite_path(uri: str) -> Path:
+    """The database file of a sqlite:///PATH URI (PATH relative to the working directory unless it
+    starts with a fourth slash)."""
+    return Path(uri[len("sqlite:///"):])
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
@@ -53,7 +59,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
             reason = getattr(exc, "reason", exc)
             raise TrackingError(f"tracking server {uri} cannot be reached: {reason}") from None
     elif is_local_sqlite(uri):
-        folder = Path(uri[len("sqlite:///"):]).parent
+        folder = sqlite_path(uri).parent
         if not folder.is_dir():
             raise TrackingError(f"tracking store folder {folder} does not exist")
     elif not uri.startswith(("file:", "/", "databricks", "postgresql", "mysql", "mssql")):
@@ -112,8 +118,7 @@ class Tracker:
         between folders. A server keeps its own artifact root (None)."""
         if not is_local_sqlite(self.uri):
             return None
-        database = Path(self.uri[len("sqlite:///"):])
-        return (database.parent / "mlruns" / case_name).resolve().as_uri()
+        return (sqlite_path(self.uri).parent / "mlruns" / case_name).resolve().as_uri()
 
     def runs(self, experiment_id: str, filter_string: str = "") -> list:
         """Every run matching `filter_string`, across pages."""
