@@ -42,6 +42,27 @@ def tracker(store_uri):
     return Tracker(store_uri)
 
 
+@pytest.fixture
+def quick_expectations(tracker):
+    """Runs a case's quick grid (or only `variants`, on `seeds` seeds) into the test's store, asserts
+    that every expectation of what ran holds, and returns the table for further checks."""
+    import torch
+
+    from harness.analysis import evaluate, load_runs
+    from harness.sweep import run_sweep
+
+    def judge(name: str, variants: tuple[str, ...] | None = None, seeds: int | None = None):
+        case = load_case(name)
+        run_sweep(case, "quick", tracker, torch.device("cpu"), variants=variants, seeds=seeds, progress=False)
+        table = evaluate(case, load_runs(tracker, case, "quick"), "quick")
+        if variants:
+            table = table[table["variant"].isin(variants)]
+        failed = table[~table["passed"]]
+        assert failed.empty, "\n" + failed[["variant", "where", "expected", "observed"]].to_string()
+        return table
+    return judge
+
+
 def pytest_ignore_collect(collection_path, config):
     """Benchmarks are collected only by `make bench` (--benchmark-enable): they time whole
     sweeps, which the test suite has no business repeating."""

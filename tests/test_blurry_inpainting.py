@@ -11,9 +11,7 @@ from cases.blurry_inpainting import data, metrics
 from cases.blurry_inpainting.case import SHARPNESS
 from cases.blurry_inpainting.model import Inpainter, inference_gap, recalibrated
 from cases.blurry_inpainting.train import reconstruction
-from harness.analysis import evaluate, load_runs
 from harness.discovery import load_case
-from harness.sweep import run_sweep
 
 
 @pytest.fixture(scope="module", params=[32, 64])
@@ -115,15 +113,10 @@ SUBSET = ("baseline", "batchnorm", "dropout")
 
 
 @pytest.mark.slow
-def test_quick_profile_expectations_hold(tracker):
-    case = load_case("blurry_inpainting")
-    run_sweep(case, "quick", tracker, torch.device("cpu"), variants=SUBSET, progress=False)
-    table = evaluate(case, load_runs(tracker, case, "quick"), "quick")
-    table = table[table["variant"].isin(SUBSET)]
+def test_quick_profile_expectations_hold(quick_expectations):
+    table = quick_expectations("blurry_inpainting", SUBSET)
     assert len(table) == len(SUBSET)
-    failed = table[~table["passed"]]
-    assert failed.empty, "\n" + failed[["variant", "expected", "observed"]].to_string()
-    assert (table["seeds"] >= case.profiles["quick"].seeds).all()
+    assert (table["seeds"] >= load_case("blurry_inpainting").profiles["quick"].seeds).all()
 
 
 def test_inference_gap_is_zero_without_dropout_or_batch_norm_and_sees_dropout():

@@ -10,9 +10,6 @@ import torch.nn.functional as F
 from cases.constant_output.data import _images, load, mapminmax_rows
 from cases.constant_output.model import (Params, autograd_backward, forward, init_params, patches,
                                          post_backward, step, summed_loss)
-from harness.analysis import evaluate, load_runs
-from harness.discovery import load_case
-from harness.sweep import run_sweep
 
 N = 5  # samples in the gradient tests: enough to sum over, small enough for gradcheck
 
@@ -145,10 +142,6 @@ def test_learnable_targets_are_a_function_of_the_input_and_random_ones_are_not()
 
 
 @pytest.mark.slow
-def test_quick_profile_expectations_hold(tracker):
-    case = load_case("constant_output")
-    run_sweep(case, "quick", tracker, torch.device("cpu"), progress=False)
-    table = evaluate(case, load_runs(tracker, case, "quick"), "quick")
-    failed = table[~table["passed"]]
-    assert failed.empty, "\n" + failed[["variant", "expected", "observed"]].to_string()
+def test_quick_profile_expectations_hold(quick_expectations):
+    table = quick_expectations("constant_output")
     assert (table["seeds"] >= 10).all()

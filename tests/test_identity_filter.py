@@ -8,9 +8,6 @@ import torch
 from cases.identity_filter.data import load_faces, split
 from cases.identity_filter.model import (FaceFilter, impulse_response, initialise, off_centre_share,
                                          psnr_db, tanh_ceiling)
-from harness.analysis import evaluate, load_runs
-from harness.discovery import load_case
-from harness.sweep import run_sweep
 
 
 def test_faces_are_the_post_range_and_the_split_is_disjoint():
@@ -107,10 +104,6 @@ def test_default_init_shrinks_the_signal_with_depth():
 
 
 @pytest.mark.slow
-def test_quick_profile_expectations_hold(tracker):
-    case = load_case("identity_filter")
-    run_sweep(case, "quick", tracker, torch.device("cpu"), progress=False)
-    table = evaluate(case, load_runs(tracker, case, "quick"), "quick")
-    failed = table[~table["passed"]]
-    assert failed.empty, "\n" + failed[["variant", "where", "expected", "observed"]].to_string()
+def test_quick_profile_expectations_hold(quick_expectations):
+    table = quick_expectations("identity_filter")
     assert (table["seeds"] >= 5).all()

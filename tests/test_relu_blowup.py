@@ -6,9 +6,6 @@ import torch
 import torch.nn.functional as F
 
 from cases.relu_blowup.model import Params, clip, draw_shapes, forward, gradients
-from harness.analysis import evaluate, load_runs
-from harness.discovery import load_case
-from harness.sweep import run_sweep
 
 
 def _params(seed=0, size=8):
@@ -63,10 +60,6 @@ def test_shapes_light_the_same_number_of_pixels():
 
 
 @pytest.mark.slow
-def test_quick_profile_expectations_hold(tracker):
-    case = load_case("relu_blowup")
-    run_sweep(case, "quick", tracker, torch.device("cpu"), progress=False)
-    table = evaluate(case, load_runs(tracker, case, "quick"), "quick")
-    failed = table[~table["passed"]]
-    assert failed.empty, "\n" + failed[["variant", "expected", "observed"]].to_string()
+def test_quick_profile_expectations_hold(quick_expectations):
+    table = quick_expectations("relu_blowup")
     assert (table["seeds"] >= 10).all()

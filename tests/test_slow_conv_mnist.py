@@ -15,9 +15,7 @@ from cases.slow_conv_mnist.data import load
 from cases.slow_conv_mnist.model import (Conv, Linear, backward_and_update, build, forward, init,
                                          loss_and_delta)
 from cases.slow_conv_mnist.speed import extrapolate, format_table
-from harness.analysis import evaluate, load_runs
 from harness.discovery import load_case
-from harness.sweep import run_sweep
 
 
 def _conv_problem(seed=0, c=2, size=7, filters=3, k=3):
@@ -177,14 +175,8 @@ def test_conv_net_at_lr_1e3_does_not_blow_up_in_the_posts_first_images():
 
 
 @pytest.mark.slow
-def test_quick_profile_expectations_hold_for_the_failure_and_the_cure(tracker):
+def test_quick_profile_expectations_hold_for_the_failure_and_the_cure(quick_expectations):
     """The whole quick grid takes ~6 min on one thread; the failure (baseline) and the cure
     (glorot_init+cross_entropy) on 2 of its 3 seeds take ~1.5 min and cover both directions."""
-    case = load_case("slow_conv_mnist")
-    chosen = ("baseline", "glorot_init+cross_entropy")
-    run_sweep(case, "quick", tracker, torch.device("cpu"), variants=chosen, seeds=2, progress=False)
-    table = evaluate(case, load_runs(tracker, case, "quick"), "quick")
-    table = table[table["variant"].isin(chosen)]
-    failed = table[~table["passed"]]
-    assert failed.empty, "\n" + failed[["variant", "where", "expected", "observed"]].to_string()
+    table = quick_expectations("slow_conv_mnist", ("baseline", "glorot_init+cross_entropy"), seeds=2)
     assert (table["seeds"] == 2).all() and len(table) >= 8
