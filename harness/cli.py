@@ -95,6 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = _overrides(args.set, cases)
     if args.seeds is not None and args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
+    if args.first_seed < 0:
+        raise UsageError("--first-seed must be at least 0")
     if args.threads < 1:
         raise UsageError("--threads must be at least 1")
     try:
@@ -114,7 +116,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             summary = run_sweep(case, args.profile, tracker, device, threads=args.threads,
                                 variants=args.variant or None, seeds=args.seeds, force=args.force,
                                 overrides=overrides, progress=not args.quiet,
-                                workers=args.workers, executor=args.executor)
+                                workers=args.workers, executor=args.executor,
+                                first_seed=args.first_seed)
         except WorkerLost as exc:
             print(f"failbench: {case.name}: {exc}", file=sys.stderr)
             return EXIT_MISMATCH
@@ -205,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[store], help="run every grid point (variant x axes x seed) and track it in MLflow")
     p.add_argument("cases", nargs="*", metavar="CASE", help="cases to run (default: all)")
     p.add_argument("--profile", default="quick", help="budget: quick (minutes on a CPU) or full (default: quick)")
-    p.add_argument("--seeds", type=int, help="number of seeds, 0..N-1 (default: the profile's)")
+    p.add_argument("--seeds", type=int, help="number of seeds (default: the profile's)")
+    p.add_argument("--first-seed", type=int, default=0, metavar="N",
+                   help="seeds N..N+seeds-1: test the expectations on seeds nobody tuned on (default: 0)")
     p.add_argument("--variant", action="append", default=[], help="only this variant (repeatable)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--threads", type=int, default=1,

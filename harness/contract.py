@@ -74,8 +74,9 @@ class Expectation:
     `shows` is a verdict (symptom / healthy / diverged), or a tuple of them where what is measured
     is "not cured" rather than one verdict (the map dies on most seeds, nearly dies on the rest, and
     the classifier never learns: `(SYMPTOM, HEALTHY)` with an accuracy bound). `also` adds thresholds every matching seed
-    must meet too (a cure that removes the dead map must also classify). `profiles` limits it to the
-    budgets where it is honestly expected (an adversarial cure may need the full budget).
+    must meet too (a cure that removes the dead map must also classify). `profiles` names the
+    budgets it was measured on, with no default, so a claim about the full budget is never made by
+    omission (an adversarial cure may need the full budget; a quick finding may fade at 10x).
     """
     variant: str
     shows: str | tuple[str, ...]
@@ -83,13 +84,16 @@ class Expectation:
     min_share: float = 0.9
     where: Mapping[str, Any] = field(default_factory=dict)
     also: tuple[Threshold, ...] = ()
-    profiles: tuple[str, ...] = ("quick", "full")
+    profiles: tuple[str, ...] = field(kw_only=True)
 
     def __post_init__(self) -> None:
         shows = (self.shows,) if isinstance(self.shows, str) else tuple(self.shows)
         if not shows or any(v not in VERDICTS for v in shows):
             raise ValueError(f"expectation shows={self.shows!r} must name verdicts from {VERDICTS}")
         object.__setattr__(self, "shows", shows)  # normalised once, so readers see one form
+        if isinstance(self.profiles, str) or not self.profiles:
+            raise ValueError(f"expectation for {self.variant!r}: profiles must name the profiles it was "
+                             f"measured on, as a tuple, got {self.profiles!r}")
         if not 0.0 < self.min_share <= 1.0:
             raise ValueError(f"min_share must be in (0, 1], got {self.min_share}")
 

@@ -60,8 +60,9 @@ def point_hash(config: Any, seed: int, device_type: str, threads: int) -> str:
 
 def expand(case: Case, profile: str, variants: Iterable[str] | None = None,
            seeds: int | None = None, where: Mapping[str, Any] | None = None,
-           overrides: Mapping[str, Any] | None = None) -> list[GridPoint]:
-    """Every grid point of `case` on `profile`, variants in declared order, seeds 0..n-1."""
+           overrides: Mapping[str, Any] | None = None, first_seed: int = 0) -> list[GridPoint]:
+    """Every grid point of `case` on `profile`, variants in declared order, seeds
+    first_seed..first_seed+n-1 (another range tests expectations on seeds nobody tuned on)."""
     chosen = list(variants) if variants else list(case.variants)
     n_seeds = case.profiles[profile].seeds if seeds is None else seeds
     names = sorted(case.axes)
@@ -71,4 +72,4 @@ def expand(case: Case, profile: str, variants: Iterable[str] | None = None,
         axis_points = [a for a in axis_points if all(dict(a).get(k) == v for k, v in where.items())]
     fixed = tuple(sorted((overrides or {}).items()))
     return [GridPoint(case.name, v, a, s, profile, fixed)
-            for v in chosen for a in axis_points for s in range(n_seeds)]
+            for v in chosen for a in axis_points for s in range(first_seed, first_seed + n_seeds)]

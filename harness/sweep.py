@@ -39,10 +39,11 @@ def identity(case: Case, point: GridPoint, device: torch.device, threads: int) -
 def run_sweep(case: Case, profile: str, tracker: Tracker, device: torch.device, threads: int = 1,
               variants: Iterable[str] | None = None, seeds: int | None = None,
               force: bool = False, overrides: dict | None = None, progress: bool = True,
-              workers: int = 1, executor: str | None = None) -> SweepSummary:
+              workers: int = 1, executor: str | None = None, first_seed: int = 0) -> SweepSummary:
     start = time.perf_counter()
     tracking_before = tracker.seconds
-    points = expand(case, profile, variants=variants, seeds=seeds, overrides=overrides)
+    points = expand(case, profile, variants=variants, seeds=seeds, overrides=overrides,
+                    first_seed=first_seed)
     src = source_hash(case)
     experiment_id = tracker.experiment_id(case.name)
     done = set() if force else tracker.finished_points(experiment_id, src)

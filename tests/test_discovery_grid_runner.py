@@ -56,6 +56,12 @@ def test_grid_is_variants_by_axes_by_seeds(toy):
     assert {p.axes_dict["scale"] for p in expand(toy, "quick", where={"scale": 2.0})} == {2.0}
 
 
+def test_first_seed_chooses_another_range(toy):
+    assert {p.seed for p in expand(toy, "quick")} == {0, 1}
+    assert {p.seed for p in expand(toy, "quick", first_seed=100)} == {100, 101}
+    assert {p.seed for p in expand(toy, "quick", seeds=3, first_seed=7)} == {7, 8, 9}
+
+
 def test_config_layers_fix_axes_budget_and_overrides(toy):
     point = expand(toy, "full", variants=["fast"], where={"scale": 2.0}, overrides={"start": 7.0})[0]
     config = point.config(toy)
@@ -105,5 +111,5 @@ def test_device_auto_and_bad_devices():
 
 def test_expectation_rejects_unknown_verdicts():
     with pytest.raises(ValueError):
-        Expectation("baseline", "broken", why="")
-    assert Expectation("baseline", ("symptom", "healthy"), why="").shows == ("symptom", "healthy")
+        Expectation("baseline", "broken", why="", profiles=("quick",))
+    assert Expectation("baseline", ("symptom", "healthy"), why="", profiles=("quick",)).shows == ("symptom", "healthy")

@@ -111,7 +111,7 @@ def test_check_fails_an_expectation_the_runs_contradict(tracker, toy):
     run_sweep(toy, "quick", tracker, CPU, progress=False)
     from harness.contract import Expectation
 
-    wrong = dataclasses.replace(toy, expectations=(Expectation("fast", "symptom", why="wrong on purpose"),))
+    wrong = dataclasses.replace(toy, expectations=(Expectation("fast", "symptom", why="wrong on purpose", profiles=("quick",)),))
     table = evaluate(wrong, load_runs(tracker, wrong, "quick"), "quick")
     assert not table["passed"].any() and table["observed"].iloc[0] == "4 healthy"
 

@@ -121,7 +121,7 @@ FIXES = (
 )
 
 # Measured over 10 seeds (quick, 300 steps) and 20 seeds (full, 10000 steps); README.md has the tables.
-_QUICK, _FULL = ("quick",), ("full",)
+_QUICK, _FULL, _BOTH = ("quick",), ("full",), ("quick", "full")
 _CONV_SAME = Threshold("conv_spread", "<", 1e-6, why="the post: 'after the first layer (which is the Conv) "
                        "the output has already become the same'; w is halved every step, 0.5^30 ~ 1e-9")
 _MEMORISED = (Threshold("r2_train", ">", 0.0, why="random targets are independent of the input: any "
@@ -139,29 +139,32 @@ EXPECTATIONS = (
         "loss_change", "<", 0.0, why="the post: 'the training error is decreasing'")),
                 why="the post's failure, and its falling error: the biases creep to the targets' mean "
                     "at 0.0003 per step (in 300 steps not always yet)"),
-    Expectation("sane_decay", SYMPTOM, why=f"does not cure: {_SLOW}"),
-    Expectation("no_decay", SYMPTOM, why=f"does not cure: {_SLOW}; a 5e-4 decay or none is the same here"),
-    Expectation("autograd_backward", SYMPTOM, also=(_CONV_SAME,),
+    Expectation("sane_decay", SYMPTOM, profiles=_BOTH, why=f"does not cure: {_SLOW}"),
+    Expectation("no_decay", SYMPTOM, profiles=_BOTH,
+                why=f"does not cure: {_SLOW}; a 5e-4 decay or none is the same here"),
+    Expectation("autograd_backward", SYMPTOM, profiles=_BOTH, also=(_CONV_SAME,),
                 why="does not cure: with the post's decay the weights vanish whatever the gradient"),
-    Expectation("learnable_targets", SYMPTOM, also=(_CONV_SAME,),
+    Expectation("learnable_targets", SYMPTOM, profiles=_BOTH, also=(_CONV_SAME,),
                 why="does not cure: targets that can be learned change nothing while the decay wipes "
                     "the weights, so the decay (cause a), not the random targets, makes the symptom"),
-    Expectation("high_lr", DIVERGED, why="weights x (1 - 0.3 * 500) = -149 per step overflow by step 5"),
+    Expectation("high_lr", DIVERGED, profiles=_BOTH,
+                why="weights x (1 - 0.3 * 500) = -149 per step overflow by step 5"),
     Expectation("sane_decay+learnable_targets", SYMPTOM, profiles=_QUICK, why=f"does not cure: {_SLOW}"),
     Expectation("sane_decay+learnable_targets", (SYMPTOM, HEALTHY), also=(_UNFIT,), profiles=_FULL,
                 why="not cured: 11/20 seeds still constant after 10000 steps, the rest fit R^2 <= 0.56"),
     Expectation("sane_decay+autograd_backward", SYMPTOM, profiles=_QUICK, why=f"does not cure: {_SLOW}"),
     Expectation("sane_decay+autograd_backward", (SYMPTOM, HEALTHY), also=(_UNFIT,), profiles=_FULL,
                 why="not cured: 16/20 seeds pull apart by 10000 steps but fit random targets to R^2 <= 0.22"),
-    Expectation("sane_decay+high_lr+learnable_targets", DIVERGED,
+    Expectation("sane_decay+high_lr+learnable_targets", DIVERGED, profiles=_BOTH,
                 why="the post's backward blows up at a usable rate: theta1 grows without the sigmoid's "
                     "derivative, w with x2(1 - x2) ~ -x2^2; steps 115-277 on seeds 0-9"),
-    Expectation("sane_decay+autograd_backward+high_lr", HEALTHY, also=_MEMORISED,
+    Expectation("sane_decay+autograd_backward+high_lr", HEALTHY, profiles=_BOTH, also=_MEMORISED,
                 why="the cure on the post's random targets: distinct outputs that are memorised, "
                     "worse than a constant on unseen digits"),
     Expectation("sane_decay+autograd_backward+high_lr", HEALTHY, also=(_FITS,), profiles=_FULL,
                 why="memorises the 32 random targets in full (R^2 0.96-0.999)"),
-    Expectation("sane_decay+autograd_backward+high_lr+learnable_targets", HEALTHY, also=_GENERALISES,
+    Expectation("sane_decay+autograd_backward+high_lr+learnable_targets", HEALTHY, profiles=_BOTH,
+                also=_GENERALISES,
                 why="the cure on learnable targets: distinct outputs that generalise to unseen digits"),
     Expectation("sane_decay+autograd_backward+high_lr+learnable_targets", HEALTHY, also=(_FITS,),
                 profiles=_FULL, why="fits the training targets (R^2 ~0.995), held-out R^2 0.76-0.83"),

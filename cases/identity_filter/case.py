@@ -153,7 +153,7 @@ EXPECTATIONS = (
     *_at("baseline", HEALTHY, also=_STILL_CLIMBING[:1], profiles=("full",),
          why="not a minimum: 10x the steps carry depth 3 and 5 past the hand-set kernel (32.2-32.6 "
              "and 31.3-31.5 dB on 2 seeds), still short of the 33.9 dB ceiling and still climbing"),
-    Expectation("baseline", HEALTHY, where={"hidden_layers": 0}, min_share=1.0,
+    Expectation("baseline", HEALTHY, where={"hidden_layers": 0}, min_share=1.0, profiles=_QUICK,
                 why="the post: 'less noticeable with 0~1 hidden layers'; one conv learns a near-delta"),
     *_at("dirac", HEALTHY, depths=(3,), profiles=_QUICK, why="starts at the identity and stays"),
     *_at("dirac", SYMPTOM, depths=(5,), profiles=_QUICK,
@@ -174,7 +174,8 @@ EXPECTATIONS = (
     *_at("l1", SYMPTOM, depths=(0, 3, 5), profiles=_QUICK,
          why="L1's gradient does not shrink with the error, so at the same step plain descent "
              "hops around the solution, even at depth 0"),
-    *_at("dirac+adam", HEALTHY, why="the cure at every depth: identity start, bounded steps"),
+    *_at("dirac+adam", HEALTHY, profiles=_QUICK,
+         why="the cure at every depth: identity start, bounded steps"),
 )
 
 CASE = Case(

@@ -32,7 +32,7 @@ EXPECTATIONS = (
     Expectation("baseline", SYMPTOM, where=at(CONV, POST_LR), also=PLATEAU + SAMPLING_ONLY, profiles=QUICK,
                 why="the post's conv net: its std-2/V init makes the output the same for every digit; "
                     "SGD at 5e-4 cannot leave that plateau in 3,000 updates (~40,000 in the full profile)"),
-    Expectation("baseline", SYMPTOM, where=at(LENET, POST_LR), also=PLATEAU,
+    Expectation("baseline", SYMPTOM, where=at(LENET, POST_LR), also=PLATEAU, profiles=QUICK,
                 why="the post's LeNet-5: five small layers in a row; the plateau outlasts even the "
                     "post's 120,000 updates ('the error not changing at all')"),
     Expectation("baseline", SYMPTOM, where=at(MLP, POST_LR), also=PLATEAU, profiles=QUICK,
