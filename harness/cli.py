@@ -14,7 +14,7 @@ import sys
 from typing import Any, Sequence
 
 from harness.discovery import CaseError, case_names, discover, load_case
-from harness.tracking import TrackingError, check_reachable, is_local_sqlite, resolve_uri, sqlite_path
+from harness.tracking import TrackingError, check_store, resolve_uri
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
@@ -57,15 +57,18 @@ def _overrides(pairs: Sequence[str], cases: list) -> dict[str, Any]:
     return overrides
 
 
-def _store(args: argparse.Namespace):
+def _store(args: argparse.Namespace, *, create: bool):
+    """The store named by --tracking-uri or $MLFLOW_TRACKING_URI, checked before MLflow touches
+    it. Only `run` creates one (`create=True`); a command that reads (check, table, report,
+    compare, detect) is refused a missing store in one line instead of leaving an empty one behind."""
     from harness.tracking import Tracker
 
     uri = resolve_uri(args.tracking_uri)
     try:
-        check_reachable(uri)
+        check_store(uri, create=create)
     except TrackingError as exc:
         raise UsageError(str(exc)) from None
-    return Tracker(uri)
+    return Tracker(uri, writable=create)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -109,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         parse_executor(args.executor)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    tracker = _store(args)
+    tracker = _store(args, create=True)
     print(f"tracking: {tracker.uri}", file=sys.stderr)
     for case in cases:
         try:
@@ -138,7 +141,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for case in cases:
         if args.profile not in case.profiles:
             raise UsageError(f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}")
-    tracker = _store(args)
+    tracker = _store(args, create=False)
     failed = False
     with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.max_rows", 500):
         for case in cases:
@@ -162,7 +165,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     from harness.analysis import load_runs, summary_table, to_markdown
 
     cases = _cases(args.cases)
-    tracker = _store(args)
+    tracker = _store(args, create=False)
     for case in cases:
         runs = load_runs(tracker, case, args.profile)
         print(f"\n### {case.name} ({args.profile}, {len(runs)} runs)\n")
@@ -174,7 +177,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.reports import render
 
     cases = _cases(args.cases)
-    tracker = _store(args)
+    tracker = _store(args, create=False)
     index = render([c.name for c in cases], tracker.uri, args.profile,
                    log=lambda line: print(line, file=sys.stderr))
     print(index)
@@ -182,11 +185,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    uri = resolve_uri(args.tracking_uri)
-    if is_local_sqlite(uri) and not sqlite_path(uri).exists():
-        raise UsageError(f"no store at {uri}; run `failbench run` first")
-    print(f"MLflow UI for {uri} on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
-    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+    """The MLflow UI on the store, after one line per case with the link to its training runs."""
+    tracker = _store(args, create=False)
+    base = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI for {tracker.uri} on {base} (Ctrl-C stops it); the runs of each case:", file=sys.stderr)
+    for name, url in tracker.ui_links(base):
+        print(f"  {name}: {url}", file=sys.stderr)
+    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracker.uri,
                                "--host", args.host, "--port", str(args.port)])
 
 
