@@ -1,14 +1,47 @@
 """Reports render headless from a small temporary store: figures embedded, symptom table present,
-no error cell; a case with no runs gets a report that says how to make them."""
+no error cell, no stderr or progress text; a case with no runs gets a report that says how to make
+them; the figures choose legible scales and never pool axis points."""
 from __future__ import annotations
 
 import re
 
 import nbformat
 import pytest
+import torch
 
 from harness.cli import main
 from harness.reports import render
+from harness.sweep import run_sweep
+from tests.conftest import FIXTURE_CASES
+
+
+def _streams(notebook_path) -> list:
+    notebook = nbformat.read(notebook_path, as_version=4)
+    return [o for c in notebook.cells for o in c.get("outputs", []) if o["output_type"] in ("stream", "error")]
+
+
+def test_a_rendered_report_holds_no_stderr_progress_or_error_output(tracker, store_uri, toy, tmp_path):
+    """The toy case's report and the summary, rendered as `failbench report` does: every output is
+    a result (markdown, HTML, a picture); no stream (stderr warnings, "Downloading artifacts" bars)
+    and no error, in the notebook or in the HTML."""
+    run_sweep(toy, "quick", tracker, torch.device("cpu"), progress=False)
+    tracker.flush()
+    render(["toy"], store_uri, "quick", out_dir=tmp_path / "out", log=lambda _: None,
+           cases_root=FIXTURE_CASES)
+    for name in ("toy", "summary"):
+        assert _streams(tmp_path / "out" / f"{name}.ipynb") == [], name
+        page = (tmp_path / "out" / f"{name}.html").read_text()
+        assert 'data-mime-type="application/vnd.jupyter.stderr"' not in page
+        assert 'data-mime-type="application/vnd.jupyter.stdout"' not in page
+        for noise in ("Downloading artifacts", "TqdmWarning", "IProgress", "Traceback", "it/s]"):
+            assert noise not in page, (name, noise)
+    page = (tmp_path / "out" / "toy.html").read_text()
+    # the loss curves and the finals (the toy declares no pictures, and the report says so)
+    assert len(re.findall(r'<img[^>]* src="data:image/png;base64,', page)) == 2
+    assert "This case logs no pictures" in page
+    assert "9 seeds" not in page and re.search(r"2/2 \(100%, 95% CI 34%-100%\)", page)
+    summary = (tmp_path / "out" / "summary.html").read_text()
+    assert len(re.findall(r'<img[^>]* src="data:image/png;base64,', summary)) == 1
 
 
 @pytest.mark.slow
@@ -17,7 +50,9 @@ def test_report_from_a_small_store_has_figures_and_the_symptom_table(store_uri, 
                  "--variant", "leaky_relu", "--variant", "small_init+scaled_pixels"]) == 0
     index = render(["relu_blowup"], store_uri, "quick", out_dir=tmp_path / "out", log=lambda _: None)
     page = (tmp_path / "out" / "relu_blowup.html").read_text()
-    assert len(re.findall(r'<img[^>]* src="data:image/png;base64,', page)) == 3  # curves, finals, pictures
+    curves = re.findall(r"<p><strong>(\w+)</strong></p>", page)  # one heading and figure per curve
+    assert curves and set(curves) <= {"filter_min", "filter_max", "relu_zero_fraction", "loss", "accuracy"}
+    assert len(re.findall(r'<img[^>]* src="data:image/png;base64,', page)) == len(curves) + 2  # finals, pictures
     assert "Expected vs observed" in page and "small_init+scaled_pixels" in page
     assert re.search(r"<td>baseline</td>\s*<td>all</td>\s*<td>symptom on &gt;= 90% of seeds", page)
     assert "<td>pass</td>" in page and "<td>FAIL</td>" in page  # missing variants fail, visibly
@@ -36,6 +71,8 @@ def test_a_case_without_runs_gets_a_report_that_says_so(store_uri, tmp_path):
     page = (tmp_path / "out" / "relu_blowup.html").read_text()
     assert "No runs of" in page and "failbench run relu_blowup --profile full" in page
     assert "Traceback" not in page
+    # relu_blowup logs pictures: an empty store must not say it does not
+    assert "logs no pictures" not in page and "No runs yet" in page
 
 
 def test_curves_never_pool_axis_points_and_leave_final_only_metrics_to_finals():
