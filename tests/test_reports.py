@@ -84,10 +84,78 @@ def test_curves_never_pool_axis_points_and_leave_final_only_metrics_to_finals():
              "axis.lr": lr} for v in ("baseline", "fix") for s in (0, 1) for t in (1, 2, 3, 4)
             for n in ("mlp", "conv", "lenet5") for lr in (5e-4, 1e-2)]
     rows += [{**r, "metric": "test_accuracy", "step": 4} for r in rows if r["step"] == 4]
-    fig = plots.curves(pd.DataFrame(rows), ("loss", "test_accuracy"), ["baseline", "fix"])
+    history = pd.DataFrame(rows)
+    assert plots.stepped_metrics(history, ("loss", "test_accuracy")) == ("loss",)
+    fig = plots.curves(history, "loss", ["baseline", "fix"])
     titles = sorted(ax.get_title() for ax in fig.axes if ax.get_visible())
     assert len(titles) == 6 and "network = conv, lr = 0.01" in titles  # one loss panel per axis point
     assert {ax.get_ylabel() for ax in fig.axes if ax.get_visible()} == {"loss"}
+
+
+def test_ten_variants_get_a_panel_per_fix_beside_the_baseline():
+    import pandas as pd
+
+    from harness import plots
+
+    variants = ["baseline", *(f"fix{i}" for i in range(9))]
+    history = pd.DataFrame([{"variant": v, "seed": s, "metric": "loss", "step": t, "value": float(t + i + s)}
+                            for i, v in enumerate(variants) for s in (0, 1) for t in range(10)])
+    fig = plots.curves(history, "loss", variants)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == variants[1:]
+    for ax in panels:  # the baseline (black) and one fix, never ten lines in one panel
+        assert len(ax.lines) == 2 and ax.lines[0].get_color() == "black"
+        assert ax.lines[1].get_label() == ax.get_title()
+
+
+@pytest.mark.parametrize("values, scale", [
+    ([-0.05, -0.01, 0.0, 0.02, 0.06], "linear"),          # a bias crossing zero within a decade
+    ([0.4, 0.5, 0.7, 0.9, 1e-10], "linear"),              # one stray near-zero value decides nothing
+    ([17.0, 18.5, 19.0], "linear"),
+    ([1e3, 1e2, 10.0, 1.0, 0.1, 0.01], "log"),            # a loss falling five decades
+    ([-5e4, -3e4, -1e3, -0.3, 0.1, 0.2], "symlog"),       # a filter at -5e4 beside cured ones at 0.1
+])
+def test_axis_scales_are_chosen_for_legibility(values, scale):
+    from harness.plots import choose_scale
+
+    chosen, linthresh = choose_scale(values)
+    assert chosen == scale
+    if scale == "symlog":
+        assert linthresh >= 0.01, "the linear band sits at the bulk's decade, not at a stray value"
+
+
+def test_finals_tell_every_axis_point_apart():
+    import pandas as pd
+
+    from harness import plots
+
+    runs = pd.DataFrame([{"variant": v, "seed": s, "axis.network": n, "axis.lr": lr, "verdict": "symptom",
+                          "test_accuracy": 0.1 + s} for v in ("baseline", "fix") for s in (0, 1)
+                         for n in ("mlp", "conv", "lenet5") for lr in (5e-4, 1e-2)])
+    fig = plots.finals(runs, ("test_accuracy",), ["baseline", "fix"])
+    legend = fig.axes[0].get_legend()
+    labels = {t.get_text() for t in legend.get_texts()}
+    assert len(labels) == 6 and "network=conv, lr=0.01" in labels
+
+
+def test_pictures_shared_by_every_variant_are_shown_once_and_small_ones_magnified(tmp_path):
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    from harness import plots
+
+    paths = {}
+    for i, variant in enumerate(("baseline", "fix")):
+        paths[variant] = {}
+        for name, value in (("input", 0.5), ("output", 0.2 * i)):
+            path = tmp_path / f"{variant}-{name}.png"
+            mpimg.imsave(path, np.full((32, 32), value), cmap="gray", vmin=0, vmax=1)
+            paths[variant][name] = str(path)
+    fig = plots.pictures(paths, ("input", "output"), ["baseline", "fix"])
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_visible()]
+    assert labels == ["input\n(every variant)", "baseline", "fix"]
+    height_px = fig.axes[0].get_window_extent().height * plots.DPI / fig.dpi
+    assert height_px >= 4 * 32, "a 32 px picture is magnified at least 4x"
 
 
 def test_tradeoff_marks_each_variants_median_and_the_symptom_line():
