@@ -204,14 +204,14 @@ def tradeoff(runs: pd.DataFrame, x: str, y: str, order: list[str],
 
 # Pictures: a small picture is magnified to about this many pixels tall (at most _MAX_ZOOM times),
 # a large one is shown at its own size; a row is at most _MAX_ROW_IN inches wide.
-_PICTURE_PX, _MAX_ZOOM, _MAX_ROW_IN = 160, 6, 15.0
+_PICTURE_PX, _MAX_ZOOM, _MAX_ROW_IN = 160, 32, 15.0
 
 
 def pictures(paths: dict[str, dict[str, str]], names: tuple[str, ...], order: list[str]) -> plt.Figure:
     """The case's pictures, one row per variant, one column per picture name. A picture that is the
     same for every variant (the input, the truth) is shown once, above. Small pictures are
-    magnified (nearest neighbour, so pixels stay pixels) to ~_PICTURE_PX pixels tall; wide ones
-    that would not fit a row side by side are stacked one above the other."""
+    magnified (nearest neighbour, so pixels stay pixels) to ~_PICTURE_PX pixels tall, a row shrunk
+    to _MAX_ROW_IN inches; pictures so wide that a row would shrink below half are stacked instead."""
     rows = [v for v in order if v in paths]
     if not rows:
         raise ValueError("no run of the chosen seed and axis point has pictures")
@@ -227,11 +227,11 @@ def pictures(paths: dict[str, dict[str, str]], names: tuple[str, ...], order: li
         return h * zoom / DPI, w * zoom / DPI
 
     # each panel: (label on the left, picture name, variant or None for a shared picture)
-    stack = sum(size(n)[1] for n in own) > _MAX_ROW_IN
+    stack = sum(size(n)[1] for n in own) > 2 * _MAX_ROW_IN  # shrunk below half: stack instead
     panel_rows = [[(f"{n}\n(every variant)", n, None)] for n in shared]
     if stack:
         panel_rows += [[(f"{v}\n{n}", n, v)] for v in rows for n in own]
-    else:
+    elif own:
         panel_rows += [[(v if j == 0 else "", n, v) for j, n in enumerate(own)] for v in rows]
     n_cols = max(len(r) for r in panel_rows)
     widths = [max(size(r[j][1])[1] for r in panel_rows if j < len(r)) for j in range(n_cols)]

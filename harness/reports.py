@@ -40,8 +40,12 @@ def quiet() -> None:
 
 
 def interval(k: int, n: int) -> str:
-    """A share as the reports print it: 9/10 (90%, 95% CI 60-98%); thin seed counts marked."""
-    return str(share(k, n)) + (" (few seeds)" if 0 < n and share(k, n).thin else "")
+    """A share as the report tables print it: `9/10 (90%, 60-98%)`, the 95% Wilson interval, with a
+    `*` where fewer than THIN_SEEDS seeds make the interval wide."""
+    if not n:
+        return "no seeds"
+    s = share(k, n)
+    return f"{k}/{n} ({s.value:.0%}, {s.low:.0%}-{s.high:.0%})" + ("*" if s.thin else "")
 
 
 class CaseReport:
