@@ -88,7 +88,7 @@ def curves(history: pd.DataFrame, metric: str, order: list[str]) -> plt.Figure:
     """One metric against step: the median over seeds with a band from the 25th to the 75th
     percentile. One row per axis point (network x lr), so seeds of different axis points are never
     pooled. Up to _VARIANTS_PER_PANEL variants share a panel; beyond, each fix gets its own panel
-    with the baseline (black) beside it, all panels of a row on one y axis."""
+    with the baseline (black) beside it, all panels of an axis point on one y axis."""
     data = history[history["metric"] == metric]
     facets = [c for c in data.columns if c.startswith("axis.")]
     combos = data[facets].drop_duplicates().sort_values(facets).to_dict("records") if facets else [{}]
@@ -105,7 +105,7 @@ def curves(history: pd.DataFrame, metric: str, order: list[str]) -> plt.Figure:
     n_cols, n_rows = min(len(fixes), wrap), rows_per_combo * len(combos)
     width = 3.0 if not together else 5.5
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols + 0.8, 2.4 * n_rows + 0.6),
-                             squeeze=False, sharex=True, sharey="row")
+                             squeeze=False, sharex=True, sharey="row" if facets else True)
     for c, combo in enumerate(combos):
         mask = np.ones(len(stats), dtype=bool)
         for column, value in combo.items():
@@ -263,8 +263,9 @@ def pictures(paths: dict[str, dict[str, str]], names: tuple[str, ...], order: li
 
 def verdict_heatmap(cells: pd.DataFrame) -> plt.Figure:
     """The suite at a glance: one panel per case, a row per variant, a column per axis point; each
-    cell coloured by the share of its seeds that show the symptom and labelled k/n (with the
-    diverged seeds, if any). `cells`: case, variant, point, symptom, diverged, seeds."""
+    cell coloured by the share of its seeds that show the symptom (grey where most diverged) and
+    labelled k/n (with the diverged seeds, if any). `cells`: case, variant, point, symptom,
+    diverged, seeds."""
     cases = list(dict.fromkeys(cells["case"]))
     heights = [cells.loc[cells["case"] == c, "variant"].nunique() for c in cases]
     widths = [cells.loc[cells["case"] == c, "point"].nunique() for c in cases]
@@ -285,6 +286,10 @@ def verdict_heatmap(cells: pd.DataFrame) -> plt.Figure:
                    for j in range(len(points))] for i in range(len(variants))]
         sns.heatmap(share.astype(float), ax=ax, cmap=cmap, vmin=0, vmax=1, annot=np.array(labels), fmt="",
                     cbar=False, linewidths=0.5, linecolor="white", annot_kws={"fontsize": 8})
+        for i in range(len(variants)):  # mostly diverged: grey, neither healthy nor the symptom
+            for j in range(len(points)):
+                if not pd.isna(seeds.iloc[i, j]) and diverged.iloc[i, j] >= seeds.iloc[i, j] / 2:
+                    ax.add_patch(plt.Rectangle((j, i), 1, 1, color=VERDICT_COLOURS["diverged"], zorder=2))
         ax.set_title(case, fontsize=10, loc="left")
         ax.set_xlabel(""), ax.set_ylabel("")
         ax.tick_params(labelsize=8, length=0)

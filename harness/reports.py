@@ -159,7 +159,7 @@ def summary_rows(case_names: list[str], tracking_uri: str, profile: str,
 def heatmap_cells(case_name: str, runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     """One row per variant x axis point: the share of seeds per verdict and the seed count."""
     axes = [c for c in runs.columns if c.startswith("axis.")]
-    frame = runs.assign(point=[", ".join(f"{c[len('axis.'):]}={row[c]}" for c in axes) or "all"
+    frame = runs.assign(point=["\n".join(f"{c[len('axis.'):]}={row[c]}" for c in axes) or "all"
                                for row in runs.to_dict("records")])
     grouped = frame.groupby(["variant", "point"], sort=False)["verdict"]
     table = grouped.value_counts().unstack(fill_value=0)
