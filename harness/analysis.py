@@ -1,8 +1,8 @@
 """Read a case's runs back from the store and judge them against its expectations.
 
 `failbench check` and the report notebooks both call these functions, so a report and a CI verdict
-cannot disagree. Only runs of the case's current source (same source hash) count: results of edited
-code are never mixed with old ones.
+cannot disagree. Only runs of the case's current code (same code hash, harness/identity.py) count:
+results of edited code are never mixed with old ones.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.contract import Case, Expectation
-from harness.discovery import source_hash
+from harness.identity import code_hash
 from harness.tracking import Tracker
 
 FINAL = "final/"
@@ -28,7 +28,7 @@ def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool =
     filters = [f"tags.profile = '{profile}'", "attributes.status = 'FINISHED'",
                "tags.overrides = '{}'"]
     if current_source:
-        filters.append(f"tags.source_hash = '{source_hash(case)}'")
+        filters.append(f"tags.code_hash = '{code_hash(case)}'")
     rows = []
     for run in tracker.runs(experiment_id, " and ".join(filters)):
         tags = run.data.tags

@@ -144,7 +144,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         for case in cases:
             runs = load_runs(tracker, case, args.profile)
             if runs.empty:
-                print(f"{case.name}: no finished runs of its current source on profile {args.profile}; "
+                print(f"{case.name}: no finished runs of its current code on profile {args.profile}; "
                       f"run `failbench run {case.name} --profile {args.profile}` first")
                 failed = True
                 continue
