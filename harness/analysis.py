@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.contract import Case, Expectation
+from harness.contract import VERDICTS, Case, Expectation
 from harness.identity import code_hash
+from harness.stats import share
 from harness.tracking import Tracker
 
 FINAL = "final/"
@@ -67,7 +68,10 @@ def _selected(runs: pd.DataFrame, expectation: Expectation) -> pd.DataFrame:
 
 
 def evaluate(case: Case, runs: pd.DataFrame, profile: str) -> pd.DataFrame:
-    """One row per expectation that applies to `profile`: what was expected, what was observed."""
+    """One row per expectation that applies to `profile`: what was expected, what was observed,
+    the share of matching seeds with its Wilson 95% interval, and whether it is thin (< 10 seeds).
+    An expectation passes on its observed share; the interval says how much that share can be
+    trusted, and is printed beside it."""
     rows = []
     for exp in case.expectations:
         if profile not in exp.profiles:
@@ -81,13 +85,14 @@ def evaluate(case: Case, runs: pd.DataFrame, profile: str) -> pd.DataFrame:
             observed = ", ".join(f"{counts[v]} {v}" for v in counts.index)
         else:
             n_match, observed = 0, "no runs"
-        share = n_match / n if n else 0.0
+        matched = share(n_match, n)
         rows.append({
             "variant": exp.variant,
             "where": ", ".join(f"{k}={v}" for k, v in exp.where.items()) or "all",
-            "expected": exp.describe(), "seeds": n, "matching": n_match, "share": share,
-            "observed": observed, "passed": bool(n) and share >= exp.min_share - 1e-12,
-            "why": exp.why,
+            "expected": exp.describe(), "seeds": n, "matching": n_match,
+            "share": matched.value if n else 0.0, "share_low": matched.low, "share_high": matched.high,
+            "thin": matched.thin, "observed": observed,
+            "passed": bool(n) and matched.value >= exp.min_share - 1e-12, "why": exp.why,
         })
     return pd.DataFrame(rows)
 
@@ -104,32 +109,47 @@ def verdict_shares(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_table(case: Case, runs: pd.DataFrame, metrics: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """Per variant (and axis point): seeds, share of each verdict, median of the final metrics."""
+    """Per variant (and axis point): seeds, share of each verdict with its 95% interval (columns
+    `symptom`, `symptom_low`, `symptom_high`, ...), median of the final metrics."""
     if runs.empty:
         return runs
     metrics = tuple(m for m in (metrics or case.key_metrics) if m in runs)
     keys = ["variant", *[c for c in runs.columns if c.startswith("axis.")]]
     grouped = runs.groupby(keys, sort=False)
     table = grouped.size().rename("seeds").to_frame()
-    for verdict in ("symptom", "healthy", "diverged"):
-        table[verdict] = grouped["verdict"].apply(lambda v, w=verdict: (v == w).mean())
+    for verdict in VERDICTS:
+        counts = grouped["verdict"].apply(lambda v, w=verdict: int((v == w).sum()))
+        shares = [share(k, n) for k, n in zip(counts, table["seeds"])]
+        table[verdict] = [s.value for s in shares]
+        table[f"{verdict}_low"] = [s.low for s in shares]
+        table[f"{verdict}_high"] = [s.high for s in shares]
     for metric in metrics:
         table[f"median {metric}"] = grouped[metric].median()
     return table.reset_index()
 
 
+def share_text(value: float, low: float, high: float) -> str:
+    """`90% [60-98]`: a share with its 95% interval, as check, table and the reports print it."""
+    return f"{value:.0%} [{low:.0%}-{high:.0%}]"
+
+
 def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub table, numbers in 3 significant figures and shares as percentages."""
-    def cell(column: str, value) -> str:
-        if column in ("symptom", "healthy", "diverged"):
-            return f"{value:.0%}"
+    """A GitHub table, numbers in 3 significant figures, shares as percentages with their 95%
+    interval in brackets (the `_low`/`_high` columns fold into their share)."""
+    folded = [c for c in table.columns if not c.endswith(("_low", "_high"))]
+
+    def cell(row: dict, column: str) -> str:
+        value = row[column]
+        if column in VERDICTS:
+            return share_text(value, row[f"{column}_low"], row[f"{column}_high"])
         if isinstance(value, float):
             return f"{value:.3g}"
         return str(value)
 
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(cell(c, v) for c, v in zip(table.columns, row)) + " |")
+    header = [f"{c} (95% CI)" if c in VERDICTS else c for c in folded]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(folded)]
+    for row in table.to_dict("records"):
+        lines.append("| " + " | ".join(cell(row, c) for c in folded) + " |")
     return "\n".join(lines)
 
 

@@ -132,14 +132,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from harness.analysis import evaluate, load_runs
+    from harness.analysis import evaluate, load_runs, share_text
+    from harness.stats import THIN_SEEDS
 
     cases = _cases(args.cases)
     for case in cases:
         if args.profile not in case.profiles:
             raise UsageError(f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}")
     tracker = _store(args)
-    failed = False
+    failed, thin_count = False, 0
     with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.max_rows", 500):
         for case in cases:
             runs = load_runs(tracker, case, args.profile)
@@ -149,11 +150,17 @@ def cmd_check(args: argparse.Namespace) -> int:
                 failed = True
                 continue
             table = evaluate(case, runs, args.profile)
-            table["share"] = table["share"].map("{:.0%}".format)
-            table["result"] = table["passed"].map({True: "pass", False: "FAIL"})
+            table["share (95% CI)"] = [share_text(*v) for v in zip(table["share"], table["share_low"], table["share_high"])]
+            table["result"] = [("pass" if ok else "FAIL") + (" (thin)" if thin else "")
+                               for ok, thin in zip(table["passed"], table["thin"])]
             print(f"\n{case.name} ({args.profile}, {len(runs)} runs)")
-            print(table[["variant", "where", "expected", "observed", "share", "result"]].to_string(index=False))
+            print(table[["variant", "where", "expected", "observed", "seeds", "share (95% CI)", "result"]]
+                  .to_string(index=False))
             failed |= not table["passed"].all()
+            thin_count += int(table["thin"].sum())
+    if thin_count:
+        print(f"\n{thin_count} expectation(s) judged on fewer than {THIN_SEEDS} seeds are marked (thin): "
+              "their share says little (95% CI of 9/9 seeds: 70-100%)")
     print("\ncheck: " + ("FAILED" if failed else "all expectations hold"))
     return EXIT_MISMATCH if failed else EXIT_OK
 
