@@ -19,17 +19,23 @@ from harness.tracking import Tracker
 FINAL = "final/"
 
 
-def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool = True) -> pd.DataFrame:
+def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool = True,
+              selector: str = "", explorations: bool = False) -> pd.DataFrame:
     """One row per grid point (variant, axes, seed) of `profile`: its newest finished child run,
-    with the final metrics as columns and the verdict recomputed from the case's symptom today."""
+    with the final metrics as columns and the verdict recomputed from the case's symptom today.
+
+    `selector` is one more MLflow filter (a commit, a torch version, a sweep: `failbench compare`);
+    runs made with `--set` overrides are explorations, never judged unless `explorations` is set."""
     experiment_id = tracker.experiment_id(case.name, create=False)
     if experiment_id is None:
         return pd.DataFrame()
-    # Runs made with `--set` overrides are explorations, not the case's grid: never judged.
-    filters = [f"tags.profile = '{profile}'", "attributes.status = 'FINISHED'",
-               "tags.overrides = '{}'"]
+    filters = [f"tags.profile = '{profile}'", "attributes.status = 'FINISHED'"]
+    if not explorations:
+        filters.append("tags.overrides = '{}'")
     if current_source:
         filters.append(f"tags.code_hash = '{code_hash(case)}'")
+    if selector:
+        filters.append(selector)
     rows = []
     for run in tracker.runs(experiment_id, " and ".join(filters)):
         tags = run.data.tags
@@ -41,6 +47,7 @@ def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool =
                      "variant": tags["variant"], "seed": int(tags["seed"]), "axes": tags.get("axes", "{}"),
                      "device": tags.get("device"), "threads": tags.get("threads"),
                      "torch_version": tags.get("torch_version"), "git_commit": tags.get("git_commit"),
+                     "overrides": tags.get("overrides", "{}"),
                      **{f"axis.{k}": v for k, v in axes.items()}, **metrics})
     if not rows:
         return pd.DataFrame()
@@ -51,6 +58,15 @@ def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool =
     frame["verdict"] = [case.verdict(_metrics(row), bool(row.get("diverged", 0.0)))
                         for row in frame.to_dict("records")]
     return frame.reset_index(drop=True)
+
+
+def judged_metrics(case: Case) -> tuple[str, ...]:
+    """The final metrics a verdict or an expectation reads, then the ones a report plots first:
+    what `snapshot` keeps and `compare` tests."""
+    names = [t.metric for t in case.symptom.all_of]
+    names += [t.metric for e in case.expectations for t in e.also]
+    names += list(case.key_metrics)
+    return tuple(dict.fromkeys(names))
 
 
 def _metrics(row: dict) -> dict[str, float]:

@@ -31,6 +31,7 @@ class SweepSummary:
     tracking_seconds: float
     wall_seconds: float
     verdicts: dict[str, int]
+    sweep_id: str | None = None  # the parent run, when anything ran: `failbench compare sweep:ID`
 
 
 def identity(case: Case, point: GridPoint, device: torch.device, threads: int,
@@ -52,34 +53,36 @@ def run_sweep(case: Case, profile: str, tracker: Tracker, device: torch.device, 
     done = set() if force else tracker.finished_points(experiment_id, code)
     todo = [p for p in points if identity(case, p, device, threads, code, env)[1] not in done]
     summary = SweepSummary(case.name, len(points), 0, len(points) - len(todo), 0.0, 0.0, 0.0, {})
-    if todo:
-        commit = git_commit()
-        parent = tracker.start_sweep(experiment_id, {
-            "case": case.name, "profile": profile, "device": device.type, "threads": str(threads),
-            "torch_version": torch.__version__, "git_commit": commit, "code_hash": code,
-            "env_hash": env, "environment": json.dumps(environment(), sort_keys=True)})
-        status = "FAILED"
-        try:
-            bar = tqdm(total=len(todo), desc=f"{case.name} ({profile})", unit="point",
-                       disable=not progress)
-            for result in results(case, todo, device, threads, workers, executor):
-                chash, phash = identity(case, result.point, device, threads, code, env)
-                tracker.log_point(experiment_id, parent, result,
-                                  point_tags(result, case.name, code, env, chash, phash, commit))
-                summary.ran += 1
-                summary.train_seconds += result.seconds
-                summary.verdicts[result.verdict] = summary.verdicts.get(result.verdict, 0) + 1
-                bar.update()
-            bar.close()
-            status = "FINISHED"
-        except KeyboardInterrupt:
-            status = "KILLED"
-            raise
-        finally:
-            summary.wall_seconds = time.perf_counter() - start
-            tracker.end_sweep(parent, status, points=summary.ran, skipped=summary.skipped,
-                              train_seconds=summary.train_seconds,
-                              wall_seconds=summary.wall_seconds)
+    # A sweep is recorded even when every point is reused: it says that this commit's code and
+    # environment stand behind those runs (`failbench compare commit:SHA` finds them through it).
+    commit = git_commit()
+    parent = tracker.start_sweep(experiment_id, {
+        "case": case.name, "profile": profile, "device": device.type, "threads": str(threads),
+        "torch_version": torch.__version__, "git_commit": commit, "code_hash": code,
+        "env_hash": env, "environment": json.dumps(environment(), sort_keys=True)})
+    summary.sweep_id = parent
+    status = "FAILED"
+    try:
+        bar = tqdm(total=len(todo), desc=f"{case.name} ({profile})", unit="point",
+                   disable=not progress or not todo)
+        for result in results(case, todo, device, threads, workers, executor):
+            chash, phash = identity(case, result.point, device, threads, code, env)
+            tracker.log_point(experiment_id, parent, result,
+                              point_tags(result, case.name, code, env, chash, phash, commit))
+            summary.ran += 1
+            summary.train_seconds += result.seconds
+            summary.verdicts[result.verdict] = summary.verdicts.get(result.verdict, 0) + 1
+            bar.update()
+        bar.close()
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        summary.wall_seconds = time.perf_counter() - start
+        tracker.end_sweep(parent, status, points=summary.ran, skipped=summary.skipped,
+                          train_seconds=summary.train_seconds,
+                          wall_seconds=summary.wall_seconds)
     summary.wall_seconds = time.perf_counter() - start
     summary.tracking_seconds = tracker.seconds - tracking_before
     return summary
