@@ -170,18 +170,15 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def step_history(tracker: Tracker, runs: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
-    """Step metrics of every run in long form: variant, axes, seed, metric, step, value."""
+    """Step metrics of every run in long form: variant, axes, seed, metric, step, value (every
+    logged step, from each run's history artifact)."""
     axis_cols = [c for c in runs.columns if c.startswith("axis.")]
     frames = []
     for row in runs.to_dict("records"):
-        for metric in metrics:
-            with tracker._timed():
-                history = tracker.client.get_metric_history(row["run_id"], metric)
-            if history:
-                frames.append(pd.DataFrame({
-                    "variant": row["variant"], "seed": row["seed"], "metric": metric,
-                    "step": [m.step for m in history], "value": [m.value for m in history],
-                    **{c: row[c] for c in axis_cols}}))
+        for metric, steps, values in tracker.history(row["run_id"], metrics):
+            frames.append(pd.DataFrame({
+                "variant": row["variant"], "seed": row["seed"], "metric": metric,
+                "step": steps, "value": values, **{c: row[c] for c in axis_cols}}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -192,12 +189,5 @@ def picture_paths(tracker: Tracker, runs: pd.DataFrame, names: tuple[str, ...], 
     chosen = runs[runs["seed"] == seed]
     for axis, value in where.items():
         chosen = chosen[chosen[f"axis.{axis}"] == value]
-    found: dict[str, dict[str, str]] = {}
-    for row in chosen.to_dict("records"):
-        with tracker._timed():
-            logged = {Path(a.path).stem for a in tracker.client.list_artifacts(row["run_id"], "images")}
-            found[row["variant"]] = {
-                n: tracker.client.download_artifacts(row["run_id"], f"images/{n}.png",
-                                                     str(Path(destination) / row["run_id"]))
-                for n in names if n in logged}
-    return found
+    return {row["variant"]: tracker.pictures(row["run_id"], names, Path(destination))
+            for row in chosen.to_dict("records")}

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from harness.discovery import CaseError, case_names, discover, load_case
 from harness.stats import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE
-from harness.tracking import TrackingError, check_reachable, is_local_sqlite, resolve_uri, sqlite_path
+from harness.tracking import TrackingError, check_store, resolve_uri
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
@@ -59,15 +59,18 @@ def _overrides(pairs: Sequence[str], cases: list) -> dict[str, Any]:
     return overrides
 
 
-def _store(args: argparse.Namespace):
+def _store(args: argparse.Namespace, *, create: bool):
+    """The store named by --tracking-uri or $MLFLOW_TRACKING_URI, checked before MLflow touches
+    it. Only `run` creates one (`create=True`); a command that reads (check, table, report,
+    compare, detect) is refused a missing store in one line instead of leaving an empty one behind."""
     from harness.tracking import Tracker
 
     uri = resolve_uri(args.tracking_uri)
     try:
-        check_reachable(uri)
+        check_store(uri, create=create)
     except TrackingError as exc:
         raise UsageError(str(exc)) from None
-    return Tracker(uri)
+    return Tracker(uri, writable=create)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -111,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         parse_executor(args.executor)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    tracker = _store(args)
+    tracker = _store(args, create=True)
     print(f"tracking: {tracker.uri}", file=sys.stderr)
     for case in cases:
         try:
@@ -142,7 +145,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for case in cases:
         if args.profile not in case.profiles:
             raise UsageError(f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}")
-    tracker = _store(args)
+    tracker = _store(args, create=False)
     failed, thin_count = False, 0
     with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.max_rows", 500):
         for case in cases:
@@ -172,20 +175,12 @@ def cmd_table(args: argparse.Namespace) -> int:
     from harness.analysis import load_runs, summary_table, to_markdown
 
     cases = _cases(args.cases)
-    tracker = _store(args)
+    tracker = _store(args, create=False)
     for case in cases:
         runs = load_runs(tracker, case, args.profile)
         print(f"\n### {case.name} ({args.profile}, {len(runs)} runs)\n")
         print(to_markdown(summary_table(case, runs)) if not runs.empty else "no runs")
     return EXIT_OK
-
-
-def _read_only_store(args: argparse.Namespace):
-    """A store that must already exist: reading never creates one."""
-    uri = resolve_uri(args.tracking_uri)
-    if is_local_sqlite(uri) and not sqlite_path(uri).is_file():
-        raise UsageError(f"no store at {sqlite_path(uri)}; run `failbench run` first or pass --tracking-uri")
-    return _store(args)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -199,7 +194,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"--min-change must be at least 0, got {args.min_change}")
     try:
         kinds = [classify(s)[0] for s in (args.base, args.head)]
-        tracker = _read_only_store(args) if any(k != "snapshot" for k in kinds) else None
+        tracker = _store(args, create=False) if any(k != "snapshot" for k in kinds) else None
         base, head = (load_side(s, cases, args.profile, tracker) for s in (args.base, args.head))
         result = compare(cases, base, head, alpha=args.alpha, min_change=args.min_change)
     except (SelectorError, SnapshotError) as exc:
@@ -219,7 +214,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         if args.profile not in case.profiles:
             raise UsageError(f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}")
     path = Path(args.out) if args.out else default_path(args.profile)
-    tracker = _read_only_store(args)
+    tracker = _store(args, create=False)
     try:
         written = write_snapshot(tracker, cases, args.profile, path)
     except SnapshotError as exc:
@@ -232,7 +227,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.reports import render
 
     cases = _cases(args.cases)
-    tracker = _store(args)
+    tracker = _store(args, create=False)
     index = render([c.name for c in cases], tracker.uri, args.profile,
                    log=lambda line: print(line, file=sys.stderr))
     print(index)
@@ -240,11 +235,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    uri = resolve_uri(args.tracking_uri)
-    if is_local_sqlite(uri) and not sqlite_path(uri).exists():
-        raise UsageError(f"no store at {uri}; run `failbench run` first")
-    print(f"MLflow UI for {uri} on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
-    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+    """The MLflow UI on the store, after one line per case with the link to its training runs."""
+    tracker = _store(args, create=False)
+    base = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI for {tracker.uri} on {base} (Ctrl-C stops it); the runs of each case:", file=sys.stderr)
+    for name, url in tracker.ui_links(base):
+        print(f"  {name}: {url}", file=sys.stderr)
+    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracker.uri,
                                "--host", args.host, "--port", str(args.port)])
 
 

@@ -1,17 +1,33 @@
 """MLflow tracking: one experiment per case, a parent run per sweep, a child run per grid point.
 
 Defaults to an embedded SQLite store in the working directory; MLFLOW_TRACKING_URI (or
---tracking-uri) points at a real server instead. Everything goes through MlflowClient.log_batch:
-on SQLite a single log_metric costs 12-16 ms, a value in a batch about 0.3 ms (mlflow 3.17, measured
-on a 2-core machine), so step metrics are sent in batches after the point has run.
+--tracking-uri) points at a real server instead.
+
+What a grid point costs to track, and why it is written the way it is (mlflow 3.17, SQLAlchemy 2.1,
+a 2-core machine): a SQLite commit in the default rollback-journal mode waits ~7 ms for fsync, and
+MLflow commits ~12 times per point, so the store is switched to write-ahead logging with
+synchronous=NORMAL (a commit then waits for no fsync; a crash of the process loses nothing, a power
+cut at most the last commits, never the database). Each metric value costs ~0.1 ms of CPU in
+SQLAlchemy's ORM, and a point logs 350-530 of them, so the full step history goes into one CSV
+artifact (history.csv, with the pictures, in one artifact call) and MLflow's metrics hold at most
+`CURVE_POINTS` evenly spaced steps per metric (enough to draw the curve in the UI) plus every final
+value. The writes happen on one background thread, so a sweep keeps collecting results while the
+previous point is written; it is still the store's single writer.
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
+import queue
+import socket
+import sqlite3
 import subprocess
+import tempfile
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,10 +39,23 @@ DEFAULT_URI = "sqlite:///mlflow.db"
 ENV_URI = "MLFLOW_TRACKING_URI"
 # MLflow's own caps per log_batch call.
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
+# Steps per metric kept in MLflow's metric history: the UI draws the curve from them; every step is
+# in the history.csv artifact. 25 points show a plateau, a collapse or a blow-up; a case logs ~100.
+CURVE_POINTS = 25
+HISTORY_ARTIFACT = "history.csv"
+# Grid points waiting for the writer before `log_point` blocks (memory stays bounded).
+_QUEUE_SIZE = 32
+# The MLflow UI (3.x) shows an experiment of this kind as model training (runs, metrics, charts),
+# not as GenAI (traces, token usage); the tag is what its own "Model training" switch sets.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+# A view of the runs table that the UI loads from an experiment tag when the URL carries
+# ?viewStateShareKey=<key>: the same mechanism as its "Share" button.
+VIEW_TAG_PREFIX, VIEW_KEY = "mlflow.sharedViewState.", "failbench"
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class TrackingError(Exception):
-    """The store cannot be used (unreachable server, missing folder); one line for the user."""
+    """The store cannot be used (unreachable server, missing file, not a store); one line for the user."""
 
 
 def resolve_uri(explicit: str | None = None) -> str:
@@ -66,6 +95,66 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         raise TrackingError(f"unsupported tracking URI {uri!r}; use sqlite:///PATH, http(s)://HOST:PORT")
 
 
+def check_store(uri: str, create: bool) -> None:
+    """Everything that can be known about a store before MLflow touches it, so a bad one is refused
+    in one line with nothing written: an unreachable server, a missing SQLite file (unless `create`:
+    only `failbench run` makes a store), a file that is not SQLite, a SQLite file that is not an
+    MLflow store, a store of another MLflow schema."""
+    check_reachable(uri)
+    if not is_local_sqlite(uri):
+        return
+    path = sqlite_path(uri)
+    if not path.exists():
+        if create:
+            return
+        raise TrackingError(f"no MLflow store at {path}; `failbench run` makes one (or pass --tracking-uri)")
+    if not path.is_file():
+        raise TrackingError(f"{path} is not a file, so not an MLflow SQLite store")
+    with path.open("rb") as handle:
+        header = handle.read(len(_SQLITE_HEADER))
+    if header and header != _SQLITE_HEADER:
+        raise TrackingError(f"{path} is not a SQLite database, so not an MLflow store")
+    try:
+        # immutable: read without locks, so no -wal/-shm file is left beside a store refused
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+        try:
+            tables = {r[0] for r in connection.execute("select name from sqlite_master where type = 'table'")}
+            revision = (connection.execute("select version_num from alembic_version").fetchone() or [None])[0] \
+                if "alembic_version" in tables else None
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        raise TrackingError(f"{path} cannot be read as a SQLite database ({exc})") from None
+    if not tables:  # an empty SQLite file: a store MLflow has not set up yet
+        if create:
+            return
+        raise TrackingError(f"{path} holds no MLflow store yet; `failbench run` makes one")
+    if revision is None or "runs" not in tables:
+        raise TrackingError(f"{path} is a SQLite database but not an MLflow store")
+    _check_schema(path, uri, revision)
+
+
+def _check_schema(path: Path, uri: str, revision: str) -> None:
+    import mlflow
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+    from mlflow.store.db.utils import _get_alembic_config
+
+    script = ScriptDirectory.from_config(_get_alembic_config(db_url=""))
+    head = script.get_current_head()
+    if revision == head:
+        return
+    try:
+        known = script.get_revision(revision) is not None
+    except CommandError:
+        known = False
+    if not known:
+        raise TrackingError(f"{path} has an MLflow schema ({revision}) newer than this MLflow "
+                            f"{mlflow.__version__} knows ({head}); use the MLflow that wrote it, or another store")
+    raise TrackingError(f"{path} has an older MLflow schema ({revision}); back it up, then "
+                        f"`mlflow db upgrade {uri}`")
+
+
 def git_commit() -> str:
     """The commit of the checkout, with '-dirty' when it has uncommitted changes."""
     root = Path(__file__).resolve().parent.parent
@@ -84,16 +173,114 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[i:i + size]
 
 
-class Tracker:
-    """A thin, timed layer over MlflowClient. `seconds` is the time spent in MLflow calls, so a
-    sweep can report what share of its wall time tracking costs."""
+_PRAGMAS_SET = False
 
-    def __init__(self, uri: str):
+
+def _cheap_sqlite_commits() -> None:
+    """synchronous=NORMAL on every SQLite connection this process opens (a per-connection setting,
+    nothing written): in WAL mode a commit then waits for no fsync."""
+    global _PRAGMAS_SET
+    if _PRAGMAS_SET:
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _normal_sync(dbapi_connection, _record) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+    _PRAGMAS_SET = True
+
+
+def _sqlite_pragma(path: Path, pragma: str) -> None:
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute(f"PRAGMA {pragma}")
+    finally:
+        connection.close()
+
+
+def _use_wal(path: Path) -> None:
+    """Write-ahead logging, a property of the database file (it persists). Creates the file when it
+    does not exist yet; MLflow then sets up its tables in it."""
+    _sqlite_pragma(path, "journal_mode=WAL")
+
+
+def _checkpoint(path: Path) -> None:
+    """Moves what the write-ahead log holds into the database file, so that mlflow.db alone is a
+    complete store (to copy, to attach to a bug report) whenever no point is being written."""
+    _sqlite_pragma(path, "wal_checkpoint(TRUNCATE)")
+
+
+def curve_steps(steps: list[int], points: int = CURVE_POINTS) -> list[int]:
+    """At most `points` of `steps`, evenly spaced, always the first and the last (where a run
+    diverged, its last finite step)."""
+    if len(steps) <= points:
+        return list(steps)
+    picks = sorted({round(i * (len(steps) - 1) / (points - 1)) for i in range(points)})
+    return [steps[i] for i in picks]
+
+
+def write_history(history: list[tuple[int, dict[str, float]]], path: Path) -> None:
+    """The whole step history as one wide CSV: a row per logged step, a column per metric, empty
+    where a metric was not logged at that step."""
+    names = list(dict.fromkeys(name for _, values in history for name in values))
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", *names])
+        for step, values in history:
+            writer.writerow([step, *(repr(values[n]) if n in values else "" for n in names)])
+
+
+def _curve_metrics(history: list[tuple[int, dict[str, float]]], now: int) -> list:
+    from mlflow.entities import Metric
+
+    per_metric: dict[str, list[tuple[int, float]]] = {}
+    for step, values in history:
+        for name, value in values.items():
+            per_metric.setdefault(name, []).append((step, value))
+    metrics = []
+    for name, points in per_metric.items():
+        keep = set(curve_steps([s for s, _ in points]))
+        metrics += [Metric(name, value, now, step) for step, value in points if step in keep]
+    return metrics
+
+
+def _save_png(picture: Any, path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(picture, dtype=np.float32)
+    Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)).save(path)
+
+
+class Tracker:
+    """A thin, timed layer over MlflowClient, which owns the store's schema and its reads.
+
+    `seconds` is the time the caller spent in MLflow or waiting for the writer (what tracking adds
+    to a sweep's wall time); `writer_seconds` is the background writer's own busy time (what
+    tracking costs in CPU, overlapped with training)."""
+
+    def __init__(self, uri: str, writable: bool = True):
+        # MLflow's usage telemetry: a background sender per process, and no network here.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        if writable and is_local_sqlite(uri) and sqlite_path(uri).parent.is_dir():
+            _use_wal(sqlite_path(uri))  # before MLflow's engine opens it
+        _cheap_sqlite_commits()
         from mlflow import MlflowClient  # heavy import, deferred until a store is really used
 
         self.uri = uri
         self.client = MlflowClient(tracking_uri=uri)
+        self._wal = writable and is_local_sqlite(uri) and sqlite_path(uri).parent.is_dir()
+        if self._wal:
+            self.client.search_experiments(max_results=1)  # MLflow sets up a new store's tables here
+            _checkpoint(sqlite_path(uri))
         self.seconds = 0.0
+        self.writer_seconds = 0.0
+        self._queue: queue.Queue | None = None
+        self._writer: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._views: set[str] = set()
 
     @contextmanager
     def _timed(self) -> Iterator[None]:
@@ -103,14 +290,25 @@ class Tracker:
         finally:
             self.seconds += time.perf_counter() - start
 
+    # ---- experiments and reads --------------------------------------------------------------
+
     def experiment_id(self, case_name: str, create: bool = True) -> str | None:
+        self.flush()
         with self._timed():
             experiment = self.client.get_experiment_by_name(case_name)
             if experiment is not None:
+                if create and experiment.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+                    self._label(experiment.experiment_id)  # a store made before the tags existed
                 return experiment.experiment_id
             if not create:
                 return None
-            return self.client.create_experiment(case_name, artifact_location=self._artifact_root(case_name))
+            experiment_id = self.client.create_experiment(case_name, artifact_location=self._artifact_root(case_name))
+            self._label(experiment_id)
+            return experiment_id
+
+    def _label(self, experiment_id: str) -> None:
+        """The tag the MLflow UI reads to open the experiment as model training."""
+        self.client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND)
 
     def _artifact_root(self, case_name: str) -> str | None:
         """Beside a SQLite store: <store folder>/mlruns/<case>. MLflow's own default is ./mlruns in
@@ -120,8 +318,25 @@ class Tracker:
             return None
         return (sqlite_path(self.uri).parent / "mlruns" / case_name).resolve().as_uri()
 
+    def ui_links(self, base: str) -> list[tuple[str, str]]:
+        """(case, link) per experiment: its runs in the UI, on the failbench view where a sweep
+        stored one. Experiments of a store made before the kind tag existed are labelled now."""
+        with self._timed():
+            found = self.client.search_experiments()
+            links = []
+            for experiment in sorted(found, key=lambda e: e.name):
+                if experiment.name == "Default":
+                    continue
+                if experiment.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+                    self._label(experiment.experiment_id)
+                view = f"{VIEW_TAG_PREFIX}{VIEW_KEY}" in experiment.tags
+                url = f"{base.rstrip('/')}/#/experiments/{experiment.experiment_id}/runs"
+                links.append((experiment.name, f"{url}?viewStateShareKey={VIEW_KEY}" if view else url))
+            return links
+
     def runs(self, experiment_id: str, filter_string: str = "") -> list:
         """Every run matching `filter_string`, across pages."""
+        self.flush()
         found, token = [], None
         with self._timed():
             while True:
@@ -137,47 +352,182 @@ class Tracker:
                                         "and attributes.status = 'FINISHED'")
         return {r.data.tags["point_hash"] for r in runs if "point_hash" in r.data.tags}
 
-    def start_sweep(self, experiment_id: str, tags: dict[str, str]) -> str:
+    def history(self, run_id: str, metrics: tuple[str, ...]) -> list[tuple[str, list[int], list[float]]]:
+        """(metric, steps, values) of each of `metrics` a run logged: every step, from its
+        history.csv; runs tracked before that artifact existed fall back to MLflow's metric history."""
+        self.flush()
+        with self._timed(), tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = Path(self.client.download_artifacts(run_id, HISTORY_ARTIFACT, tmp))
+            except Exception:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact
+                path = None
+            if path is None or not path.exists():
+                found = []
+                for metric in metrics:
+                    points = self.client.get_metric_history(run_id, metric)
+                    if points:
+                        found.append((metric, [m.step for m in points], [m.value for m in points]))
+                return found
+            with path.open(newline="") as handle:
+                rows = list(csv.reader(handle))
+        header, body = rows[0], rows[1:]
+        found = []
+        for metric in metrics:
+            if metric not in header:
+                continue
+            column = header.index(metric)
+            pairs = [(int(r[0]), float(r[column])) for r in body if r[column] != ""]
+            if pairs:
+                found.append((metric, [s for s, _ in pairs], [v for _, v in pairs]))
+        return found
+
+    def pictures(self, run_id: str, names: tuple[str, ...], destination: Path) -> dict[str, str]:
+        """picture name -> local PNG path, for the pictures among `names` the run logged."""
+        self.flush()
         with self._timed():
-            run = self.client.create_run(experiment_id, tags={**tags, "sweep": "true"},
-                                         run_name=f"sweep {tags['profile']} {time.strftime('%Y-%m-%d %H:%M:%S')}")
+            logged = {Path(a.path).stem for a in self.client.list_artifacts(run_id, "images")}
+            return {n: self.client.download_artifacts(run_id, f"images/{n}.png", str(destination / run_id))
+                    for n in names if n in logged}
+
+    # ---- writes -------------------------------------------------------------------------------
+
+    def start_sweep(self, experiment_id: str, tags: dict[str, str]) -> str:
+        self.close_abandoned(experiment_id)
+        with self._timed():
+            run = self.client.create_run(experiment_id, tags={
+                **tags, "sweep": "true", "host": socket.gethostname(), "pid": str(os.getpid())},
+                run_name=f"sweep {tags['profile']} {time.strftime('%Y-%m-%d %H:%M:%S')}")
             return run.info.run_id
+
+    def close_abandoned(self, experiment_id: str) -> list[str]:
+        """Marks KILLED the runs a sweep left RUNNING when it was killed (kill -9, a power cut): its
+        parent run, when that sweep's process on this host is gone, and the child it was writing.
+        They were never counted (only FINISHED runs are), but should not read as running forever.
+        A sweep on another host, or one still alive here, is left alone. Returns the run ids closed."""
+        running = self.runs(experiment_id, "attributes.status = 'RUNNING'")
+        host = socket.gethostname()
+        dead = {r.info.run_id for r in running if r.data.tags.get("sweep") == "true"
+                and r.data.tags.get("host") == host and not _alive(r.data.tags.get("pid"))}
+        live_parents = {r.info.run_id for r in running if r.data.tags.get("sweep") == "true"} - dead
+        closed = [r.info.run_id for r in running if r.info.run_id in dead or (
+            r.data.tags.get("sweep") != "true" and r.data.tags.get("mlflow.parentRunId") not in live_parents)]
+        with self._timed():
+            for run_id in closed:
+                self.client.set_terminated(run_id, status="KILLED")
+        return closed
 
     def end_sweep(self, run_id: str, status: str = "FINISHED", **metrics: float) -> None:
         from mlflow.entities import Metric
 
+        self.flush()
         with self._timed():
             now = int(time.time() * 1000)
+            metrics["tracking_writer_seconds"] = self.writer_seconds
             self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
             self.client.set_terminated(run_id, status=status)
+            if self._wal:
+                _checkpoint(sqlite_path(self.uri))
 
-    def log_point(self, experiment_id: str, parent_id: str, result: Any, tags: dict[str, str]) -> str:
-        """One finished grid point as a child run: params, tags, step metrics, final metrics,
-        images. It is marked FINISHED last, so a point interrupted while logging is re-run."""
-        from mlflow.entities import Metric, Param, RunTag
+    def log_point(self, experiment_id: str, parent_id: str, result: Any, tags: dict[str, str]) -> None:
+        """Queues one finished grid point for the writer; `flush` waits until it is in the store."""
+        self._raise_writer_error()
+        if self._writer is None:
+            self._queue = queue.Queue(maxsize=_QUEUE_SIZE)
+            self._writer = threading.Thread(target=self._write_loop, name="failbench-tracking", daemon=True)
+            self._writer.start()
+        with self._timed():  # blocks only when the writer is _QUEUE_SIZE points behind
+            self._queue.put((experiment_id, parent_id, result, tags))
 
-        with self._timed():
-            run = self.client.create_run(experiment_id, run_name=result.point.label(),
-                                         tags={"mlflow.parentRunId": parent_id})
-            run_id = run.info.run_id
-            now = int(time.time() * 1000)
-            params = [Param(k, str(v)) for k, v in flat_params(result.config).items()]
-            params.append(Param("variant", result.point.variant))
-            run_tags = [RunTag(k, str(v)) for k, v in tags.items()]
-            metrics = [Metric(name, value, now, step)
-                       for step, values in result.history for name, value in values.items()]
-            metrics += [Metric(f"final/{k}", v, now, 0) for k, v in result.metrics.items()]
-            metrics.append(Metric("final/seconds", result.seconds, now, 0))
-            for chunk in _chunks(params, _MAX_PARAMS):
-                self.client.log_batch(run_id, params=chunk)
-            for chunk in _chunks(run_tags, _MAX_TAGS):
-                self.client.log_batch(run_id, tags=chunk)
-            for chunk in _chunks(metrics, _MAX_METRICS):
-                self.client.log_batch(run_id, metrics=chunk)
-            for name, picture in result.images.items():
-                self.client.log_image(run_id, picture, artifact_file=f"images/{name}.png")
-            self.client.set_terminated(run_id, status="FINISHED")
-            return run_id
+    def flush(self) -> None:
+        """Waits until every queued point is written; raises what the writer met."""
+        if self._queue is not None:
+            with self._timed():
+                self._queue.join()
+        self._raise_writer_error()
+
+    def _raise_writer_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            start = time.perf_counter()
+            try:
+                if self._error is None:  # after a failure the rest is dropped: those points re-run
+                    self.write_point(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                self._error = exc
+            finally:
+                self.writer_seconds += time.perf_counter() - start
+                self._queue.task_done()
+
+    @staticmethod
+    def _write_artifacts(result: Any, folder: Path) -> None:
+        """history.csv and images/<name>.png, the run's artifacts."""
+        folder.mkdir(parents=True, exist_ok=True)
+        write_history(result.history, folder / HISTORY_ARTIFACT)
+        if result.images:
+            (folder / "images").mkdir(exist_ok=True)
+        for name, picture in result.images.items():
+            _save_png(picture, folder / "images" / f"{name}.png")
+
+    def write_point(self, experiment_id: str, parent_id: str, result: Any, tags: dict[str, str]) -> str:
+        """One finished grid point as a child run: tags (at creation), params, curve metrics and
+        every final metric in one batch, then history.csv and the pictures in one artifact call. It
+        is marked FINISHED last, so a point interrupted while being written is run again."""
+        from mlflow.entities import Metric, Param
+
+        run = self.client.create_run(experiment_id, run_name=result.point.label(),
+                                     tags={"mlflow.parentRunId": parent_id, **{k: str(v) for k, v in tags.items()}})
+        run_id = run.info.run_id
+        if experiment_id not in self._views:
+            self.client.set_experiment_tag(experiment_id, f"{VIEW_TAG_PREFIX}{VIEW_KEY}",
+                                           json.dumps(runs_view(tuple(result.point.axes_dict))))
+            self._views.add(experiment_id)
+        now = int(time.time() * 1000)
+        params = [Param(k, str(v)) for k, v in flat_params(result.config).items()]
+        params.append(Param("variant", result.point.variant))
+        metrics = _curve_metrics(result.history, now)
+        metrics += [Metric(f"final/{k}", v, now, 0) for k, v in result.metrics.items()]
+        metrics.append(Metric("final/seconds", result.seconds, now, 0))
+        batches = max(-(-len(params) // _MAX_PARAMS), -(-len(metrics) // _MAX_METRICS), 1)
+        for i in range(batches):
+            self.client.log_batch(run_id, params=params[i * _MAX_PARAMS:(i + 1) * _MAX_PARAMS],
+                                  metrics=metrics[i * _MAX_METRICS:(i + 1) * _MAX_METRICS])
+        if run.info.artifact_uri.startswith("file:"):  # a local store: written in place, no copy
+            local = urllib.request.url2pathname(urllib.parse.urlparse(run.info.artifact_uri).path)
+            self._write_artifacts(result, Path(local))
+        else:
+            with tempfile.TemporaryDirectory(prefix="failbench-run-") as tmp:
+                self._write_artifacts(result, Path(tmp))
+                self.client.log_artifacts(run_id, tmp)
+        self.client.set_terminated(run_id, status="FINISHED")
+        return run_id
+
+
+def _alive(pid: str | None) -> bool:
+    """Whether a process of this id runs on this host (a sweep without a pid tag counts as alive)."""
+    if not pid:
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def runs_view(axes: tuple[str, ...]) -> dict:
+    """The runs table the UI opens with from `ui_links`: grid points told apart by variant, each axis
+    (a config param) and seed, with their verdict; newest first. Column keys as the UI writes them."""
+    return {
+        "searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False,
+        "selectedColumns": ["tags.`variant`", *(f"params.`{a}`" for a in axes), "tags.`seed`",
+                            "tags.`verdict`", "tags.`profile`", "metrics.`final/seconds`"],
+    }
 
 
 def point_tags(result: Any, case_name: str, code_hash: str, env_hash: str, config_hash: str,

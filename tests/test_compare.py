@@ -134,10 +134,10 @@ def test_compare_from_the_command_line(store_uri, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["compare", "nothere.json", "other.json"], "no snapshot at nothere.json"),
-    (["compare", "current", "commit:abcdef1"], "no store at"),
+    (["compare", "current", "commit:abcdef1"], "no MLflow store at"),
     (["compare", "x y", "current"], "cannot read selector 'x y'"),
     (["compare", "current", "current", "--alpha", "2"], "--alpha must be between 0 and 1"),
-    (["snapshot", "relu_blowup"], "no store at"),
+    (["snapshot", "relu_blowup"], "no MLflow store at"),
 ])
 def test_compare_and_snapshot_refuse_bad_input_and_write_nothing(argv, message, store_uri, tmp_path, capsys):
     (tmp_path / "mlflow.db").unlink()

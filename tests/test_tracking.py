@@ -1,5 +1,6 @@
 """Runs land in a temporary SQLite store with the right params, tags and metrics; resume skips
-what finished; check judges what is stored."""
+what finished; check judges what is stored; a bad store is refused in one line with nothing
+written; a killed sweep's runs are closed by the next one."""
 from __future__ import annotations
 
 import dataclasses
@@ -136,3 +137,119 @@ def test_pictures_land_beside_a_sqlite_store_whatever_the_working_directory(tmp_
     run_sweep(toy, "quick", tracker, CPU, variants=["fast"], seeds=1, progress=False)
     assert list((tmp_path / "store" / "mlruns" / "toy").rglob("square.png"))
     assert not (tmp_path / "mlruns").exists()
+
+
+# ---- bad stores: one line, exit 2, nothing written ------------------------------------------
+
+def _refused(argv, capsys) -> str:
+    from harness.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("failbench: error: ") and len(err.splitlines()) == 1, err
+    return err
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("command", ["run", "check", "table", "report"])
+def test_a_file_that_is_not_sqlite_is_refused(command, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.db").write_text("these are my notes, not a database\n" * 50)
+    before = _snapshot(tmp_path)
+    argv = [command, "relu_blowup", "--tracking-uri", f"sqlite:///{tmp_path / 'notes.db'}"]
+    assert "is not a SQLite database" in _refused(argv, capsys)
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["run", "check", "report"])
+def test_a_store_of_a_newer_mlflow_schema_is_refused(command, tmp_path, blank_store, capsys, monkeypatch):
+    import sqlite3
+
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "mlflow.db"
+    shutil.copy(blank_store, store)
+    with sqlite3.connect(store) as connection:  # what a future MLflow's migration leaves behind
+        connection.execute("update alembic_version set version_num = 'f00dfacecafe'")
+    connection.close()
+    before = _snapshot(tmp_path)
+    err = _refused([command, "relu_blowup", "--tracking-uri", f"sqlite:///{store}"], capsys)
+    assert "newer than this MLflow" in err and "f00dfacecafe" in err
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_sqlite_file_that_is_not_an_mlflow_store_is_refused(tmp_path, capsys, monkeypatch):
+    import sqlite3
+
+    monkeypatch.chdir(tmp_path)
+    with sqlite3.connect(tmp_path / "other.db") as connection:
+        connection.execute("create table photos (name text)")
+    connection.close()
+    before = _snapshot(tmp_path)
+    err = _refused(["run", "relu_blowup", "--tracking-uri", f"sqlite:///{tmp_path / 'other.db'}"], capsys)
+    assert "not an MLflow store" in err
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["check", "table", "report", "ui"])
+def test_a_command_that_reads_never_creates_a_store(command, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    err = _refused([command, "--tracking-uri", f"sqlite:///{tmp_path / 'typo.db'}"], capsys)
+    assert "no MLflow store at" in err and "typo.db" in err
+    assert list(tmp_path.iterdir()) == []
+    _refused([command], capsys)  # the default ./mlflow.db, absent
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_sweeps_running_runs_are_marked_killed_by_the_next_run(tracker, toy):
+    """What kill -9 leaves: the parent and the child being written stay RUNNING. The next sweep of
+    the case marks them KILLED; a sweep whose process still runs is left alone."""
+    import os
+    import socket
+    import subprocess
+
+    experiment_id = tracker.experiment_id("toy")
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid now names no process
+    here = {"case": "toy", "profile": "quick", "host": socket.gethostname()}
+    killed_parent = tracker.client.create_run(experiment_id, tags={**here, "sweep": "true", "pid": str(gone.pid)})
+    half_written = tracker.client.create_run(experiment_id, tags={
+        "mlflow.parentRunId": killed_parent.info.run_id, "variant": "baseline"})
+    live_parent = tracker.client.create_run(experiment_id, tags={**here, "sweep": "true", "pid": str(os.getpid())})
+    live_child = tracker.client.create_run(experiment_id, tags={"mlflow.parentRunId": live_parent.info.run_id})
+
+    summary = run_sweep(toy, "quick", tracker, CPU, progress=False)
+    assert summary.ran == 12, "the half-written child was never counted as finished"
+    status = {r.info.run_id: r.info.status for r in tracker.runs(experiment_id)}
+    assert status[killed_parent.info.run_id] == status[half_written.info.run_id] == "KILLED"
+    assert status[live_parent.info.run_id] == status[live_child.info.run_id] == "RUNNING"
+    assert len(load_runs(tracker, toy, "quick")) == 12
+
+
+def test_every_logged_step_is_in_the_history_artifact_and_the_ui_curve_is_thinned(tracker, toy):
+    from harness.tracking import CURVE_POINTS
+
+    long = dataclasses.replace(toy, profiles={"quick": dataclasses.replace(toy.profiles["quick"],
+                                                                            budget={"steps": 200})})
+    run_sweep(long, "quick", tracker, CPU, variants=["baseline"], seeds=1, progress=False)
+    run = load_runs(tracker, long, "quick").iloc[0]
+    [(metric, steps, values)] = tracker.history(run["run_id"], ("loss", "absent"))
+    assert metric == "loss" and steps == list(range(1, 201))
+    assert values[-1] == pytest.approx(run["loss"])
+    curve = tracker.client.get_metric_history(run["run_id"], "loss")
+    assert len(curve) == CURVE_POINTS and curve[0].step == 1 and curve[-1].step == 200
+
+
+def test_the_experiment_opens_as_model_training_with_a_runs_view(tracker, toy):
+    import json
+
+    run_sweep(toy, "quick", tracker, CPU, variants=["fast"], seeds=1, progress=False)
+    experiment = tracker.client.get_experiment_by_name("toy")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(experiment.tags["mlflow.sharedViewState.failbench"])
+    assert {"tags.`variant`", "tags.`verdict`", "params.`scale`", "tags.`seed`"} <= set(view["selectedColumns"])
+    [(name, link)] = tracker.ui_links("http://127.0.0.1:5000")
+    assert name == "toy" and link.endswith(f"/#/experiments/{experiment.experiment_id}/runs?viewStateShareKey=failbench")
