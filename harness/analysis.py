@@ -1,8 +1,8 @@
 """Read a case's runs back from the store and judge them against its expectations.
 
 `failbench check` and the report notebooks both call these functions, so a report and a CI verdict
-cannot disagree. Only runs of the case's current source (same source hash) count: results of edited
-code are never mixed with old ones.
+cannot disagree. Only runs of the case's current code (same code hash, harness/identity.py) count:
+results of edited code are never mixed with old ones.
 """
 from __future__ import annotations
 
@@ -11,24 +11,31 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.contract import Case, Expectation
-from harness.discovery import source_hash
+from harness.contract import VERDICTS, Case, Expectation
+from harness.identity import code_hash
+from harness.stats import share
 from harness.tracking import Tracker
 
 FINAL = "final/"
 
 
-def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool = True) -> pd.DataFrame:
+def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool = True,
+              selector: str = "", explorations: bool = False) -> pd.DataFrame:
     """One row per grid point (variant, axes, seed) of `profile`: its newest finished child run,
-    with the final metrics as columns and the verdict recomputed from the case's symptom today."""
+    with the final metrics as columns and the verdict recomputed from the case's symptom today.
+
+    `selector` is one more MLflow filter (a commit, a torch version, a sweep: `failbench compare`);
+    runs made with `--set` overrides are explorations, never judged unless `explorations` is set."""
     experiment_id = tracker.experiment_id(case.name, create=False)
     if experiment_id is None:
         return pd.DataFrame()
-    # Runs made with `--set` overrides are explorations, not the case's grid: never judged.
-    filters = [f"tags.profile = '{profile}'", "attributes.status = 'FINISHED'",
-               "tags.overrides = '{}'"]
+    filters = [f"tags.profile = '{profile}'", "attributes.status = 'FINISHED'"]
+    if not explorations:
+        filters.append("tags.overrides = '{}'")
     if current_source:
-        filters.append(f"tags.source_hash = '{source_hash(case)}'")
+        filters.append(f"tags.code_hash = '{code_hash(case)}'")
+    if selector:
+        filters.append(selector)
     rows = []
     for run in tracker.runs(experiment_id, " and ".join(filters)):
         tags = run.data.tags
@@ -40,6 +47,7 @@ def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool =
                      "variant": tags["variant"], "seed": int(tags["seed"]), "axes": tags.get("axes", "{}"),
                      "device": tags.get("device"), "threads": tags.get("threads"),
                      "torch_version": tags.get("torch_version"), "git_commit": tags.get("git_commit"),
+                     "overrides": tags.get("overrides", "{}"),
                      **{f"axis.{k}": v for k, v in axes.items()}, **metrics})
     if not rows:
         return pd.DataFrame()
@@ -50,6 +58,15 @@ def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool =
     frame["verdict"] = [case.verdict(_metrics(row), bool(row.get("diverged", 0.0)))
                         for row in frame.to_dict("records")]
     return frame.reset_index(drop=True)
+
+
+def judged_metrics(case: Case) -> tuple[str, ...]:
+    """The final metrics a verdict or an expectation reads, then the ones a report plots first:
+    what `snapshot` keeps and `compare` tests."""
+    names = [t.metric for t in case.symptom.all_of]
+    names += [t.metric for e in case.expectations for t in e.also]
+    names += list(case.key_metrics)
+    return tuple(dict.fromkeys(names))
 
 
 def _metrics(row: dict) -> dict[str, float]:
@@ -67,7 +84,10 @@ def _selected(runs: pd.DataFrame, expectation: Expectation) -> pd.DataFrame:
 
 
 def evaluate(case: Case, runs: pd.DataFrame, profile: str) -> pd.DataFrame:
-    """One row per expectation that applies to `profile`: what was expected, what was observed."""
+    """One row per expectation that applies to `profile`: what was expected, what was observed,
+    the share of matching seeds with its Wilson 95% interval, and whether it is thin (< 10 seeds).
+    An expectation passes on its observed share; the interval says how much that share can be
+    trusted, and is printed beside it."""
     rows = []
     for exp in case.expectations:
         if profile not in exp.profiles:
@@ -81,13 +101,14 @@ def evaluate(case: Case, runs: pd.DataFrame, profile: str) -> pd.DataFrame:
             observed = ", ".join(f"{counts[v]} {v}" for v in counts.index)
         else:
             n_match, observed = 0, "no runs"
-        share = n_match / n if n else 0.0
+        matched = share(n_match, n)
         rows.append({
             "variant": exp.variant,
             "where": ", ".join(f"{k}={v}" for k, v in exp.where.items()) or "all",
-            "expected": exp.describe(), "seeds": n, "matching": n_match, "share": share,
-            "observed": observed, "passed": bool(n) and share >= exp.min_share - 1e-12,
-            "why": exp.why,
+            "expected": exp.describe(), "seeds": n, "matching": n_match,
+            "share": matched.value if n else 0.0, "share_low": matched.low, "share_high": matched.high,
+            "thin": matched.thin, "observed": observed,
+            "passed": bool(n) and matched.value >= exp.min_share - 1e-12, "why": exp.why,
         })
     return pd.DataFrame(rows)
 
@@ -104,32 +125,47 @@ def verdict_shares(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_table(case: Case, runs: pd.DataFrame, metrics: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """Per variant (and axis point): seeds, share of each verdict, median of the final metrics."""
+    """Per variant (and axis point): seeds, share of each verdict with its 95% interval (columns
+    `symptom`, `symptom_low`, `symptom_high`, ...), median of the final metrics."""
     if runs.empty:
         return runs
     metrics = tuple(m for m in (metrics or case.key_metrics) if m in runs)
     keys = ["variant", *[c for c in runs.columns if c.startswith("axis.")]]
     grouped = runs.groupby(keys, sort=False)
     table = grouped.size().rename("seeds").to_frame()
-    for verdict in ("symptom", "healthy", "diverged"):
-        table[verdict] = grouped["verdict"].apply(lambda v, w=verdict: (v == w).mean())
+    for verdict in VERDICTS:
+        counts = grouped["verdict"].apply(lambda v, w=verdict: int((v == w).sum()))
+        shares = [share(k, n) for k, n in zip(counts, table["seeds"])]
+        table[verdict] = [s.value for s in shares]
+        table[f"{verdict}_low"] = [s.low for s in shares]
+        table[f"{verdict}_high"] = [s.high for s in shares]
     for metric in metrics:
         table[f"median {metric}"] = grouped[metric].median()
     return table.reset_index()
 
 
+def share_text(value: float, low: float, high: float) -> str:
+    """`90% [60-98]`: a share with its 95% interval, as check, table and the reports print it."""
+    return f"{value:.0%} [{low:.0%}-{high:.0%}]"
+
+
 def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub table, numbers in 3 significant figures and shares as percentages."""
-    def cell(column: str, value) -> str:
-        if column in ("symptom", "healthy", "diverged"):
-            return f"{value:.0%}"
+    """A GitHub table, numbers in 3 significant figures, shares as percentages with their 95%
+    interval in brackets (the `_low`/`_high` columns fold into their share)."""
+    folded = [c for c in table.columns if not c.endswith(("_low", "_high"))]
+
+    def cell(row: dict, column: str) -> str:
+        value = row[column]
+        if column in VERDICTS:
+            return share_text(value, row[f"{column}_low"], row[f"{column}_high"])
         if isinstance(value, float):
             return f"{value:.3g}"
         return str(value)
 
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(cell(c, v) for c, v in zip(table.columns, row)) + " |")
+    header = [f"{c} (95% CI)" if c in VERDICTS else c for c in folded]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(folded)]
+    for row in table.to_dict("records"):
+        lines.append("| " + " | ".join(cell(row, c) for c in folded) + " |")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""The `failbench` command: list, run, check, report, ui.
+"""The `failbench` command: list, run, check, table, compare, snapshot, report, ui.
 
 Bad input (unknown case, variant, profile or config key; an unreachable store) gets one line that
 names the valid choices, exit status 2, and nothing written: everything is validated before the
@@ -11,9 +11,11 @@ import dataclasses
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from harness.discovery import CaseError, case_names, discover, load_case
+from harness.stats import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE
 from harness.tracking import UI_MODE, TrackingError, check_store, resolve_uri
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
@@ -128,35 +130,43 @@ def cmd_run(args: argparse.Namespace) -> int:
         verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary.verdicts.items())) or "-"
         print(f"{case.name}: {summary.ran} run, {summary.skipped} already finished; "
               f"verdicts {verdicts}; wall {summary.wall_seconds:.1f} s, training "
-              f"{summary.train_seconds:.1f} s, MLflow {summary.tracking_seconds:.1f} s ({share:.0%})")
+              f"{summary.train_seconds:.1f} s, MLflow {summary.tracking_seconds:.1f} s ({share:.0%})"
+              + (f"; sweep {summary.sweep_id}" if summary.sweep_id else ""))
     return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from harness.analysis import evaluate, load_runs
+    from harness.analysis import evaluate, load_runs, share_text
+    from harness.stats import THIN_SEEDS
 
     cases = _cases(args.cases)
     for case in cases:
         if args.profile not in case.profiles:
             raise UsageError(f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}")
     tracker = _store(args, create=False)
-    failed = False
+    failed, thin_count = False, 0
     with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.max_rows", 500):
         for case in cases:
             runs = load_runs(tracker, case, args.profile)
             if runs.empty:
-                print(f"{case.name}: no finished runs of its current source on profile {args.profile}; "
+                print(f"{case.name}: no finished runs of its current code on profile {args.profile}; "
                       f"run `failbench run {case.name} --profile {args.profile}` first")
                 failed = True
                 continue
             table = evaluate(case, runs, args.profile)
-            table["share"] = table["share"].map("{:.0%}".format)
-            table["result"] = table["passed"].map({True: "pass", False: "FAIL"})
+            table["share (95% CI)"] = [share_text(*v) for v in zip(table["share"], table["share_low"], table["share_high"])]
+            table["result"] = [("pass" if ok else "FAIL") + (" (thin)" if thin else "")
+                               for ok, thin in zip(table["passed"], table["thin"])]
             print(f"\n{case.name} ({args.profile}, {len(runs)} runs)")
-            print(table[["variant", "where", "expected", "observed", "share", "result"]].to_string(index=False))
+            print(table[["variant", "where", "expected", "observed", "seeds", "share (95% CI)", "result"]]
+                  .to_string(index=False))
             failed |= not table["passed"].all()
+            thin_count += int(table["thin"].sum())
+    if thin_count:
+        print(f"\n{thin_count} expectation(s) judged on fewer than {THIN_SEEDS} seeds are marked (thin): "
+              "their share says little (95% CI of 9/9 seeds: 70-100%)")
     print("\ncheck: " + ("FAILED" if failed else "all expectations hold"))
     return EXIT_MISMATCH if failed else EXIT_OK
 
@@ -170,6 +180,46 @@ def cmd_table(args: argparse.Namespace) -> int:
         runs = load_runs(tracker, case, args.profile)
         print(f"\n### {case.name} ({args.profile}, {len(runs)} runs)\n")
         print(to_markdown(summary_table(case, runs)) if not runs.empty else "no runs")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import SelectorError, classify, compare, load_side, to_markdown
+    from harness.snapshot import SnapshotError
+
+    cases = _cases(args.cases)
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    if args.min_change < 0:
+        raise UsageError(f"--min-change must be at least 0, got {args.min_change}")
+    try:
+        kinds = [classify(s)[0] for s in (args.base, args.head)]
+        tracker = _store(args, create=False) if any(k != "snapshot" for k in kinds) else None
+        base, head = (load_side(s, cases, args.profile, tracker) for s in (args.base, args.head))
+        result = compare(cases, base, head, alpha=args.alpha, min_change=args.min_change)
+    except (SelectorError, SnapshotError) as exc:
+        raise UsageError(str(exc)) from None
+    text = to_markdown(result, alpha=args.alpha, min_change=args.min_change)
+    print(text, end="")
+    if args.out:
+        Path(args.out).write_text(text)
+    return EXIT_MISMATCH if result.failed else EXIT_OK
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from harness.snapshot import SnapshotError, default_path, write_snapshot
+
+    cases = _cases(args.cases)
+    for case in cases:
+        if args.profile not in case.profiles:
+            raise UsageError(f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}")
+    path = Path(args.out) if args.out else default_path(args.profile)
+    tracker = _store(args, create=False)
+    try:
+        written = write_snapshot(tracker, cases, args.profile, path)
+    except SnapshotError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{path}: " + ", ".join(f"{name} {n} runs" for name, n in written.items()))
     return EXIT_OK
 
 
@@ -245,6 +295,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cases", nargs="*", metavar="CASE")
     p.add_argument("--profile", default="quick")
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser(
+        "compare", parents=[store], formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="compare two sets of runs per grid point and metric; exit 1 on a significant change or a flipped verdict",
+        description="Compare two sets of runs (Markdown out, for a PR comment). Exit 0: no significant change; "
+                    "1: a significant change or a flipped verdict; 2: bad input.",
+        epilog="BASE and HEAD: commit:SHA (prefix), torch:VERSION, sweep:RUN_ID, current (what check judges), "
+               "or a snapshot file (reports/reference/quick.json). A bare word is guessed in that order.")
+    p.add_argument("base", metavar="BASE")
+    p.add_argument("head", metavar="HEAD")
+    p.add_argument("cases", nargs="*", metavar="CASE", help="cases to compare (default: all)")
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                   help="a change counts only when the Mann-Whitney p-value is below this (default: "
+                        f"{DEFAULT_ALPHA}; 6 seeds a side reach p = 0.0022 at best)")
+    p.add_argument("--min-change", type=float, default=DEFAULT_MIN_CHANGE,
+                   help="... and the medians differ by at least this fraction (default: "
+                        f"{DEFAULT_MIN_CHANGE}, asv's factor 1.1)")
+    p.add_argument("--out", metavar="FILE", help="also write the Markdown to FILE")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("snapshot", parents=[store],
+                       help="write the judged final metrics of a profile to a tracked reference file")
+    p.add_argument("cases", nargs="*", metavar="CASE", help="cases to (re)write (default: all; others in the file are kept)")
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--out", metavar="FILE", help="default: reports/reference/PROFILE.json")
+    p.set_defaults(func=cmd_snapshot)
 
     p = sub.add_parser("ui", parents=[store], help="browse the runs in the MLflow UI")
     p.add_argument("--host", default="127.0.0.1")

@@ -7,7 +7,6 @@ quiet skip is what STYLE.md warns against).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib
 import importlib.util
 import sys
@@ -56,12 +55,3 @@ def load_case(name: str, root: Path = CASES_DIR) -> Case:
 def discover(root: Path = CASES_DIR) -> dict[str, Case]:
     return {name: load_case(name, root) for name in case_names(root)}
 
-
-def source_hash(case: Case) -> str:
-    """A hash of every .py file in the case's folder (asv's habit): edited code never mixes with old
-    results, because a finished grid point is only reused under the same source hash."""
-    digest = hashlib.sha256()
-    for path in sorted(case.folder.rglob("*.py")):
-        digest.update(path.relative_to(case.folder).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]

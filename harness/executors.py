@@ -63,6 +63,8 @@ def results(case: Case, points: Sequence[GridPoint], device: torch.device, threa
             workers: int = 1, executor: str | None = None) -> Iterator[RunResult]:
     """Run `points`, yielding each RunResult as it finishes (in completion order when parallel)."""
     scheduler = parse_executor(executor)
+    if not points:  # no pool (seconds to start) for a sweep that reuses every point
+        return
     if workers == 1 and scheduler is None:
         for point in points:
             yield run_point(case, point, device, threads)

@@ -2,7 +2,8 @@
 
 A grid point is the unit of work: pure, seeded, idempotent. Its identity (`point_hash`) is the
 config, the seed, the device type and the thread count, because thread count changes results
-bit-wise (measured with torch 2.13 on CPU) and so does the device.
+bit-wise (measured with torch 2.13 on CPU) and so does the device; and the code and environment
+hashes of harness/identity.py, so edited training code or a torch upgrade runs the point again.
 """
 from __future__ import annotations
 
@@ -53,8 +54,8 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def point_hash(config: Any, seed: int, device_type: str, threads: int) -> str:
-    text = json.dumps([config_hash(config), seed, device_type, threads])
+def point_hash(config: Any, seed: int, device_type: str, threads: int, code: str, env: str) -> str:
+    text = json.dumps([config_hash(config), seed, device_type, threads, code, env])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -21,9 +21,15 @@ CONFIDENCE = 0.95
 # Below this many seeds a share says little: 9/9 has a Wilson interval of [0.70, 1].
 THIN_SEEDS = 10
 # asv tests only with >= 6 samples a side. The two-sided exact test's smallest p-value is
-# 2 / C(n1 + n2, n1): 0.0022 at 6 + 6 seeds, 1.1e-5 at 10 + 10. Below 6 a side no change can be
-# told from noise at the default p < 0.01 with any margin, so the test is not run.
+# 2 / C(n1 + n2, n1): 0.0022 at 6 + 6 seeds, 1.1e-5 at 10 + 10; at 5 + 5 it is 0.0079, too close
+# to any sane level to tell a change from noise, so below 6 a side the test is not run.
 MIN_SEEDS_FOR_TEST = 6
+# When `failbench compare` calls a metric changed. asv tests at p < 0.002, but 6 + 6 seeds (the
+# fewest we test) reach no p below 2 / C(12, 6) = 0.0022 even when every seed moved: 0.005 is the
+# nearest round level that a complete shift on 6 seeds a side passes. The minimum relative change
+# of the medians is asv's --factor 1.1.
+DEFAULT_ALPHA = 0.005
+DEFAULT_MIN_CHANGE = 0.10
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """A sweep: every grid point of one case on one profile, skipping those already finished.
 
-A grid point already FINISHED in the store with the same point hash and case source hash is not run
-again unless forced, so an interrupted `make all` resumes where it stopped.
+A grid point already FINISHED in the store with the same identity (config, seed, device, threads,
+code and environment: harness/identity.py) is not run again unless forced, so an interrupted
+`make all` resumes where it stopped.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Iterable
@@ -13,9 +15,9 @@ import torch
 from tqdm import tqdm
 
 from harness.contract import Case
-from harness.discovery import source_hash
 from harness.grid import GridPoint, config_hash, expand, point_hash
 from harness.executors import results
+from harness.identity import code_hash, environment, environment_hash
 from harness.tracking import Tracker, git_commit, point_tags
 
 
@@ -29,11 +31,13 @@ class SweepSummary:
     tracking_seconds: float
     wall_seconds: float
     verdicts: dict[str, int]
+    sweep_id: str | None = None  # the parent run, when anything ran: `failbench compare sweep:ID`
 
 
-def identity(case: Case, point: GridPoint, device: torch.device, threads: int) -> tuple[str, str]:
+def identity(case: Case, point: GridPoint, device: torch.device, threads: int,
+             code: str, env: str) -> tuple[str, str]:
     config = point.config(case)
-    return config_hash(config), point_hash(config, point.seed, device.type, threads)
+    return config_hash(config), point_hash(config, point.seed, device.type, threads, code, env)
 
 
 def run_sweep(case: Case, profile: str, tracker: Tracker, device: torch.device, threads: int = 1,
@@ -44,38 +48,41 @@ def run_sweep(case: Case, profile: str, tracker: Tracker, device: torch.device, 
     tracking_before = tracker.seconds
     points = expand(case, profile, variants=variants, seeds=seeds, overrides=overrides,
                     first_seed=first_seed)
-    src = source_hash(case)
+    code, env = code_hash(case), environment_hash()
     experiment_id = tracker.experiment_id(case.name)
-    done = set() if force else tracker.finished_points(experiment_id, src)
-    todo = [p for p in points if identity(case, p, device, threads)[1] not in done]
+    done = set() if force else tracker.finished_points(experiment_id, code)
+    todo = [p for p in points if identity(case, p, device, threads, code, env)[1] not in done]
     summary = SweepSummary(case.name, len(points), 0, len(points) - len(todo), 0.0, 0.0, 0.0, {})
-    if todo:
-        commit = git_commit()
-        parent = tracker.start_sweep(experiment_id, {
-            "case": case.name, "profile": profile, "device": device.type, "threads": str(threads),
-            "torch_version": torch.__version__, "git_commit": commit, "source_hash": src})
-        status = "FAILED"
-        try:
-            bar = tqdm(total=len(todo), desc=f"{case.name} ({profile})", unit="point",
-                       disable=not progress)
-            for result in results(case, todo, device, threads, workers, executor):
-                chash, phash = identity(case, result.point, device, threads)
-                tracker.log_point(experiment_id, parent, result,
-                                  point_tags(result, case.name, src, chash, phash, commit))
-                summary.ran += 1
-                summary.train_seconds += result.seconds
-                summary.verdicts[result.verdict] = summary.verdicts.get(result.verdict, 0) + 1
-                bar.update()
-            bar.close()
-            status = "FINISHED"
-        except KeyboardInterrupt:
-            status = "KILLED"
-            raise
-        finally:
-            summary.wall_seconds = time.perf_counter() - start
-            tracker.end_sweep(parent, status, points=summary.ran, skipped=summary.skipped,
-                              train_seconds=summary.train_seconds,
-                              wall_seconds=summary.wall_seconds)
+    # A sweep is recorded even when every point is reused: it says that this commit's code and
+    # environment stand behind those runs (`failbench compare commit:SHA` finds them through it).
+    commit = git_commit()
+    parent = tracker.start_sweep(experiment_id, {
+        "case": case.name, "profile": profile, "device": device.type, "threads": str(threads),
+        "torch_version": torch.__version__, "git_commit": commit, "code_hash": code,
+        "env_hash": env, "environment": json.dumps(environment(), sort_keys=True)})
+    summary.sweep_id = parent
+    status = "FAILED"
+    try:
+        bar = tqdm(total=len(todo), desc=f"{case.name} ({profile})", unit="point",
+                   disable=not progress or not todo)
+        for result in results(case, todo, device, threads, workers, executor):
+            chash, phash = identity(case, result.point, device, threads, code, env)
+            tracker.log_point(experiment_id, parent, result,
+                              point_tags(result, case.name, code, env, chash, phash, commit))
+            summary.ran += 1
+            summary.train_seconds += result.seconds
+            summary.verdicts[result.verdict] = summary.verdicts.get(result.verdict, 0) + 1
+            bar.update()
+        bar.close()
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        summary.wall_seconds = time.perf_counter() - start
+        tracker.end_sweep(parent, status, points=summary.ran, skipped=summary.skipped,
+                          train_seconds=summary.train_seconds,
+                          wall_seconds=summary.wall_seconds)
     summary.wall_seconds = time.perf_counter() - start
     summary.tracking_seconds = tracker.seconds - tracking_before
     return summary

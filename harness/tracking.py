@@ -349,8 +349,8 @@ class Tracker:
                 if not token:
                     return found
 
-    def finished_points(self, experiment_id: str, source_hash: str) -> set[str]:
-        runs = self.runs(experiment_id, f"tags.source_hash = '{source_hash}' "
+    def finished_points(self, experiment_id: str, code_hash: str) -> set[str]:
+        runs = self.runs(experiment_id, f"tags.code_hash = '{code_hash}' "
                                         "and attributes.status = 'FINISHED'")
         return {r.data.tags["point_hash"] for r in runs if "point_hash" in r.data.tags}
 
@@ -535,7 +535,7 @@ def runs_view(axes: tuple[str, ...]) -> dict:
     }
 
 
-def point_tags(result: Any, case_name: str, source_hash: str, config_hash: str,
+def point_tags(result: Any, case_name: str, code_hash: str, env_hash: str, config_hash: str,
                point_hash: str, commit: str) -> dict[str, str]:
     import torch
 
@@ -545,7 +545,8 @@ def point_tags(result: Any, case_name: str, source_hash: str, config_hash: str,
         "seed": str(p.seed), "profile": p.profile,
         "overrides": json.dumps(dict(p.overrides), sort_keys=True), "device": result.device,
         "threads": str(result.threads), "torch_version": torch.__version__, "git_commit": commit,
-        "source_hash": source_hash, "config_hash": config_hash, "point_hash": point_hash,
+        "code_hash": code_hash, "env_hash": env_hash, "config_hash": config_hash,
+        "point_hash": point_hash,
         "verdict": result.verdict,
         **({"diverged_at_step": str(result.diverged_at_step)} if result.diverged_at_step is not None else {}),
     }

@@ -45,20 +45,33 @@ def tracker(store_uri):
 @pytest.fixture
 def quick_expectations(tracker):
     """Runs a case's quick grid (or only `variants`, on `seeds` seeds) into the test's store, asserts
-    that every expectation of what ran holds, and returns the table for further checks."""
+    that every expectation of what ran holds and that nothing drifted from the committed reference
+    (reports/reference/quick.json: `failbench compare`'s thresholds, the table in the failure), and
+    returns the expectation table for further checks."""
     import torch
 
     from harness.analysis import evaluate, load_runs
+    from harness.compare import Side, compare, to_markdown
+    from harness.snapshot import default_path, read_snapshot
     from harness.sweep import run_sweep
 
-    def judge(name: str, variants: tuple[str, ...] | None = None, seeds: int | None = None):
+    def judge(name: str, variants: tuple[str, ...] | None = None, seeds: int | None = None,
+              first_seed: int = 0):
         case = load_case(name)
-        run_sweep(case, "quick", tracker, torch.device("cpu"), variants=variants, seeds=seeds, progress=False)
+        run_sweep(case, "quick", tracker, torch.device("cpu"), variants=variants, seeds=seeds,
+                  progress=False, first_seed=first_seed)
         table = evaluate(case, load_runs(tracker, case, "quick"), "quick")
         if variants:
             table = table[table["variant"].isin(variants)]
         failed = table[~table["passed"]]
         assert failed.empty, "\n" + failed[["variant", "where", "expected", "observed"]].to_string()
+        if first_seed:  # other seeds than the reference's: nothing to compare bit for bit
+            return table
+        reference = Side("reports/reference/quick.json", read_snapshot(default_path("quick"), [case], "quick"))
+        fresh = Side("this run", load_runs(tracker, case, "quick").assign(case=name))
+        drift = compare([case], reference, fresh)
+        assert not drift.failed, "drift from the reference (refresh it: README, Regression tracking)\n" \
+            + to_markdown(drift)
         return table
     return judge
 

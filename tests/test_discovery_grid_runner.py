@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from harness.contract import DIVERGED, Expectation
-from harness.discovery import CaseError, case_names, discover, load_case, source_hash
+from harness.discovery import CaseError, case_names, discover, load_case
 from harness.grid import config_hash, expand, point_hash
 from harness.runner import resolve_device, run_point
 from tests.conftest import FIXTURE_CASES
@@ -36,17 +36,6 @@ def test_an_unknown_case_names_the_choices():
         load_case("no_such_case")
 
 
-def test_source_hash_follows_the_files(tmp_path, toy):
-    assert source_hash(toy) == source_hash(toy)
-    import dataclasses, shutil
-    copy = tmp_path / "toy"
-    shutil.copytree(toy.folder, copy)
-    moved = dataclasses.replace(toy, folder=copy)
-    assert source_hash(moved) == source_hash(toy)
-    (copy / "case.py").write_text((copy / "case.py").read_text() + "\n# edited\n")
-    assert source_hash(moved) != source_hash(toy)
-
-
 def test_grid_is_variants_by_axes_by_seeds(toy):
     points = expand(toy, "quick")
     assert len(points) == 3 * 2 * 2
@@ -68,12 +57,15 @@ def test_config_layers_fix_axes_budget_and_overrides(toy):
     assert (config.rate, config.scale, config.steps, config.start) == (0.1, 2.0, 8, 7.0)
 
 
-def test_point_identity_covers_seed_threads_and_device(toy):
+def test_point_identity_covers_seed_threads_device_code_and_environment(toy):
     config = toy.config("baseline")
-    base = point_hash(config, 0, "cpu", 1)
-    assert base == point_hash(config, 0, "cpu", 1)
-    assert len({base, point_hash(config, 1, "cpu", 1), point_hash(config, 0, "cpu", 2),
-                point_hash(config, 0, "cuda", 1)}) == 4
+    base = point_hash(config, 0, "cpu", 1, "code", "env")
+    assert base == point_hash(config, 0, "cpu", 1, "code", "env")
+    assert len({base, point_hash(config, 1, "cpu", 1, "code", "env"),
+                point_hash(config, 0, "cpu", 2, "code", "env"),
+                point_hash(config, 0, "cuda", 1, "code", "env"),
+                point_hash(config, 0, "cpu", 1, "edited", "env"),
+                point_hash(config, 0, "cpu", 1, "code", "torch 2.14")}) == 6
     assert config_hash(config) != config_hash(toy.config("fast"))
 
 

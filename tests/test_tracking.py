@@ -11,13 +11,13 @@ import torch
 
 from harness import executors
 from harness.analysis import evaluate, load_runs, verdict_shares
-from harness.discovery import source_hash
+from harness.identity import code_hash, environment_hash
 from harness.grid import flat_params
 from harness.sweep import run_sweep
 
 CPU = torch.device("cpu")
 POINT_TAGS = {"case", "variant", "axes", "seed", "profile", "device", "threads", "torch_version",
-              "git_commit", "source_hash", "config_hash", "point_hash", "verdict", "overrides"}
+              "git_commit", "code_hash", "env_hash", "config_hash", "point_hash", "verdict", "overrides"}
 
 
 def children(tracker, name):
@@ -36,7 +36,8 @@ def test_a_sweep_lands_one_child_run_per_grid_point(tracker, toy):
     assert all(k.info.status == "FINISHED" for k in kids)
     kid = next(k for k in kids if k.data.tags["variant"] == "fast")
     assert POINT_TAGS <= set(kid.data.tags)
-    assert kid.data.tags["source_hash"] == source_hash(toy)
+    assert kid.data.tags["code_hash"] == code_hash(toy)
+    assert kid.data.tags["env_hash"] == environment_hash()
     assert kid.data.tags["torch_version"] == torch.__version__
     expected_params = {k: str(v) for k, v in flat_params(toy.config("fast", {"scale": float(kid.data.params["scale"])}, "quick")).items()}
     assert {k: v for k, v in kid.data.params.items() if k != "variant"} == expected_params
@@ -87,11 +88,12 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tracker, toy, monkeypatch
     assert len(kids) == 12
 
 
-def test_edited_source_is_never_mixed_with_old_results(tracker, toy, tmp_path):
+def test_edited_code_is_never_mixed_with_old_results(tracker, toy, tmp_path):
     run_sweep(toy, "quick", tracker, CPU, progress=False)
     edited_folder = tmp_path / "edited" / "toy"
     shutil.copytree(toy.folder, edited_folder)
-    (edited_folder / "case.py").write_text((edited_folder / "case.py").read_text() + "\n# edited\n")
+    text = (edited_folder / "case.py").read_text()
+    (edited_folder / "case.py").write_text(text.replace("loss = loss * cfg.rate", "loss = cfg.rate * loss"))
     edited = dataclasses.replace(toy, folder=edited_folder)
     assert load_runs(tracker, edited, "quick").empty
     assert run_sweep(edited, "quick", tracker, CPU, progress=False).ran == 12

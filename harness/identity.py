@@ -1,0 +1,143 @@
+"""What a grid point's result depends on, and nothing else (asv's habit: a benchmark's version is a
+hash of its source, so results of edited code are never mixed with old ones).
+
+A point is finished, and reused, when a run with the same identity is in the store. The identity is
+the config, the seed, the device, the thread count, and two hashes:
+
+- the **code hash**: the case folder's Python and the harness modules a point runs through (the
+  runner, the probes, what the case imports from the harness), compared as syntax trees with the
+  docstrings, comments and layout left out, and with the declarations left out too: `Expectation`,
+  `Fix`, `Symptom`, `Threshold`, `Profile`, `Case` and every `why=` text judge or describe results,
+  they do not make them (a fix's change enters through the config hash). Rewording a reason or
+  adding an expectation re-runs nothing; a changed line in a training loop re-runs the case.
+- the **environment hash**: torch (and the CUDA it was built for), numpy, the Python version and
+  requirements.lock. A torch upgrade re-runs every point, so `compare` can put the two side by side.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import platform
+from functools import cache
+from pathlib import Path
+
+from harness.contract import Case
+
+HARNESS_DIR = Path(__file__).resolve().parent
+LOCK_FILE = HARNESS_DIR.parent / "requirements.lock"
+# The harness modules every point runs through; what a case imports from the harness is added.
+POINT_PATH = ("runner", "probes")
+# Declarations only: a case's config enters through the config hash, its verdict is recomputed.
+NOT_ON_THE_PATH = frozenset({"contract", "grid"})
+DECLARATIONS = frozenset({"Expectation", "Fix", "Symptom", "Threshold", "Profile", "Case"})
+
+
+def _called_names(node: ast.AST) -> set[str]:
+    names = set()
+    for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
+        if isinstance(call.func, ast.Name):
+            names.add(call.func.id)
+        elif isinstance(call.func, ast.Attribute):
+            names.add(call.func.attr)
+    return names
+
+
+class _Normalise(ast.NodeTransformer):
+    """Drops docstrings and `why=` texts everywhere; the caller drops declaring statements."""
+
+    def _drop_docstring(self, node):
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+        return self.generic_visit(node)
+
+    visit_Module = visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _drop_docstring
+
+    def visit_keyword(self, node: ast.keyword):
+        return None if node.arg == "why" else self.generic_visit(node)
+
+
+def normalised_source(text: str) -> str:
+    """The code of one module as it runs: a dump of its syntax tree without docstrings, comments,
+    layout, `why=` texts, and top-level statements that build declarations (or call a function of
+    the module that does, as identity_filter's `_at` does)."""
+    tree = ast.parse(text)
+    declaring = set(DECLARATIONS)
+    functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    changed = True
+    while changed:  # a helper that calls a helper that builds Expectations declares too
+        changed = False
+        for fn in functions:
+            if fn.name not in declaring and _called_names(fn) & declaring:
+                declaring.add(fn.name)
+                changed = True
+    tree.body = [s for s in tree.body if not _declares(s, declaring)]
+    return ast.dump(_Normalise().visit(tree), include_attributes=False)
+
+
+def _declares(statement: ast.stmt, declaring: set[str]) -> bool:
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return statement.name in declaring
+    if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.Expr)) and statement.value is not None:
+        return bool(_called_names(statement.value) & declaring)
+    return False
+
+
+def _harness_imports(text: str) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness"):
+            parts = node.module.split(".")
+            if len(parts) > 1:
+                found.add(parts[1])
+            else:  # from harness import probes
+                found.update(a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("harness."))
+    return found
+
+
+def harness_modules(case: Case) -> list[str]:
+    """The harness modules a point of `case` runs through: the runner, the probes, what the case
+    imports, and what those import in turn, less the declarations."""
+    pending = set(POINT_PATH)
+    for path in sorted(case.folder.rglob("*.py")):
+        pending |= _harness_imports(path.read_text())
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        path = HARNESS_DIR / f"{name}.py"
+        if name in seen or name in NOT_ON_THE_PATH or not path.is_file():
+            continue
+        seen.add(name)
+        pending |= _harness_imports(path.read_text())
+    return sorted(seen)
+
+
+def code_hash(case: Case) -> str:
+    digest = hashlib.sha256()
+    files = [(f"cases/{p.relative_to(case.folder).as_posix()}", p) for p in sorted(case.folder.rglob("*.py"))]
+    files += [(f"harness/{m}.py", HARNESS_DIR / f"{m}.py") for m in harness_modules(case)]
+    for name, path in files:
+        digest.update(name.encode())
+        digest.update(normalised_source(path.read_text()).encode())
+    return digest.hexdigest()[:16]
+
+
+@cache
+def environment() -> dict[str, str]:
+    """What a result depends on outside the code: the numeric libraries and the locked pins."""
+    import numpy
+    import torch
+
+    lock = hashlib.sha256(LOCK_FILE.read_bytes()).hexdigest()[:16] if LOCK_FILE.is_file() else "none"
+    return {"torch": torch.__version__, "cuda": str(torch.version.cuda), "numpy": numpy.__version__,
+            "python": platform.python_version(), "machine": platform.machine(), "lock": lock}
+
+
+def environment_hash(env: dict[str, str] | None = None) -> str:
+    text = json.dumps(env if env is not None else environment(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+

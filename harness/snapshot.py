@@ -1,0 +1,99 @@
+"""`failbench snapshot`: the judged final metrics of a profile, in a small tracked file.
+
+The file is the reference `compare` takes as BASE and CI compares a fresh quick run with
+(reports/reference/quick.json). Per case: its code hash when written, the metric names, and one row
+per grid point (variant, axes, seed, diverged, values in the order of the names). Floats are written
+with Python's shortest round-trip repr, so a value read back is the same double, bit for bit.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from harness.analysis import judged_metrics, load_runs
+from harness.contract import Case
+from harness.identity import code_hash, environment
+from harness.tracking import git_commit
+
+FORMAT = 1
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reports" / "reference"
+
+
+class SnapshotError(ValueError):
+    """A snapshot file that cannot be read or does not hold what was asked; one line for the user."""
+
+
+def default_path(profile: str) -> Path:
+    return REFERENCE_DIR / f"{profile}.json"
+
+
+def _finite(value) -> float | None:
+    return None if value is None or pd.isna(value) or not math.isfinite(float(value)) else float(value)
+
+
+def case_entry(case: Case, runs: pd.DataFrame) -> dict:
+    metrics = [m for m in judged_metrics(case) if m in runs]
+    rows = []
+    for row in runs.sort_values(["variant", "axes", "seed"]).to_dict("records"):
+        rows.append({"variant": row["variant"], "axes": json.loads(row["axes"]), "seed": int(row["seed"]),
+                     "diverged": bool(row.get("diverged", 0.0)),
+                     "values": [_finite(row.get(m)) for m in metrics]})
+    devices = sorted({f"{r}/{t} thread(s)" for r, t in zip(runs["device"], runs["threads"])})
+    return {"code_hash": code_hash(case), "runs_on": devices, "metrics": metrics, "runs": rows}
+
+
+def write_snapshot(tracker, cases: list[Case], profile: str, path: Path) -> dict[str, int]:
+    """Writes (or updates, case by case) the snapshot at `path`; returns runs written per case.
+    Raises SnapshotError if a case has no judged runs: a reference is never written half-empty."""
+    entries = {}
+    for case in cases:
+        runs = load_runs(tracker, case, profile)
+        if runs.empty:
+            raise SnapshotError(f"{case.name} has no finished {profile} runs of its current code; "
+                                f"run `failbench run {case.name} --profile {profile}` first")
+        entries[case.name] = case_entry(case, runs)
+    existing = _read(path)["cases"] if path.is_file() else {}
+    document = {"format": FORMAT, "profile": profile, "git_commit": git_commit(),
+                "environment": environment(), "cases": {**existing, **entries}}
+    document["cases"] = dict(sorted(document["cases"].items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n")
+    return {name: len(entry["runs"]) for name, entry in entries.items()}
+
+
+def _read(path: Path) -> dict:
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SnapshotError(f"no snapshot at {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"{path} is not a snapshot file: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT or "cases" not in document:
+        raise SnapshotError(f"{path} is not a failbench snapshot (format {FORMAT})")
+    return document
+
+
+def read_snapshot(path: Path, cases: list[Case], profile: str) -> pd.DataFrame:
+    """The snapshot's runs of `cases` as rows like load_runs' (case, variant, axes, seed, verdict,
+    metrics), the verdict recomputed from each case's symptom today."""
+    document = _read(path)
+    if document.get("profile") != profile:
+        raise SnapshotError(f"{path} holds the {document.get('profile')} profile, not {profile}")
+    rows = []
+    for case in cases:
+        entry = document["cases"].get(case.name)
+        if entry is None:
+            continue
+        for run in entry["runs"]:
+            metrics = {m: (math.nan if v is None else v) for m, v in zip(entry["metrics"], run["values"])}
+            metrics["diverged"] = float(run["diverged"])
+            rows.append({"case": case.name, "variant": run["variant"], "seed": run["seed"],
+                         "axes": json.dumps(run["axes"], sort_keys=True),
+                         **{f"axis.{k}": v for k, v in run["axes"].items()}, **metrics,
+                         "verdict": case.verdict(metrics, run["diverged"])})
+    if not rows:
+        raise SnapshotError(f"{path} holds none of the cases {', '.join(c.name for c in cases)}")
+    return pd.DataFrame(rows)
