@@ -83,7 +83,7 @@ class CaseReport:
     def absent(self, section: str) -> str:
         """Why a section is empty: no runs yet, or the case declares nothing for it."""
         if self.empty:
-            return f"_No runs yet: the {section} appear once `failbench run {self.case.name}` has run._"
+            return f"_No runs yet: `failbench run {self.case.name}` makes the {section}._"
         return {"trade-off": "_This case declares no trade-off._",
                 "pictures": "_This case logs no pictures._"}[section]
 
