@@ -126,7 +126,7 @@ def curves(history: pd.DataFrame, metric: str, order: list[str]) -> plt.Figure:
             ax.tick_params(labelsize=8)
             if f % wrap == 0:
                 ax.set_ylabel(metric, fontsize=9)
-        for f in range(len(fixes), rows_per_combo * wrap):
+        for f in range(len(fixes), rows_per_combo * n_cols):
             axes[c * rows_per_combo + f // wrap][f % wrap].set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("step", fontsize=9)

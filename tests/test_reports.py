@@ -92,6 +92,18 @@ def test_curves_never_pool_axis_points_and_leave_final_only_metrics_to_finals():
     assert {ax.get_ylabel() for ax in fig.axes if ax.get_visible()} == {"loss"}
 
 
+def test_a_few_variants_share_one_panel():
+    import pandas as pd
+
+    from harness import plots
+
+    variants = ["baseline", "fix", "other"]
+    history = pd.DataFrame([{"variant": v, "seed": s, "metric": "loss", "step": t, "value": float(t + i + s)}
+                            for i, v in enumerate(variants) for s in (0, 1) for t in range(10)])
+    [panel] = [ax for ax in plots.curves(history, "loss", variants).axes if ax.get_visible()]
+    assert [line.get_label() for line in panel.lines] == variants
+
+
 def test_ten_variants_get_a_panel_per_fix_beside_the_baseline():
     import pandas as pd
 
