@@ -53,7 +53,7 @@ ui: install
 	$(BIN)/failbench ui
 
 clean:
-	rm -rf mlflow.db mlruns mlartifacts reports/out reports/index.html .pytest_cache .benchmarks
+	rm -rf mlflow.db mlflow.db-wal mlflow.db-shm mlruns mlartifacts reports/out reports/index.html .pytest_cache .benchmarks
 
 distclean: clean
 	rm -rf $(VENV) *.egg-info

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from harness.discovery import CaseError, case_names, discover, load_case
 from harness.stats import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE
-from harness.tracking import TrackingError, check_store, resolve_uri
+from harness.tracking import UI_MODE, TrackingError, check_store, resolve_uri
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
@@ -238,7 +238,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     """The MLflow UI on the store, after one line per case with the link to its training runs."""
     tracker = _store(args, create=False)
     base = f"http://{args.host}:{args.port}"
-    print(f"MLflow UI for {tracker.uri} on {base} (Ctrl-C stops it); the runs of each case:", file=sys.stderr)
+    print(f"MLflow UI for {tracker.uri} on {base}/#/experiments?{UI_MODE} (Ctrl-C stops it); "
+          "the runs of each case:", file=sys.stderr)
     for name, url in tracker.ui_links(base):
         print(f"  {name}: {url}", file=sys.stderr)
     os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracker.uri,

@@ -1,93 +1,179 @@
-"""The report's figures, with seaborn. Each takes tidy data from harness.analysis and returns a
-matplotlib Figure, so a notebook cell is one call and the figures can be tested without Jupyter."""
+"""The report's figures. Each takes tidy data from harness.analysis and returns a matplotlib Figure,
+so a notebook cell is one call and the figures can be tested without Jupyter."""
 from __future__ import annotations
 
 import io
 
 import matplotlib.image as mpimg
-import matplotlib.ticker as ticker
 import matplotlib.pyplot as plt
+import matplotlib.ticker as ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
-# A metric whose values span more than this many orders of magnitude is drawn on a symlog axis,
-# so -5e4 and -0.3 are both readable.
-_DECADES_FOR_SYMLOG = 3
+DPI = 90
+# A metric whose bulk (5th to 95th percentile) spans more than this many decades gets a log axis;
+# below it a linear axis reads better (a PSNR of 17-19 dB, a bias of -0.05..+0.05).
+_DECADES_FOR_LOG = 2
+# Curves: beyond this many variants one panel of lines is spaghetti, so each fix gets its own
+# panel beside the baseline.
+_VARIANTS_PER_PANEL = 4
+_BASELINE_COLOUR = "black"
+VERDICT_COLOURS = {"symptom": "tab:red", "healthy": "tab:green", "diverged": "tab:gray"}
 
 
-def _scale_if_wide(ax, values: pd.Series, axis: str = "y") -> None:
-    """Log scale for positive values spanning many decades; symlog when some are negative, with a
-    tick every two decades past 6 so the labels do not overlap."""
-    finite = values[np.isfinite(values)]
-    magnitudes = finite.abs()[finite != 0]
-    if not len(magnitudes) or np.log10(magnitudes.max() / magnitudes.min()) <= _DECADES_FOR_SYMLOG:
+def choose_scale(values) -> tuple[str, float | None]:
+    """('linear' | 'log' | 'symlog', linthresh) for a metric's values, chosen for legibility:
+    linear unless the bulk of the values spans more than _DECADES_FOR_LOG decades. Log when they are
+    all positive; symlog when they sit on both sides of zero or are all negative, with the linear
+    band at the decade of the bulk's smallest magnitude (never at a lone 1e-10 that would fill the
+    axis with empty decades)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return "linear", None
+    magnitudes = np.abs(v[v != 0])
+    if not len(magnitudes):
+        return "linear", None
+    small, big = np.percentile(magnitudes, [5, 100])
+    if small <= 0 or np.log10(big / small) <= _DECADES_FOR_LOG:
+        return "linear", None
+    if (v > 0).all():
+        return "log", None
+    return "symlog", float(10 ** np.floor(np.log10(small)))
+
+
+def _apply_scale(ax, values, axis: str = "y") -> None:
+    scale, linthresh = choose_scale(values)
+    if scale == "linear":
         return
     setter = ax.set_yscale if axis == "y" else ax.set_xscale
-    if (finite > 0).all():
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    if scale == "log":
         setter("log")
-        return
-    linthresh = float(max(magnitudes.min(), 1e-3))
-    setter("symlog", linthresh=linthresh)
-    decades = np.log10(magnitudes.max() / linthresh)
-    locator = ticker.SymmetricalLogLocator(base=100 if decades > 6 else 10, linthresh=linthresh)
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_locator(locator)
+    else:
+        setter("symlog", linthresh=linthresh)
+        decades = np.log10(np.nanmax(np.abs(values)) / linthresh)
+        target.set_major_locator(ticker.SymmetricalLogLocator(base=100 if decades > 6 else 10,
+                                                              linthresh=linthresh))
+    target.set_minor_locator(ticker.NullLocator())
 
 
-def curves(history: pd.DataFrame, metrics: tuple[str, ...], hue_order: list[str]) -> plt.Figure:
-    """Each metric against step per variant: the median over seeds, with a band from the 25th to
-    the 75th percentile (the spread between seeds). With grid axes, one column per combination of
-    their values (network x lr, say), so seeds of different axis points are never pooled. A metric
-    logged only at the end is left to `finals`: as a curve it would be a lone point."""
-    facets = [c for c in history.columns if c.startswith("axis.")]
-    stepped = tuple(m for m in metrics if history.loc[history["metric"] == m, "step"].nunique() > 2)
-    metrics = stepped or metrics
-    combos = history[facets].drop_duplicates().sort_values(facets).to_dict("records") if facets else [None]
-    # without an axis, metrics wrap into rows of 3 panels; with many columns, the panels narrow
-    n_cols = len(combos) if facets else min(3, len(metrics))
-    n_rows = len(metrics) if facets else -(-len(metrics) // n_cols)
-    width = 5.0 if n_cols <= 3 else max(3.2, 20 / n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, 3.2 * n_rows), squeeze=False)
-    panels = [(m, c) for m in metrics for c in combos]
-    for ax, (metric, combo) in zip(axes.flat, panels):
-        data = history[history["metric"] == metric]
-        if combo is not None:
-            for column, value in combo.items():
-                data = data[data[column] == value]
-            ax.set_title(", ".join(f"{column[len('axis.'):]} = {value}" for column, value in combo.items()),
-                         fontsize=10)
-        sns.lineplot(data, x="step", y="value", hue="variant", hue_order=hue_order,
-                     estimator="median", errorbar=("pi", 50), ax=ax, legend=ax is axes.flat[0])
-        _scale_if_wide(ax, data["value"])
-        ax.set_ylabel(metric)
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
-    if axes.flat[0].get_legend():
-        legend = axes.flat[0].get_legend()
-        handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
-        legend.remove()
-        fig.legend(handles, labels, loc="upper center", ncol=min(5, len(labels)), frameon=False,
-                   bbox_to_anchor=(0.5, 1.0))
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight() * (1 + len(hue_order) // 5)))
+def _quantiles(history: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Median and interquartile range over seeds, per key and step."""
+    grouped = history.groupby([*keys, "step"], sort=False)["value"]
+    return pd.DataFrame({"median": grouped.median(), "q25": grouped.quantile(0.25),
+                         "q75": grouped.quantile(0.75)}).reset_index()
+
+
+def _band(ax, stats: pd.DataFrame, colour, label: str, linewidth: float = 1.6) -> None:
+    stats = stats.sort_values("step")
+    ax.fill_between(stats["step"], stats["q25"], stats["q75"], color=colour, alpha=0.2, linewidth=0)
+    ax.plot(stats["step"], stats["median"], color=colour, linewidth=linewidth, label=label)
+
+
+def _axis_label(combo: dict) -> str:
+    return ", ".join(f"{column[len('axis.'):]} = {value}" for column, value in combo.items())
+
+
+def stepped_metrics(history: pd.DataFrame, metrics: tuple[str, ...]) -> tuple[str, ...]:
+    """The metrics logged at more than two steps: a metric logged only at the end is left to
+    `finals`, where a lone point reads better than a curve."""
+    if history.empty:
+        return ()
+    return tuple(m for m in metrics if history.loc[history["metric"] == m, "step"].nunique() > 2)
+
+
+def curves(history: pd.DataFrame, metric: str, order: list[str]) -> plt.Figure:
+    """One metric against step: the median over seeds with a band from the 25th to the 75th
+    percentile. One row per axis point (network x lr), so seeds of different axis points are never
+    pooled. Up to _VARIANTS_PER_PANEL variants share a panel; beyond, each fix gets its own panel
+    with the baseline (black) beside it, all panels of an axis point on one y axis."""
+    data = history[history["metric"] == metric]
+    facets = [c for c in data.columns if c.startswith("axis.")]
+    combos = data[facets].drop_duplicates().sort_values(facets).to_dict("records") if facets else [{}]
+    variants = [v for v in order if v in set(data["variant"])]
+    baseline = variants[0] if variants else None
+    together = len(variants) <= _VARIANTS_PER_PANEL
+    fixes = [None] if together else variants[1:]
+    palette = dict(zip(variants, sns.color_palette("tab10" if len(variants) <= 10 else "tab20", len(variants))))
+    palette[baseline] = _BASELINE_COLOUR
+    stats = _quantiles(data, ["variant", *facets])
+    # without axes, many fixes wrap onto rows of 5; with axes, one row per axis point
+    wrap = 5 if not facets else max(len(fixes), 1)
+    rows_per_combo = -(-len(fixes) // wrap)
+    n_cols, n_rows = min(len(fixes), wrap), rows_per_combo * len(combos)
+    width = 3.0 if not together else 5.5
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols + 0.8, 2.4 * n_rows + 0.6),
+                             squeeze=False, sharex=True, sharey="row" if facets else True)
+    for c, combo in enumerate(combos):
+        mask = np.ones(len(stats), dtype=bool)
+        for column, value in combo.items():
+            mask &= (stats[column] == value).to_numpy()
+        here = stats[mask]
+        for f, fix in enumerate(fixes):
+            ax = axes[c * rows_per_combo + f // wrap][f % wrap]
+            shown = variants if fix is None else [baseline, fix]
+            for variant in shown:
+                part = here[here["variant"] == variant]
+                if not part.empty:
+                    _band(ax, part, palette[variant], variant, 2.2 if variant == baseline else 1.6)
+            _apply_scale(ax, data["value"])
+            title = [] if fix is None else [fix]
+            if combo:
+                title.append(_axis_label(combo))
+            ax.set_title("\n".join(title), fontsize=9)
+            ax.tick_params(labelsize=8)
+            if f % wrap == 0:
+                ax.set_ylabel(metric, fontsize=9)
+        for f in range(len(fixes), rows_per_combo * n_cols):
+            axes[c * rows_per_combo + f // wrap][f % wrap].set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("step", fontsize=9)
+    if together:
+        handles = [plt.Line2D([], [], color=palette[v], linewidth=2) for v in variants]
+        fig.legend(handles, variants, loc="upper center", ncol=min(5, len(variants)), frameon=False,
+                   bbox_to_anchor=(0.5, 1.0), fontsize=9)
+    else:
+        fig.legend([plt.Line2D([], [], color=_BASELINE_COLOUR, linewidth=2.2)], [f"{baseline} (in every panel)"],
+                   loc="upper center", frameon=False, bbox_to_anchor=(0.5, 1.0), fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
     return fig
 
 
 def finals(runs: pd.DataFrame, metrics: tuple[str, ...], order: list[str]) -> plt.Figure:
-    """Each final metric per variant, one point per seed, so the spread between seeds shows."""
+    """Each final metric per variant, one point per seed, so the spread between seeds shows.
+    Without grid axes the points are coloured by verdict; with axes, every axis point (network x
+    lr) gets its own colour and its own sub-row, so axis points are never drawn on top of each other."""
     metrics = tuple(m for m in metrics if m in runs)
-    facet = [c for c in runs.columns if c.startswith("axis.")][:1]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.45 * len(order) + 1.6),
-                             squeeze=False)
+    facets = [c for c in runs.columns if c.startswith("axis.")]
+    data = runs.copy()
+    if facets:
+        combos = data[facets].drop_duplicates().sort_values(facets)
+        labels = [", ".join(f"{c[len('axis.'):]}={row[c]}" for c in facets) for row in combos.to_dict("records")]
+        data["axis point"] = [", ".join(f"{c[len('axis.'):]}={row[c]}" for c in facets)
+                              for row in data.to_dict("records")]
+        hue, hue_order = "axis point", labels
+        palette = dict(zip(labels, sns.color_palette("tab10" if len(labels) <= 10 else "tab20", len(labels))))
+    else:
+        hue, hue_order, palette = "verdict", list(VERDICT_COLOURS), VERDICT_COLOURS
+    sub_rows = len(hue_order) if facets else 1
+    fig, axes = plt.subplots(1, len(metrics), squeeze=False,
+                             figsize=(4.2 * len(metrics) + 1.5, len(order) * (0.35 + 0.12 * sub_rows) + 1.4))
+    for ax in axes[0]:
+        for i in range(1, len(order), 2):  # a light band on every other variant, to follow a row
+            ax.axhspan(i - 0.5, i + 0.5, color="0.94", zorder=0)
     for ax, metric in zip(axes[0], metrics):
-        sns.stripplot(runs, x=metric, y="variant", order=order, hue=facet[0] if facet else "verdict",
-                      dodge=False, jitter=0.15, size=5, ax=ax, legend=(ax is axes[0][-1]),
-                      hue_order=None if facet else ["symptom", "healthy", "diverged"],
-                      palette=None if facet else {"symptom": "tab:red", "healthy": "tab:green",
-                                                  "diverged": "tab:gray"})
-        _scale_if_wide(ax, runs[metric], axis="x")
+        sns.stripplot(data, x=metric, y="variant", order=order, hue=hue, hue_order=hue_order,
+                      palette=palette, dodge=bool(facets), jitter=0.08 if facets else 0.15, size=4.5,
+                      ax=ax, legend=(ax is axes[0][-1]))
+        _apply_scale(ax, data[metric], axis="x")
         ax.set_ylabel("" if ax is not axes[0][0] else "variant")
+        if ax is not axes[0][0]:
+            ax.set_yticklabels([])
+        ax.tick_params(labelsize=8)
     if axes[0][-1].get_legend():
-        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -116,31 +202,99 @@ def tradeoff(runs: pd.DataFrame, x: str, y: str, order: list[str],
     return fig
 
 
+# Pictures: a small picture is magnified to about this many pixels tall (at most _MAX_ZOOM times),
+# a large one is shown at its own size; a row is at most _MAX_ROW_IN inches wide.
+_PICTURE_PX, _MAX_ZOOM, _MAX_ROW_IN = 160, 32, 15.0
+
+
 def pictures(paths: dict[str, dict[str, str]], names: tuple[str, ...], order: list[str]) -> plt.Figure:
-    """The case's pictures, one row per variant, one column per picture name; each column as wide as
-    its pictures' aspect ratio asks (a strip of patches is wide), the whole at most ~15 in wide."""
+    """The case's pictures, one row per variant, one column per picture name. A picture that is the
+    same for every variant (the input, the truth) is shown once, above. Small pictures are
+    magnified (nearest neighbour, so pixels stay pixels) to ~_PICTURE_PX pixels tall, a row shrunk
+    to _MAX_ROW_IN inches; pictures so wide that a row would shrink below half are stacked instead."""
     rows = [v for v in order if v in paths]
     if not rows:
         raise ValueError("no run of the chosen seed and axis point has pictures")
     images = {(v, n): mpimg.imread(paths[v][n]) for v in rows for n in names if n in paths[v]}
-    aspects = [max([im.shape[1] / im.shape[0] for (_, n), im in images.items() if n == name], default=1.0)
-               for name in names]
-    panel_height = min(2.2, 15 / sum(aspects))  # inches
-    fig, axes = plt.subplots(len(rows), len(names), squeeze=False,
-                             figsize=(panel_height * sum(aspects) + 1.5, (panel_height + 0.25) * len(rows)),
-                             gridspec_kw={"width_ratios": aspects})
-    for i, variant in enumerate(rows):
-        for j, name in enumerate(names):
+    shared = [n for n in names if len(rows) > 1 and all((v, n) in images for v in rows)
+              and all(np.array_equal(images[rows[0], n], images[v, n]) for v in rows[1:])]
+    own = [n for n in names if n not in shared]
+
+    def size(name: str) -> tuple[float, float]:  # (height, width) in inches at the chosen zoom
+        shapes = [im.shape for (_, n), im in images.items() if n == name]
+        h, w = max(s[0] for s in shapes), max(s[1] for s in shapes)
+        zoom = min(_MAX_ZOOM, max(1.0, _PICTURE_PX / h))
+        return h * zoom / DPI, w * zoom / DPI
+
+    # each panel: (label on the left, picture name, variant or None for a shared picture)
+    stack = sum(size(n)[1] for n in own) > 2 * _MAX_ROW_IN  # shrunk below half: stack instead
+    panel_rows = [[(f"{n}\n(every variant)", n, None)] for n in shared]
+    if stack:
+        panel_rows += [[(f"{v}\n{n}", n, v)] for v in rows for n in own]
+    elif own:
+        panel_rows += [[(v if j == 0 else "", n, v) for j, n in enumerate(own)] for v in rows]
+    n_cols = max(len(r) for r in panel_rows)
+    widths = [max(size(r[j][1])[1] for r in panel_rows if j < len(r)) for j in range(n_cols)]
+    heights = [max(size(p[1])[0] for p in r) for r in panel_rows]
+    shrink = min(1.0, _MAX_ROW_IN / sum(widths))
+    fig, axes = plt.subplots(len(panel_rows), n_cols, squeeze=False,
+                             figsize=(sum(widths) * shrink + 2.0, sum(h * shrink + 0.3 for h in heights) + 0.3),
+                             gridspec_kw={"width_ratios": widths, "height_ratios": heights})
+    for i, row in enumerate(panel_rows):
+        for j in range(n_cols):
             ax = axes[i][j]
             ax.set_xticks([]), ax.set_yticks([])
-            if (variant, name) in images:
-                ax.imshow(images[variant, name], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            if j >= len(row):
+                ax.set_visible(False)
+                continue
+            label, name, variant = row[j]
+            key = (rows[0] if variant is None else variant, name)
+            if key in images:
+                ax.imshow(images[key], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             else:  # a run that diverged before its pictures were drawn
                 ax.text(0.5, 0.5, "no picture\n(diverged)", ha="center", va="center", fontsize=8)
-            if i == 0:
-                ax.set_title(name, fontsize=9)
-            if j == 0:
-                ax.set_ylabel(variant, rotation=0, ha="right", va="center", fontsize=9)
+            if label:
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+            if variant is None or stack or i == len(shared):
+                ax.set_title("" if variant is None or stack else name, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def verdict_heatmap(cells: pd.DataFrame) -> plt.Figure:
+    """The suite at a glance: one panel per case, a row per variant, a column per axis point; each
+    cell coloured by the share of its seeds that show the symptom (grey where most diverged) and
+    labelled k/n (with the diverged seeds, if any). `cells`: case, variant, point, symptom,
+    diverged, seeds."""
+    cases = list(dict.fromkeys(cells["case"]))
+    heights = [cells.loc[cells["case"] == c, "variant"].nunique() for c in cases]
+    widths = [cells.loc[cells["case"] == c, "point"].nunique() for c in cases]
+    fig, axes = plt.subplots(len(cases), 1, squeeze=False,
+                             figsize=(min(16, 3.2 + 1.15 * max(widths)), 0.32 * sum(heights) + 0.9 * len(cases) + 0.6),
+                             gridspec_kw={"height_ratios": heights})
+    cmap = sns.diverging_palette(145, 10, s=70, l=55, as_cmap=True)  # green (healthy) to red (symptom)
+    for ax, case in zip(axes[:, 0], cases):
+        part = cells[cells["case"] == case]
+        variants = list(dict.fromkeys(part["variant"]))
+        points = list(dict.fromkeys(part["point"]))
+        share = part.pivot(index="variant", columns="point", values="symptom").reindex(index=variants, columns=points)
+        seeds = part.pivot(index="variant", columns="point", values="seeds").reindex(index=variants, columns=points)
+        diverged = part.pivot(index="variant", columns="point", values="diverged").reindex(index=variants, columns=points)
+        labels = [[("" if pd.isna(seeds.iloc[i, j]) else
+                    f"{round(share.iloc[i, j] * seeds.iloc[i, j])}/{int(seeds.iloc[i, j])}"
+                    + (f" +{int(diverged.iloc[i, j])}d" if diverged.iloc[i, j] else ""))
+                   for j in range(len(points))] for i in range(len(variants))]
+        sns.heatmap(share.astype(float), ax=ax, cmap=cmap, vmin=0, vmax=1, annot=np.array(labels), fmt="",
+                    cbar=False, linewidths=0.5, linecolor="white", annot_kws={"fontsize": 8})
+        for i in range(len(variants)):  # mostly diverged: grey, neither healthy nor the symptom
+            for j in range(len(points)):
+                if not pd.isna(seeds.iloc[i, j]) and diverged.iloc[i, j] >= seeds.iloc[i, j] / 2:
+                    ax.add_patch(plt.Rectangle((j, i), 1, 1, color=VERDICT_COLOURS["diverged"], zorder=2))
+        ax.set_title(case, fontsize=10, loc="left")
+        ax.set_xlabel(""), ax.set_ylabel("")
+        ax.tick_params(labelsize=8, length=0)
+        ax.xaxis.tick_top()
+        ax.set_xticklabels(ax.get_xticklabels(), rotation=0)
     fig.tight_layout()
     return fig
 
@@ -148,6 +302,6 @@ def pictures(paths: dict[str, dict[str, str]], names: tuple[str, ...], order: li
 def png(fig: plt.Figure) -> bytes:
     """The figure as PNG bytes, closed afterwards so a notebook never shows it twice."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()

@@ -7,6 +7,7 @@ same functions `failbench check` uses, so a report and a CI verdict cannot disag
 from __future__ import annotations
 
 import html
+import os
 import re
 import sys
 import tempfile
@@ -17,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness import analysis, plots
-from harness.discovery import load_case
+from harness.discovery import CASES_DIR, load_case
+from harness.stats import share
 from harness.tracking import Tracker, resolve_uri
 
 REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
@@ -25,13 +27,35 @@ TEMPLATES = REPORTS_DIR / "templates"
 KERNEL = "failbench"
 
 
+def quiet() -> None:
+    """What a report's kernel must not print: MLflow's "Downloading artifacts" progress bars (one
+    per picture) and tqdm's warning that Jupyter widgets are missing. A report shows results; a
+    real error still shows, as an error cell."""
+    import warnings
+
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    warnings.filterwarnings("ignore", message="IProgress not found")
+
+
+def interval(k: int, n: int) -> str:
+    """A share as the report tables print it: `9/10 (90%, 60-98%)`, the 95% Wilson interval, with a
+    `*` where fewer than THIN_SEEDS seeds make the interval wide."""
+    if not n:
+        return "no seeds"
+    s = share(k, n)
+    return f"{k}/{n} ({s.value:.0%}, {s.low:.0%}-{s.high:.0%})" + ("*" if s.thin else "")
+
+
 class CaseReport:
     """What one case's notebook shows, loaded once from the store."""
 
-    def __init__(self, case_name: str, tracking_uri: str, profile: str):
-        self.case = load_case(case_name)
+    def __init__(self, case_name: str, tracking_uri: str, profile: str, cases_root: str = ""):
+        quiet()
+        self.case = load_case(case_name, Path(cases_root) if cases_root else CASES_DIR)
         self.profile = profile
-        self.tracker = Tracker(resolve_uri(tracking_uri or None))
+        self.tracker = Tracker(resolve_uri(tracking_uri or None), writable=False)
         self.runs = analysis.load_runs(self.tracker, self.case, profile)
 
     @property
@@ -44,7 +68,8 @@ class CaseReport:
 
     def intro(self) -> str:
         """The case README up to its first section (the post and the symptom), then the fixes."""
-        readme = (self.case.folder / "README.md").read_text()
+        path = self.case.folder / "README.md"
+        readme = path.read_text() if path.exists() else f"# {self.case.name}\n\n{self.case.title}"
         head = re.split(r"^## ", readme, maxsplit=1, flags=re.M)[0].strip()
         fixes = "\n".join(f"- **{f.name}** (`{dict(f.change)}`): {f.why}" for f in self.case.fixes)
         return f"{head}\n\n**Candidate fixes**, each one change:\n\n{fixes}"
@@ -55,20 +80,34 @@ class CaseReport:
                 f"    failbench run {self.case.name} --profile {self.profile}\n\n"
                 "then render this report again with `failbench report`.")
 
+    def absent(self, section: str) -> str:
+        """Why a section is empty: no runs yet, or the case declares nothing for it."""
+        if self.empty:
+            return f"_No runs yet: `failbench run {self.case.name}` makes the {section}._"
+        return {"trade-off": "_This case declares no trade-off._",
+                "pictures": "_This case logs no pictures._"}[section]
+
     @cached_property
     def expectations(self) -> pd.DataFrame:
         table = analysis.evaluate(self.case, self.runs, self.profile)
         table["result"] = table["passed"].map({True: "pass", False: "FAIL"})
-        table["share"] = table["share"].map("{:.0%}".format)
+        table["share"] = [interval(int(k), int(n)) for k, n in zip(table["matching"], table["seeds"])]
         return table[["variant", "where", "expected", "observed", "share", "result", "why"]]
 
     def results(self) -> pd.DataFrame:
-        return analysis.summary_table(self.case, self.runs)
+        """Per variant and axis point: seeds, each verdict's share with its interval, medians."""
+        table = analysis.summary_table(self.case, self.runs)
+        for verdict in ("symptom", "healthy", "diverged"):
+            if verdict in table:
+                table[verdict] = [interval(round(s * n), int(n)) for s, n in zip(table[verdict], table["seeds"])]
+        return table
 
-    def curves_png(self) -> bytes:
+    def curves_pngs(self) -> list[tuple[str, bytes]]:
+        """(metric, PNG) for each key metric logged at more than two steps."""
         metrics = self.case.key_metrics
         history = analysis.step_history(self.tracker, self.runs, metrics)
-        return plots.png(plots.curves(history, metrics, self.order))
+        return [(m, plots.png(plots.curves(history, m, self.order)))
+                for m in plots.stepped_metrics(history, metrics)]
 
     def finals_png(self) -> bytes:
         return plots.png(plots.finals(self.runs, self.case.key_metrics, self.order))
@@ -86,14 +125,17 @@ class CaseReport:
         with tempfile.TemporaryDirectory() as tmp:
             paths = analysis.picture_paths(self.tracker, self.runs, self.case.pictures, seed=0,
                                            where=dict(self.case.picture_where), destination=Path(tmp))
+            paths = {v: p for v, p in paths.items() if p}
             return plots.png(plots.pictures(paths, self.case.pictures, self.order)) if paths else None
 
 
-def summary_rows(case_names: list[str], tracking_uri: str, profile: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every case x expectation with its verdict, and each case's environment and compute time."""
-    verdicts, environment = [], []
+def summary_rows(case_names: list[str], tracking_uri: str, profile: str,
+                 cases_root: str = "") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Every case x expectation with its verdict; each case's environment and compute time; and
+    the cells of the verdict heatmap (case, variant, axis point, verdict shares, seeds)."""
+    verdicts, environment, cells = [], [], []
     for name in case_names:
-        report = CaseReport(name, tracking_uri, profile)
+        report = CaseReport(name, tracking_uri, profile, cases_root)
         if report.empty:
             environment.append({"case": name, "runs": 0})
             continue
@@ -107,9 +149,30 @@ def summary_rows(case_names: list[str], tracking_uri: str, profile: str) -> tupl
             "commit": ", ".join(sorted(c[:12] for c in runs["git_commit"].dropna().unique())),
             "compute_s": round(float(runs["seconds"].sum()), 1) if "seconds" in runs else None,
             "passed": f"{int((table['result'] == 'pass').sum())}/{len(table)}"})
-    columns = ["case", "variant", "where", "expected", "observed", "result"]
+        cells.append(heatmap_cells(name, runs, report.order))
+    columns = ["case", "variant", "where", "expected", "observed", "share", "result"]
     all_verdicts = pd.concat(verdicts)[columns] if verdicts else pd.DataFrame(columns=columns)
-    return all_verdicts, pd.DataFrame(environment)
+    all_cells = pd.concat(cells, ignore_index=True) if cells else pd.DataFrame()
+    return all_verdicts, pd.DataFrame(environment), all_cells
+
+
+def heatmap_cells(case_name: str, runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """One row per variant x axis point: the share of seeds per verdict and the seed count."""
+    axes = [c for c in runs.columns if c.startswith("axis.")]
+    frame = runs.assign(point=["\n".join(f"{c[len('axis.'):]}={row[c]}" for c in axes) or "all"
+                               for row in runs.to_dict("records")])
+    grouped = frame.groupby(["variant", "point"], sort=False)["verdict"]
+    table = grouped.value_counts().unstack(fill_value=0)
+    for verdict in ("symptom", "healthy", "diverged"):
+        if verdict not in table:
+            table[verdict] = 0
+    table["seeds"] = table[["symptom", "healthy", "diverged"]].sum(axis=1)
+    table["symptom"] = table["symptom"] / table["seeds"]
+    table = table.reset_index()
+    table["variant"] = pd.Categorical(table["variant"], order, ordered=True)
+    table = table.sort_values(["variant", "point"])
+    table["variant"] = table["variant"].astype(str)
+    return table.assign(case=case_name)[["case", "variant", "point", "symptom", "diverged", "seeds"]]
 
 
 def ensure_kernel() -> None:
@@ -150,21 +213,26 @@ def _to_html(notebook: Path) -> Path:
 
 
 def render(case_names: list[str], tracking_uri: str, profile: str, out_dir: Path | None = None,
-           log=print) -> Path:
-    """Render each case's report and the summary; write index.html; return its path."""
+           log=print, cases_root: Path | None = None) -> Path:
+    """Render each case's report and the summary; write index.html; return its path. `cases_root`
+    is where the cases live (default: cases/; the tests render a fixture case)."""
+    root = str(cases_root or "")
     out_dir = out_dir or REPORTS_DIR / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
+    quiet()  # the kernels inherit this environment
     ensure_kernel()
     uri = resolve_uri(tracking_uri or None)
     pages = []
     for name in case_names:
         start = time.perf_counter()
-        page = _to_html(_run(out_dir, "case.ipynb", name, {"case_name": name, "tracking_uri": uri, "profile": profile}))
+        page = _to_html(_run(out_dir, "case.ipynb", name, {"case_name": name, "tracking_uri": uri, "profile": profile,
+                                                                "cases_root": root}))
         pages.append((name, page))
         log(f"report {name}: {page} ({time.perf_counter() - start:.1f} s)")
     start = time.perf_counter()
     summary = _to_html(_run(out_dir, "summary.ipynb", "summary",
-                            {"case_names": list(case_names), "tracking_uri": uri, "profile": profile}))
+                            {"case_names": list(case_names), "tracking_uri": uri, "profile": profile,
+                             "cases_root": root}))
     log(f"report summary: {summary} ({time.perf_counter() - start:.1f} s)")
     index = out_dir.parent / "index.html" if out_dir == REPORTS_DIR / "out" else out_dir / "index.html"
     links = "\n".join(f'<li><a href="{html.escape(str(p.relative_to(index.parent)))}">{html.escape(n)}</a></li>'

@@ -45,8 +45,10 @@ CURVE_POINTS = 25
 HISTORY_ARTIFACT = "history.csv"
 # Grid points waiting for the writer before `log_point` blocks (memory stays bounded).
 _QUEUE_SIZE = 32
-# The MLflow UI (3.x) shows an experiment of this kind as model training (runs, metrics, charts),
-# not as GenAI (traces, token usage); the tag is what its own "Model training" switch sets.
+# The MLflow UI (3.x) opens in its GenAI mode (traces, token usage) unless told otherwise: the URL
+# parameter is what its "Model training" switch sets (mlflow 3.17's UI reads it before the browser's
+# stored choice); the experiment tag is how an experiment declares its kind where the UI reads that.
+UI_MODE = "workflowType=machine_learning"
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 # A view of the runs table that the UI loads from an experiment tag when the URL carries
 # ?viewStateShareKey=<key>: the same mechanism as its "Share" button.
@@ -330,8 +332,8 @@ class Tracker:
                 if experiment.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
                     self._label(experiment.experiment_id)
                 view = f"{VIEW_TAG_PREFIX}{VIEW_KEY}" in experiment.tags
-                url = f"{base.rstrip('/')}/#/experiments/{experiment.experiment_id}/runs"
-                links.append((experiment.name, f"{url}?viewStateShareKey={VIEW_KEY}" if view else url))
+                url = f"{base.rstrip('/')}/#/experiments/{experiment.experiment_id}/runs?{UI_MODE}"
+                links.append((experiment.name, f"{url}&viewStateShareKey={VIEW_KEY}" if view else url))
             return links
 
     def runs(self, experiment_id: str, filter_string: str = "") -> list:
@@ -521,12 +523,15 @@ def _alive(pid: str | None) -> bool:
 
 
 def runs_view(axes: tuple[str, ...]) -> dict:
-    """The runs table the UI opens with from `ui_links`: grid points told apart by variant, each axis
-    (a config param) and seed, with their verdict; newest first. Column keys as the UI writes them."""
+    """The runs table the UI opens with from `ui_links`: the grid points (the runs with a verdict),
+    grouped by variant, each row told apart by its axes (config params) and seed, with its verdict;
+    newest first. Grouping also lifts the grid points out from under their sweep's parent run, where
+    the UI would fold them. Keys as the UI's own "Share" button writes them (mlflow 3.17)."""
     return {
-        "searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False,
-        "selectedColumns": ["tags.`variant`", *(f"params.`{a}`" for a in axes), "tags.`seed`",
-                            "tags.`verdict`", "tags.`profile`", "metrics.`final/seconds`"],
+        "searchFilter": "tags.verdict LIKE '%'", "orderByKey": "attributes.start_time", "orderByAsc": False,
+        "selectedColumns": [*(f"params.`{a}`" for a in axes), "tags.`variant`", "tags.`verdict`",
+                            "tags.`seed`"],
+        "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "variant"}]},
     }
 
 

@@ -1,14 +1,47 @@
 """Reports render headless from a small temporary store: figures embedded, symptom table present,
-no error cell; a case with no runs gets a report that says how to make them."""
+no error cell, no stderr or progress text; a case with no runs gets a report that says how to make
+them; the figures choose legible scales and never pool axis points."""
 from __future__ import annotations
 
 import re
 
 import nbformat
 import pytest
+import torch
 
 from harness.cli import main
 from harness.reports import render
+from harness.sweep import run_sweep
+from tests.conftest import FIXTURE_CASES
+
+
+def _streams(notebook_path) -> list:
+    notebook = nbformat.read(notebook_path, as_version=4)
+    return [o for c in notebook.cells for o in c.get("outputs", []) if o["output_type"] in ("stream", "error")]
+
+
+def test_a_rendered_report_holds_no_stderr_progress_or_error_output(tracker, store_uri, toy, tmp_path):
+    """The toy case's report and the summary, rendered as `failbench report` does: every output is
+    a result (markdown, HTML, a picture); no stream (stderr warnings, "Downloading artifacts" bars)
+    and no error, in the notebook or in the HTML."""
+    run_sweep(toy, "quick", tracker, torch.device("cpu"), progress=False)
+    tracker.flush()
+    render(["toy"], store_uri, "quick", out_dir=tmp_path / "out", log=lambda _: None,
+           cases_root=FIXTURE_CASES)
+    for name in ("toy", "summary"):
+        assert _streams(tmp_path / "out" / f"{name}.ipynb") == [], name
+        page = (tmp_path / "out" / f"{name}.html").read_text()
+        assert 'data-mime-type="application/vnd.jupyter.stderr"' not in page
+        assert 'data-mime-type="application/vnd.jupyter.stdout"' not in page
+        for noise in ("Downloading artifacts", "TqdmWarning", "IProgress", "Traceback", "it/s]"):
+            assert noise not in page, (name, noise)
+    page = (tmp_path / "out" / "toy.html").read_text()
+    # the loss curves and the finals (the toy declares no pictures, and the report says so)
+    assert len(re.findall(r'<img[^>]* src="data:image/png;base64,', page)) == 2
+    assert "This case logs no pictures" in page
+    assert re.search(r"2/2 \(100%, 34%-100%\)\*", page)  # a share, its interval, and few seeds marked
+    summary = (tmp_path / "out" / "summary.html").read_text()
+    assert len(re.findall(r'<img[^>]* src="data:image/png;base64,', summary)) == 1
 
 
 @pytest.mark.slow
@@ -17,7 +50,9 @@ def test_report_from_a_small_store_has_figures_and_the_symptom_table(store_uri, 
                  "--variant", "leaky_relu", "--variant", "small_init+scaled_pixels"]) == 0
     index = render(["relu_blowup"], store_uri, "quick", out_dir=tmp_path / "out", log=lambda _: None)
     page = (tmp_path / "out" / "relu_blowup.html").read_text()
-    assert len(re.findall(r'<img[^>]* src="data:image/png;base64,', page)) == 3  # curves, finals, pictures
+    curves = re.findall(r"<p><strong>(\w+)</strong></p>", page)  # one heading and figure per curve
+    assert curves and set(curves) <= {"filter_min", "filter_max", "relu_zero_fraction", "loss", "accuracy"}
+    assert len(re.findall(r'<img[^>]* src="data:image/png;base64,', page)) == len(curves) + 2  # finals, pictures
     assert "Expected vs observed" in page and "small_init+scaled_pixels" in page
     assert re.search(r"<td>baseline</td>\s*<td>all</td>\s*<td>symptom on &gt;= 90% of seeds", page)
     assert "<td>pass</td>" in page and "<td>FAIL</td>" in page  # missing variants fail, visibly
@@ -36,6 +71,8 @@ def test_a_case_without_runs_gets_a_report_that_says_so(store_uri, tmp_path):
     page = (tmp_path / "out" / "relu_blowup.html").read_text()
     assert "No runs of" in page and "failbench run relu_blowup --profile full" in page
     assert "Traceback" not in page
+    # relu_blowup logs pictures: an empty store must not say it does not
+    assert "logs no pictures" not in page and "No runs yet" in page
 
 
 def test_curves_never_pool_axis_points_and_leave_final_only_metrics_to_finals():
@@ -47,10 +84,90 @@ def test_curves_never_pool_axis_points_and_leave_final_only_metrics_to_finals():
              "axis.lr": lr} for v in ("baseline", "fix") for s in (0, 1) for t in (1, 2, 3, 4)
             for n in ("mlp", "conv", "lenet5") for lr in (5e-4, 1e-2)]
     rows += [{**r, "metric": "test_accuracy", "step": 4} for r in rows if r["step"] == 4]
-    fig = plots.curves(pd.DataFrame(rows), ("loss", "test_accuracy"), ["baseline", "fix"])
+    history = pd.DataFrame(rows)
+    assert plots.stepped_metrics(history, ("loss", "test_accuracy")) == ("loss",)
+    fig = plots.curves(history, "loss", ["baseline", "fix"])
     titles = sorted(ax.get_title() for ax in fig.axes if ax.get_visible())
     assert len(titles) == 6 and "network = conv, lr = 0.01" in titles  # one loss panel per axis point
     assert {ax.get_ylabel() for ax in fig.axes if ax.get_visible()} == {"loss"}
+
+
+def test_a_few_variants_share_one_panel():
+    import pandas as pd
+
+    from harness import plots
+
+    variants = ["baseline", "fix", "other"]
+    history = pd.DataFrame([{"variant": v, "seed": s, "metric": "loss", "step": t, "value": float(t + i + s)}
+                            for i, v in enumerate(variants) for s in (0, 1) for t in range(10)])
+    [panel] = [ax for ax in plots.curves(history, "loss", variants).axes if ax.get_visible()]
+    assert [line.get_label() for line in panel.lines] == variants
+
+
+def test_ten_variants_get_a_panel_per_fix_beside_the_baseline():
+    import pandas as pd
+
+    from harness import plots
+
+    variants = ["baseline", *(f"fix{i}" for i in range(9))]
+    history = pd.DataFrame([{"variant": v, "seed": s, "metric": "loss", "step": t, "value": float(t + i + s)}
+                            for i, v in enumerate(variants) for s in (0, 1) for t in range(10)])
+    fig = plots.curves(history, "loss", variants)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == variants[1:]
+    for ax in panels:  # the baseline (black) and one fix, never ten lines in one panel
+        assert len(ax.lines) == 2 and ax.lines[0].get_color() == "black"
+        assert ax.lines[1].get_label() == ax.get_title()
+
+
+@pytest.mark.parametrize("values, scale", [
+    ([-0.05, -0.01, 0.0, 0.02, 0.06], "linear"),          # a bias crossing zero within a decade
+    ([0.4, 0.5, 0.7, 0.9, 1e-10], "linear"),              # one stray near-zero value decides nothing
+    ([17.0, 18.5, 19.0], "linear"),
+    ([1e3, 1e2, 10.0, 1.0, 0.1, 0.01], "log"),            # a loss falling five decades
+    ([-5e4, -3e4, -1e3, -0.3, 0.1, 0.2], "symlog"),       # a filter at -5e4 beside cured ones at 0.1
+])
+def test_axis_scales_are_chosen_for_legibility(values, scale):
+    from harness.plots import choose_scale
+
+    chosen, linthresh = choose_scale(values)
+    assert chosen == scale
+    if scale == "symlog":
+        assert linthresh >= 0.01, "the linear band sits at the bulk's decade, not at a stray value"
+
+
+def test_finals_tell_every_axis_point_apart():
+    import pandas as pd
+
+    from harness import plots
+
+    runs = pd.DataFrame([{"variant": v, "seed": s, "axis.network": n, "axis.lr": lr, "verdict": "symptom",
+                          "test_accuracy": 0.1 + s} for v in ("baseline", "fix") for s in (0, 1)
+                         for n in ("mlp", "conv", "lenet5") for lr in (5e-4, 1e-2)])
+    fig = plots.finals(runs, ("test_accuracy",), ["baseline", "fix"])
+    legend = fig.axes[0].get_legend()
+    labels = {t.get_text() for t in legend.get_texts()}
+    assert len(labels) == 6 and "network=conv, lr=0.01" in labels
+
+
+def test_pictures_shared_by_every_variant_are_shown_once_and_small_ones_magnified(tmp_path):
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    from harness import plots
+
+    paths = {}
+    for i, variant in enumerate(("baseline", "fix")):
+        paths[variant] = {}
+        for name, value in (("input", 0.5), ("output", 0.2 * i)):
+            path = tmp_path / f"{variant}-{name}.png"
+            mpimg.imsave(path, np.full((32, 32), value), cmap="gray", vmin=0, vmax=1)
+            paths[variant][name] = str(path)
+    fig = plots.pictures(paths, ("input", "output"), ["baseline", "fix"])
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_visible()]
+    assert labels == ["input\n(every variant)", "baseline", "fix"]
+    height_px = fig.axes[0].get_window_extent().height * plots.DPI / fig.dpi
+    assert height_px >= 4 * 32, "a 32 px picture is magnified at least 4x"
 
 
 def test_tradeoff_marks_each_variants_median_and_the_symptom_line():

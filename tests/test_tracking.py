@@ -252,4 +252,5 @@ def test_the_experiment_opens_as_model_training_with_a_runs_view(tracker, toy):
     view = json.loads(experiment.tags["mlflow.sharedViewState.failbench"])
     assert {"tags.`variant`", "tags.`verdict`", "params.`scale`", "tags.`seed`"} <= set(view["selectedColumns"])
     [(name, link)] = tracker.ui_links("http://127.0.0.1:5000")
-    assert name == "toy" and link.endswith(f"/#/experiments/{experiment.experiment_id}/runs?viewStateShareKey=failbench")
+    assert name == "toy" and link.endswith(
+        f"/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey=failbench")
