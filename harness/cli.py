@@ -130,7 +130,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary.verdicts.items())) or "-"
         print(f"{case.name}: {summary.ran} run, {summary.skipped} already finished; "
               f"verdicts {verdicts}; wall {summary.wall_seconds:.1f} s, training "
-              f"{summary.train_seconds:.1f} s, MLflow {summary.tracking_seconds:.1f} s ({share:.0%})"
+              f"{summary.train_seconds:.1f} s, MLflow {summary.tracking_seconds:.1f} s ({share:.0%}; "
+              f"its writer {summary.writer_seconds:.1f} s beside training)"
               + (f"; sweep {summary.sweep_id}" if summary.sweep_id else ""))
     return EXIT_OK
 

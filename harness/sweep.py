@@ -28,9 +28,10 @@ class SweepSummary:
     ran: int
     skipped: int
     train_seconds: float
-    tracking_seconds: float
+    tracking_seconds: float  # the sweep waited on MLflow this long (the writer works beside it)
     wall_seconds: float
     verdicts: dict[str, int]
+    writer_seconds: float = 0.0  # the background writer's own busy time, in parallel with training
     sweep_id: str | None = None  # the parent run, when anything ran: `failbench compare sweep:ID`
 
 
@@ -45,7 +46,7 @@ def run_sweep(case: Case, profile: str, tracker: Tracker, device: torch.device, 
               force: bool = False, overrides: dict | None = None, progress: bool = True,
               workers: int = 1, executor: str | None = None, first_seed: int = 0) -> SweepSummary:
     start = time.perf_counter()
-    tracking_before = tracker.seconds
+    tracking_before, writer_before = tracker.seconds, tracker.writer_seconds
     points = expand(case, profile, variants=variants, seeds=seeds, overrides=overrides,
                     first_seed=first_seed)
     code, env = code_hash(case), environment_hash()
@@ -85,4 +86,5 @@ def run_sweep(case: Case, profile: str, tracker: Tracker, device: torch.device, 
                           wall_seconds=summary.wall_seconds)
     summary.wall_seconds = time.perf_counter() - start
     summary.tracking_seconds = tracker.seconds - tracking_before
+    summary.writer_seconds = tracker.writer_seconds - writer_before
     return summary
