@@ -121,7 +121,7 @@ def test_stability_limit_matches_a_step_by_hand():
 def test_the_large_constant_is_stable_at_depth_0_and_past_the_limit_of_the_deep_identity():
     """The physics behind the lr axis: at the identity (Dirac weights) each of the L+1 layers adds
     the same curvature, so the stable step shrinks as 1/(L+1). LARGE_LR is inside depth 0's limit on
-    every face and past depth 3's and 5's on most; SMALL_LR is inside depth 3's."""
+    every face and past depth 3's and 5's on most; SMALL_LR is inside all of them."""
     faces = split(load_faces(), 80, 20)[0][::40]  # 2 training faces keep the Jacobians quick
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 625 x 2000 Jacobian per face: threads only contend
@@ -135,7 +135,7 @@ def test_the_large_constant_is_stable_at_depth_0_and_past_the_limit_of_the_deep_
     for depth in (3, 5):
         torch.testing.assert_close(limits[depth] * (depth + 1), limits[0], rtol=0.02, atol=0.0)
         assert float(limits[depth].median()) < LARGE_LR / 1.5
-    assert float(limits[3].median()) > SMALL_LR
+    assert float(limits[5].min()) > SMALL_LR  # inside every depth's limit
 
 
 def test_open_paths_is_the_product_of_the_open_shares():
@@ -161,4 +161,4 @@ def test_quick_profile_expectations_hold(quick_expectations):
     """The baseline's expectations on 3 seeds (the full quick grid takes minutes; `failbench check`
     judges it): halted at the large constant, learning at the small one."""
     table = quick_expectations("identity_filter", variants=("baseline",), seeds=3)
-    assert len(table) == 7 and (table["seeds"] == 3).all()
+    assert len(table) == 6 and (table["seeds"] == 3).all()

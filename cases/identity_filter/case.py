@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from cases.identity_filter.train import train
 from harness.contract import HEALTHY, SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Threshold
 
-LARGE_LR, SMALL_LR = 0.5, 0.2  # the lr axis; README "Deriving the learning constant"
+# The lr axis (README "Deriving the learning constants"), read against the largest stable step at
+# the identity, 2/lambda (`model.stability_limit`, median face): ~1.05 at depth 0, 0.26 at depth 3,
+# 0.18 at depth 5 (lambda grows as the L+1 layers). 0.5: the largest step of the 1-2-5 series
+# inside depth 0's limit on every face (min 0.71), 2-3x past the deep nets'. 0.1: the largest one
+# inside every depth's limit on every face (min 0.12 at depth 5).
+LARGE_LR, SMALL_LR = 0.5, 0.1
 
 
 @dataclass(frozen=True)
@@ -26,9 +31,7 @@ class Config:
     init: str = "default"  # the post: "randomly initialize the weights"; PyTorch's default
     skip: bool = False  # the post's network has no skip
     optimizer: str = "sgd"  # the post: "learn through gradient descent"; no momentum
-    # The post: "even with a large learning constant". 0.5 is the largest step on the 1-2-5 grid
-    # at which the post's "fine" depth 0 still learns (at 1 it is unstable): an axis (README).
-    lr: float = LARGE_LR
+    lr: float = LARGE_LR  # the post: "even with a large learning constant" (an axis, see above)
     adam_lr: float = 1e-3  # Adam's own default (Kingma & Ba 2015); read only when optimizer="adam"
     loss: str = "mse"  # the post names no cost; squared error is the textbook default for images
     face_dir: str = ""  # "" = skimage lfw_subset faces; else a folder of face images
@@ -51,7 +54,7 @@ FIXES = (
             "can throw the pre-activations past the hard tanh's corners"),
 )
 # The plain lower learning constant is the lr axis's small value, not a fix: a fix may not touch
-# an axis (a nuisance axis is never hidden inside a fix), so "baseline at lr 0.2" is that cure.
+# an axis (a nuisance axis is never hidden inside a fix), so "baseline at lr 0.1" is that cure.
 
 _BOTH = ("quick", "full")
 _HALTED = Threshold("open_paths", "<", 0.5,
@@ -73,24 +76,25 @@ EXPECTATIONS = (
              "hidden units flat, and 10x the updates do not bring the deep nets back"),
     *_at("baseline", HEALTHY, LARGE_LR, (0,), _BOTH, min_share=1.0,
          why="the post: 'less noticeable with 0~1 hidden layers'; 0.5 is inside depth 0's stable range"),
-    *_at("baseline", HEALTHY, SMALL_LR, (0, 3), _BOTH,
-         why="the same networks at the small constant learn past the hand-set kernel"),
-    *_at("baseline", (SYMPTOM, HEALTHY), SMALL_LR, (5,), ("quick",), also=_LEARNING,
-         why="depth 5 at the small constant is still climbing at the quick budget, never halted"),
-    *_at("baseline", HEALTHY, SMALL_LR, (5,), ("full",),
-         why="and past the hand-set kernel at 10x the updates"),
+    *_at("baseline", HEALTHY, SMALL_LR, (0,), _BOTH, why="the small constant at depth 0: learns"),
+    *_at("baseline", (SYMPTOM, HEALTHY), SMALL_LR, (3, 5), ("quick",), also=_LEARNING,
+         why="the same deep nets at the small constant: no unit pinned, still climbing at the "
+             "quick budget (a slow start, not a halt)"),
+    *_at("baseline", HEALTHY, SMALL_LR, (3, 5), ("full",),
+         why="and past the hand-set kernel at 10x the updates: the plain lower constant cures"),
     *_at("dirac", SYMPTOM, LARGE_LR, (3, 5), _BOTH,
          why="started at the identity, the large step is past the deep chain's stability limit "
              "there (2/lambda = 0.26 at depth 3, 0.18 at depth 5) and it bounces off it"),
     *_at("dirac", HEALTHY, SMALL_LR, (0, 3, 5), _BOTH,
          why="the identity prior cures once the step is inside the stable range"),
-    *_at("residual", HEALTHY, LARGE_LR, (3, 5), _BOTH,
-         why="the skip carries x past the flat units; the hidden layers learn a small correction"),
+    *_at("residual", HEALTHY, LARGE_LR, (3, 5), _BOTH, min_share=0.8,
+         why="the skip carries x past the flat units; the hidden layers learn a small correction "
+             "(1 seed in 10 still halts at depth 3 on quick: the skip sits inside the output tanh)"),
     *_at("adam", HEALTHY, LARGE_LR, (3, 5), _BOTH,
          why="bounded per-weight steps never throw the units flat (Adam ignores the SGD constant)"),
-    *_at("adam", SYMPTOM, LARGE_LR, (0,), ("quick",),
+    *_at("adam", SYMPTOM, LARGE_LR, (0,), ("quick",), min_share=0.8,
          why="a centre tap must travel ~0.9 from its U(-1/3, 1/3) draw; at <= 1e-3 a step 1000 "
-             "updates are not enough"),
+             "updates are barely enough"),
     *_at("adam", HEALTHY, LARGE_LR, (0,), ("full",),
          why="10x the updates are enough: a slow start, not a halt"),
 )
