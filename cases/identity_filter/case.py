@@ -56,7 +56,7 @@ FIXES = (
 # The plain lower learning constant is the lr axis's small value, not a fix: a fix may not touch
 # an axis (a nuisance axis is never hidden inside a fix), so "baseline at lr 0.1" is that cure.
 
-_BOTH = ("quick", "full")
+_BOTH, _QUICK = ("quick", "full"), ("quick",)
 _HALTED = Threshold("open_paths", "<", 0.5,
                     why="more than half of the input-to-output paths cross a hard tanh unit in its "
                         "flat region, where it passes exactly zero gradient: the post's halt")
@@ -69,7 +69,9 @@ def _at(variant: str, shows, lr: float, depths, profiles, why: str, **kw) -> tup
                              profiles=profiles, **kw) for d in depths)
 
 
-# Measured: quick on seeds 0-9 and 100-109, full on seeds 0-4 (README has the tables).
+# Measured: quick on seeds 0-9 and 100-109, full on seeds 0-4 (README has the tables). The full
+# grid runs the baseline and dirac only (`--variant`): on a 2-core CPU the other two would double
+# its ~30 minutes, so nothing is claimed for them at the full budget.
 EXPECTATIONS = (
     *_at("baseline", SYMPTOM, LARGE_LR, (3, 5), _BOTH, also=(_HALTED,),
          why="the post's failure, persistent: the first updates at the large constant pin most "
@@ -77,7 +79,7 @@ EXPECTATIONS = (
     *_at("baseline", HEALTHY, LARGE_LR, (0,), _BOTH, min_share=1.0,
          why="the post: 'less noticeable with 0~1 hidden layers'; 0.5 is inside depth 0's stable range"),
     *_at("baseline", HEALTHY, SMALL_LR, (0,), _BOTH, why="the small constant at depth 0: learns"),
-    *_at("baseline", (SYMPTOM, HEALTHY), SMALL_LR, (3, 5), ("quick",), also=_LEARNING,
+    *_at("baseline", (SYMPTOM, HEALTHY), SMALL_LR, (3, 5), _QUICK, also=_LEARNING,
          why="the same deep nets at the small constant: no unit pinned, still climbing at the "
              "quick budget (a slow start, not a halt)"),
     *_at("baseline", HEALTHY, SMALL_LR, (3, 5), ("full",),
@@ -87,16 +89,14 @@ EXPECTATIONS = (
              "there (2/lambda = 0.26 at depth 3, 0.18 at depth 5) and it bounces off it"),
     *_at("dirac", HEALTHY, SMALL_LR, (0, 3, 5), _BOTH,
          why="the identity prior cures once the step is inside the stable range"),
-    *_at("residual", HEALTHY, LARGE_LR, (3, 5), _BOTH, min_share=0.8,
+    *_at("residual", HEALTHY, LARGE_LR, (3, 5), _QUICK, min_share=0.8,
          why="the skip carries x past the flat units; the hidden layers learn a small correction "
              "(1 seed in 10 still halts at depth 3 on quick: the skip sits inside the output tanh)"),
-    *_at("adam", HEALTHY, LARGE_LR, (3, 5), _BOTH,
+    *_at("adam", HEALTHY, LARGE_LR, (3, 5), _QUICK,
          why="bounded per-weight steps never throw the units flat (Adam ignores the SGD constant)"),
-    *_at("adam", SYMPTOM, LARGE_LR, (0,), ("quick",), min_share=0.8,
+    *_at("adam", SYMPTOM, LARGE_LR, (0,), _QUICK, min_share=0.8,
          why="a centre tap must travel ~0.9 from its U(-1/3, 1/3) draw; at <= 1e-3 a step 1000 "
              "updates are barely enough"),
-    *_at("adam", HEALTHY, LARGE_LR, (0,), ("full",),
-         why="10x the updates are enough: a slow start, not a halt"),
 )
 
 CASE = Case(
