@@ -94,15 +94,22 @@ def off_centre_share(response: torch.Tensor) -> torch.Tensor:
 
 
 def probe_metrics(probe, model: FaceFilter, per_layer: bool = False) -> dict[str, float]:
-    """From a harness Probe: hard tanh saturation averaged over the hidden layers (0 with none),
+    """From a harness Probe: hard tanh saturation averaged over the hidden layers (0 with none);
+    `open_paths`, the product over hidden layers of the share of units off their flat region: the
+    share of input-to-output paths on which every hard tanh passes gradient, were the layers'
+    flat units independent (1 with no hidden layer, or ReLU);
     ReLU dead share, the output tanh's saturation, and the weight-gradient norms of the first and
     last conv; `per_layer` adds each layer's own (only at the end: each logged value costs MLflow
     ~0.5 ms a point)."""
     hidden = [n for n in probe.saturation if n.startswith("hidden")]
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]  # input first
     first, last = probe.grad_norm[convs[0]], probe.grad_norm[convs[-1]]
+    open_paths = 1.0
+    for n in hidden:
+        open_paths *= 1.0 - probe.saturation[n]
     out = {"sat_out": probe.saturation["squash"], "grad_norm_first": first, "grad_norm_last": last,
            "sat_hidden": sum(probe.saturation[n] for n in hidden) / len(hidden) if hidden else 0.0,
+           "open_paths": open_paths,
            # 0 when not even the output layer gets a gradient: nothing flows anywhere
            "grad_first_over_last": first / last if last > 0 else 0.0}
     if probe.dead:
@@ -138,3 +145,22 @@ def pictures(model: FaceFilter, faces: torch.Tensor, response: torch.Tensor) -> 
                 "faces_output": _tile([(f[0] + 1) / 2 for f in copies], 4),
                 "response": _tile([_signed(response.mean(0))], 8),
                 "kernels": _tile(list(_signed(kernels)), 8)}
+
+
+def stability_limit(model: FaceFilter, faces: torch.Tensor) -> torch.Tensor:
+    """Per face, 2 / lambda_max of the Gauss-Newton matrix of the squared error on that face alone
+    (the Hessian at a solution, where the residual is ~0): the largest step at which plain SGD on
+    that face does not overshoot along its stiffest direction. Float64, exact Jacobians."""
+    import copy
+
+    from torch.func import functional_call, jacrev
+
+    model = copy.deepcopy(model).double()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    limits = []
+    for face in faces.double():
+        jac = jacrev(lambda p: functional_call(model, p, (face[None],)).flatten())(params)
+        jac = torch.cat([j.reshape(j.shape[0], -1) for j in jac.values()], dim=1)
+        lam = 2.0 / jac.shape[0] * torch.linalg.matrix_norm(jac, 2) ** 2  # mse = mean over pixels
+        limits.append(2.0 / lam)
+    return torch.stack(limits)
