@@ -74,8 +74,11 @@ _NOT_VISIBLY_DARK = Threshold("inference_contrast", ">", -WEBER,
                               why="inference mode does not darken the fill visibly (Weber contrast under 2%)")
 _BLURRY = ("quick", "long")
 EXPECTATIONS = (
-    Expectation("baseline", SYMPTOM, also=(_LEARNED,), profiles=_BLURRY,
-                why="the post's failure: a blur (the pixel loss's optimum is the mean of plausible fills)"),
+    Expectation("baseline", SYMPTOM, profiles=("quick",),
+                why="the post's failure: a blur (the pixel loss's optimum is the mean of plausible fills); "
+                    "after 250 steps it beats a flat fill by only 0.0-1.2 dB (README)"),
+    Expectation("baseline", SYMPTOM, also=(_LEARNED,), profiles=("long",),
+                why="the post's failure, persistent: a blur that beats the oracle flat fill"),
     Expectation("baseline", SYMPTOM, profiles=("full",), why="the post's failure at the post's scale"),
     Expectation("unet", SYMPTOM, profiles=_BLURRY,
                 why="does not cure: the skips carry the border, but the hole's content is still a mean"),
@@ -85,9 +88,11 @@ EXPECTATIONS = (
     Expectation("adversarial_0.1", HEALTHY, also=(_LEARNED,), profiles=("long",),
                 why="the cure, and its cost: sharper than the blurred truth, still above a flat fill, "
                     "at less PSNR than the baseline (the perception-distortion trade-off; README)"),
-    Expectation("batchnorm", SYMPTOM, also=_DARK, profiles=("quick",),
+    Expectation("batchnorm", SYMPTOM, also=_DARK, profiles=("quick",), min_share=0.7,
                 why="the post's darker fills: Keras' 0.99 moving averages lag the weights after 250 "
-                    "steps; statistics recomputed at the final weights give the truth's brightness"),
+                    "steps; statistics recomputed at the final weights give the truth's brightness. "
+                    "Measured on 9 of 10 seeds (95% CI 60-98%): where the weights are heading at step "
+                    "250 decides the lag's sign, so 'most seeds', not 90%"),
     Expectation("dropout", SYMPTOM, also=_DARK, profiles=("quick", "long", "full"),
                 why="the post's darker fills: inverted dropout keeps each layer's mean input, but ReLU "
                     "outputs shrink without the noise, so the logit falls at inference (variance shift)"),
