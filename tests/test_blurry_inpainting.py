@@ -170,7 +170,7 @@ def test_an_image_folder_is_square_rgb_and_split_at_the_end(tmp_path):
         data.load(32, str(tmp_path), held_out_images=3)
 
 
-def _reach(model: nn.Module, size: int = 128) -> list[tuple[int, int]]:
+def _reach(model: nn.Module, size: int = 96) -> list[tuple[int, int]]:
     """How far the output pixel at 4 phases against the pools sees, left and right of itself, with
     every ReLU made linear (the receptive field is geometry, not whether a unit is alive)."""
     for m in model.modules():
