@@ -85,9 +85,11 @@ EXPECTATIONS = (
     Expectation("dilated", SYMPTOM, profiles=_BLURRY,
                 why="does not cure on 32x32 patches, where the plain receptive field (~40 px) already "
                     "spans the whole patch; the post's 64x64 is where it could matter (full)"),
-    Expectation("adversarial_0.1", HEALTHY, also=(_LEARNED,), profiles=("long",),
-                why="the cure, and its cost: sharper than the blurred truth, still above a flat fill, "
-                    "at less PSNR than the baseline (the perception-distortion trade-off; README)"),
+    Expectation("adversarial_0.1", HEALTHY, profiles=("long",), min_share=0.7,
+                why="the cure: sharper than the blurred truth on 18 of 20 seeds (0-9 and 100-109; "
+                    "Wilson 95% CI 70-97%): the adversary oscillates, so a seed can sit below the line "
+                    "at step 800. Its cost, 0.8-1.0 dB of PSNR against the baseline, is a two-sample "
+                    "comparison (README); per seed the sharpest fill pays the most"),
     Expectation("batchnorm", SYMPTOM, also=_DARK, profiles=("quick",), min_share=0.7,
                 why="the post's darker fills: Keras' 0.99 moving averages lag the weights after 250 "
                     "steps; statistics recomputed at the final weights give the truth's brightness. "
