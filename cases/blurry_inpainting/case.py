@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cases.blurry_inpainting.train import fit
-from harness.contract import SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Threshold
+from harness.contract import HEALTHY, SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Threshold
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class Config:
     norm: str = "none"  # ConvNet v1 has no batch norm
     dropout: float = 0.0  # ConvNet v1 has no dropout
     skips: bool = False  # an autoencoder: everything goes through the 4x-pooled bottleneck
+    dilation: int = 1  # the bottleneck's three convs are plain 3x3 (the Keras tutorial's recipe)
+    spatial_dropout: float = 0.0  # no dropout in ConvNet v1
     loss: str = "bce"  # the post: "Loss : binary crossentropy" (so the output is a sigmoid)
     loss_region: str = "image"  # the post: "Target : Full image"
     adv_weight: float = 0.0  # no adversary in the post
@@ -39,74 +41,66 @@ def train(cfg: Config, run) -> dict[str, float]:
 
 SHARPNESS = 0.58  # the sharpness ratio of the truth blurred by sigma 1.5 px (README, tests)
 FIXES = (
-    Fix("l1_loss", {"loss": "l1"},
-        why="L1 is minimised by the median of the plausible fills, not their mean, which keeps more edges"),
-    Fix("hole_loss", {"loss_region": "hole"},
-        why="Context Encoders' reconstruction loss on the missing region only, so no capacity is spent "
-            "copying the border through the bottleneck"),
     Fix("unet", {"skips": True},
         why="U-Net skips hand the decoder the border at full resolution, past the 4x-pooled bottleneck"),
-    Fix("adversarial", {"adv_weight": 0.001},
-        why="Context Encoders: 0.999 reconstruction + 0.001 adversarial; an average of plausible fills "
-            "is easy for a discriminator to tell from a real one"),
+    Fix("dilated", {"dilation": 2},
+        why="the bottleneck's 3 convs dilated by 2 widen the receptive field from ~40 to ~64 px, so on "
+            "the post's 64x64 patches the hole's centre sees 14-17 px of border instead of 2-5"),
+    Fix("adversarial_0.1", {"adv_weight": 0.1},
+        why="an average of plausible fills is easy for a discriminator to tell from a real one; Context "
+            "Encoders' 0.001 is for 128 px and long training, and moves the fill only slowly here"),
     Fix("batchnorm", {"norm": "batch"},
         why="the post: BN after each conv for faster convergence"),
     Fix("dropout", {"dropout": 0.25},
-        why="the post tried dropout 'for fun'; 0.25 after each hidden conv as in Keras' mnist_cnn example"),
-    Fix("deeper", {"depth": 2},
-        why="the post's ConvNet v2: doubled conv layers, more capacity"),
-    Fix("hole_loss+adversarial", {"loss_region": "hole", "adv_weight": 0.001},
-        combines=("hole_loss", "adversarial"),
-        why="Context Encoders' joint loss: reconstruction of the hole only plus the adversarial term"),
-    Fix("unet+adversarial", {"skips": True, "adv_weight": 0.001}, combines=("unet", "adversarial"),
-        why="the border at full resolution for the edges to continue, and an adversary against averaging"),
+        why="the post tried dropout 'for fun'; 0.25 element-wise after every hidden ReLU (Keras' Dropout "
+            "after each conv block, as in its mnist_cnn example)"),
+    Fix("spatial_dropout", {"spatial_dropout": 0.25},
+        why="the same rate, once after the bottleneck, whole feature maps (Dropout2d): its noise meets "
+            "one ReLU on its way out, where element-wise dropout's six layers meet up to five"),
 )
 
-# Measured over 3 seeds (README.md has the tables). `quick` is 250 steps, `long` 3000 (10x, on a CPU in
-# ~30 min); `full` (64x64 patches, 20000 steps, a GPU) has not been run: it carries only what quick and
-# long agree on, and claims no cure (see README, "What the full profile has to settle").
+# `quick` (250 steps) and `long` (800 steps) run 10 seeds each on 32x32 patches; `full` (64x64 patches,
+# 20000 steps, a GPU) has not been run and carries only what quick and long agree on (README).
 FLAT_PSNR = 16.6  # dB: each hole filled with its own true mean colour (an oracle flat fill), 32x32 patches
-# SD (0.024) of the brightness bias over the quick runs without dropout or batch norm: 8 variants x 3 seeds,
-# less the one that collapsed to a constant fill (deeper, seed 2: bias +0.10, sharpness 0)
-DARKER = -0.025
+WEBER = 0.02  # a uniform darkening becomes visible at a Weber contrast of ~1-2% (Weber's fraction)
 _LEARNED = Threshold("psnr_db", ">", FLAT_PSNR, why="the fill beats the oracle flat fill: a blur, not nothing")
-_DARK = (Threshold("brightness_bias", "<", DARKER, why="darker than the truth by more than the seed-to-seed "
-                                                       "spread of the fills without dropout or batch norm"),
-         Threshold("inference_shift", "<", DARKER, why="and it is inference mode that makes it darker: the "
-                                                       "same weights with dropout's masks averaged, or with "
-                                                       "batch norm's statistics recomputed exactly, are not"))
-_ALL = ("quick", "long", "full")
+_DARK = (Threshold("brightness_bias", "<", 0.0, why="the post's 'darker': the fill is darker than the truth"),
+         Threshold("inference_shift", "<", 0.0,
+                   why="paired, per seed, against zero: the same weights are darker in inference mode than "
+                       "with dropout's masks averaged (or BN's statistics recomputed); exactly 0 without either"),
+         Threshold("inference_contrast", "<", -WEBER,
+                   why="visibly: the shift's Weber contrast is past the eye's ~2% for a uniform darkening"))
+_NOT_VISIBLY_DARK = Threshold("inference_contrast", ">", -WEBER,
+                              why="inference mode does not darken the fill visibly (Weber contrast under 2%)")
+_BLURRY = ("quick", "long")
 EXPECTATIONS = (
-    Expectation("baseline", SYMPTOM, also=(_LEARNED,), profiles=("quick", "long"),
-                why="the post's failure: a blur (the pixel loss's optimum is the mean of plausible fills)"),
+    Expectation("baseline", SYMPTOM, profiles=("quick",),
+                why="the post's failure: a blur (the pixel loss's optimum is the mean of plausible fills); "
+                    "after 250 steps it beats a flat fill by only 0.0-1.2 dB (README)"),
+    Expectation("baseline", SYMPTOM, also=(_LEARNED,), profiles=("long",),
+                why="the post's failure, persistent: a blur that beats the oracle flat fill"),
     Expectation("baseline", SYMPTOM, profiles=("full",), why="the post's failure at the post's scale"),
-    Expectation("l1_loss", SYMPTOM, profiles=_ALL,
-                why="does not cure: the per-pixel median of plausible fills is as blurry as their mean"),
-    Expectation("hole_loss", SYMPTOM, profiles=_ALL,
-                why="does not cure, and blurs more (0.33-0.35 at quick against the baseline's 0.45-0.51): "
-                    "our reading, nothing rewards the decoder for reproducing the border's edges any more"),
-    Expectation("unet", SYMPTOM, profiles=_ALL,
+    Expectation("unet", SYMPTOM, profiles=_BLURRY,
                 why="does not cure: the skips carry the border, but the hole's content is still a mean"),
-    Expectation("adversarial", SYMPTOM, profiles=("quick", "long"),
-                why="not cured within 3000 steps: at weight 0.001 the adversary moves the fill only "
-                    "slowly (sharpness 0.53-0.57 at 3000 steps against the baseline's 0.45-0.51)"),
-    Expectation("hole_loss+adversarial", SYMPTOM, profiles=("quick", "long"),
-                why="Context Encoders' recipe does not cure within 3000 steps"),
-    Expectation("unet+adversarial", SYMPTOM, profiles=("quick", "long"),
-                why="not cured within 3000 steps (0.54-0.57), though the sharpest variant, at the "
-                    "baseline's PSNR"),
-    Expectation("batchnorm", SYMPTOM, also=_DARK, profiles=("quick",),
+    Expectation("dilated", SYMPTOM, profiles=_BLURRY,
+                why="does not cure on 32x32 patches, where the plain receptive field (~40 px) already "
+                    "spans the whole patch; the post's 64x64 is where it could matter (full)"),
+    Expectation("adversarial_0.1", HEALTHY, profiles=("long",), min_share=0.7,
+                why="the cure: sharper than the blurred truth on 18 of 20 seeds (0-9 and 100-109; "
+                    "Wilson 95% CI 70-97%): the adversary oscillates, so a seed can sit below the line "
+                    "at step 800. Its cost, 0.8-1.0 dB of PSNR against the baseline, is a two-sample "
+                    "comparison (README); per seed the sharpest fill pays the most"),
+    Expectation("batchnorm", SYMPTOM, also=_DARK, profiles=("quick",), min_share=0.7,
                 why="the post's darker fills: Keras' 0.99 moving averages lag the weights after 250 "
-                    "steps; statistics recomputed at the final weights give the truth's brightness"),
-    Expectation("batchnorm", SYMPTOM, profiles=("long",),
-                why="still a blur; darker on 1 seed of 3 only (inference shift +0.018, +0.012, -0.038): "
-                    "after 3000 steps the moving averages have mostly caught up"),
-    Expectation("dropout", SYMPTOM, also=_DARK, profiles=_ALL,
+                    "steps; statistics recomputed at the final weights give the truth's brightness. "
+                    "Measured on 9 of 10 seeds (95% CI 60-98%): where the weights are heading at step "
+                    "250 decides the lag's sign, so 'most seeds', not 90%"),
+    Expectation("dropout", SYMPTOM, also=_DARK, profiles=("quick", "long", "full"),
                 why="the post's darker fills: inverted dropout keeps each layer's mean input, but ReLU "
-                    "outputs shrink without the noise, so the logit falls at inference"),
-    Expectation("deeper", SYMPTOM, profiles=("quick", "long"),
-                why="the post's ConvNet v2 does not cure (0.48, 0.49 at 3000 steps); on seed 2 its 14 "
-                    "plain ReLU convs collapse to a constant fill at both budgets"),
+                    "outputs shrink without the noise, so the logit falls at inference (variance shift)"),
+    Expectation("spatial_dropout", SYMPTOM, also=(_NOT_VISIBLY_DARK,), profiles=_BLURRY,
+                why="the placement decides the darkening: one Dropout2d after the bottleneck shifts the "
+                    "fill far less than element-wise dropout after every ReLU (README: the paired test)"),
 )
 
 CASE = Case(
@@ -122,11 +116,11 @@ CASE = Case(
                               "32x32 patches (0.60 on 64x64: each run logs its blurred_truth_sharpness_ratio)"),)),
     fixes=FIXES,
     expectations=EXPECTATIONS,
-    profiles={"quick": Profile(seeds=3, budget={"patch_size": 32, "steps": 250}),
-              "long": Profile(seeds=3, budget={"patch_size": 32, "steps": 3000}),
+    profiles={"quick": Profile(seeds=10, budget={"patch_size": 32, "steps": 250}),
+              "long": Profile(seeds=10, budget={"patch_size": 32, "steps": 800}),
               "full": Profile(seeds=5, budget={"patch_size": 64, "steps": 20000})},
     key_metrics=("psnr_db", "ssim", "sharpness_ratio", "blur_effect", "brightness_bias", "inference_shift",
-                 "loss"),
+                 "image_sharpness_ratio", "loss"),
     pictures=("masked_input", "fill", "truth"),
     tradeoff=("psnr_db", "sharpness_ratio"),  # distortion against perception (Blau & Michaeli 2018)
     smoke_budget={"patch_size": 32, "steps": 2},

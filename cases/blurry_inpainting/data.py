@@ -14,6 +14,7 @@ centre-cropped to a square and resized to the patch size; the last `held_out_ima
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -93,7 +94,9 @@ class Patches:
         return picked.to(device).contiguous(memory_format=torch.channels_last)
 
 
+@lru_cache(maxsize=1)  # a worker runs many grid points: rescaling the 13 photos costs ~1 s of CPU each time
 def load(size: int, image_dir: str = "", held_out_images: int = 1000) -> Patches:
+    """The patches, read once per process; nothing downstream writes to them (batches are copies)."""
     if image_dir:
         images = _chw(_folder(image_dir, size))
         if len(images) <= held_out_images:

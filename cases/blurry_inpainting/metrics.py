@@ -37,6 +37,11 @@ def hole_hwc(images: torch.Tensor) -> np.ndarray:
     return images[..., h, h].detach().cpu().double().permute(0, 2, 3, 1).numpy()
 
 
+def whole_hwc(images: torch.Tensor) -> np.ndarray:
+    """N x 3 x S x S tensor -> N x S x S x 3 float64 array (the whole image, border included)."""
+    return images.detach().cpu().double().permute(0, 2, 3, 1).numpy()
+
+
 def grey(holes: np.ndarray) -> np.ndarray:
     from skimage.color import rgb2gray
 

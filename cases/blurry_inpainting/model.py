@@ -1,11 +1,15 @@
 """The post's conv autoencoder (7 conv, 2 max-pool, 2 upsampling, ReLU, sigmoid out) and the pieces
-its fixes add: batch norm or dropout after every conv, U-Net skips, and a small discriminator.
+its fixes add: batch norm or dropout after every conv, U-Net skips, a dilated bottleneck, spatial
+dropout after the bottleneck, and a small discriminator.
 
 Layer plan (f = `filters`, 'same' 3x3 convs: the recipe of Keras' conv-autoencoder tutorial, Chollet
 2016, whose layer types, sigmoid output and binary cross-entropy the post's list matches):
   conv f -> pool -> conv 2f -> pool -> conv 4f x3 -> up -> conv 2f -> up -> conv 3, sigmoid
-`depth=2` doubles every conv (the post's "ConvNet v2": 14 conv). The receptive field is 40 px: the
-centre of a 64x64 patch's 32x32 hole, 16 px from the border, sees 4 px of context on each side.
+`depth=2` doubles every conv (the post's "ConvNet v2": 14 conv). The receptive field is 38-42 px
+wide (it depends on the pixel's phase against the two pools): the centre of a 64x64 patch's 32x32
+hole, 16 px from the border, sees 2-5 px of context on each side. `dilation=2` in the bottleneck's
+three convs widens it to 62-66 px (14-17 px of context). On the quick 32x32 patches either one
+already spans the whole patch. `spatial_dropout` drops whole feature maps once, after the bottleneck.
 """
 from __future__ import annotations
 
@@ -13,11 +17,13 @@ import torch
 from torch import nn
 
 
-def _block(c_in: int, c_out: int, depth: int, norm: str, dropout: float, last: bool = False) -> nn.Sequential:
+def _block(c_in: int, c_out: int, depth: int, norm: str, dropout: float, last: bool = False,
+           dilation: int = 1) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(depth):
         final = last and i == depth - 1
-        layers.append(nn.Conv2d(c_in if i == 0 else c_out, 3 if final else c_out, 3, padding=1))
+        layers.append(nn.Conv2d(c_in if i == 0 else c_out, 3 if final else c_out, 3, padding=dilation,
+                                dilation=dilation))
         if norm == "batch":  # the post: "I added BN for each conv layer"; Keras 2 defaults
             layers.append(nn.BatchNorm2d(3 if final else c_out, eps=1e-3, momentum=0.01))
         elif norm != "none":
@@ -26,7 +32,7 @@ def _block(c_in: int, c_out: int, depth: int, norm: str, dropout: float, last: b
             layers.append(nn.Sigmoid())
         else:
             layers.append(nn.ReLU())
-            if dropout > 0:
+            if dropout > 0:  # element-wise, after every hidden ReLU: Keras' Dropout
                 layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
 
@@ -36,13 +42,16 @@ class Inpainter(nn.Module):
     image"). With `skips`, each decoder stage also sees the encoder's features of its resolution."""
 
     def __init__(self, filters: int = 8, depth: int = 1, norm: str = "none", dropout: float = 0.0,
-                 skips: bool = False):
+                 skips: bool = False, dilation: int = 1, spatial_dropout: float = 0.0):
         super().__init__()
         f, k = filters, dict(depth=depth, norm=norm, dropout=dropout)
         self.skips = skips
         self.enc1 = _block(3, f, **k)
         self.enc2 = _block(f, 2 * f, **k)
-        self.mid = nn.Sequential(_block(2 * f, 4 * f, **k), _block(4 * f, 4 * f, **k), _block(4 * f, 4 * f, **k))
+        self.mid = nn.Sequential(*(_block(c, 4 * f, dilation=dilation, **k) for c in (2 * f, 4 * f, 4 * f)))
+        # Whole feature maps dropped once, after the bottleneck (Tompson et al. 2015's SpatialDropout),
+        # against `dropout`'s element-wise masks after every hidden ReLU: the noise meets 1 ReLU, not 6.
+        self.mid_dropout = nn.Dropout2d(spatial_dropout) if spatial_dropout > 0 else nn.Identity()
         self.dec2 = _block(4 * f + (2 * f if skips else 0), 2 * f, **k)
         self.out = _block(2 * f + (f if skips else 0), 3, last=True, **k)
         self.pool = nn.MaxPool2d(2)
@@ -55,7 +64,7 @@ class Inpainter(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e1 = self.enc1(x)
         e2 = self.enc2(self.pool(e1))
-        d2 = self.up(self.mid(self.pool(e2)))
+        d2 = self.up(self.mid_dropout(self.mid(self.pool(e2))))
         d2 = self.dec2(torch.cat([d2, e2], 1) if self.skips else d2)
         d1 = self.up(d2)
         return self.out(torch.cat([d1, e1], 1) if self.skips else d1)
