@@ -119,7 +119,7 @@ def activation_stats(pre: torch.Tensor, out: torch.Tensor, activation: str) -> d
 
 
 def weight_stats(w: torch.Tensor) -> dict[str, float]:
-    w = w.detach().float()
+    w = w.detach().double()  # float64: a float32 norm of weights ~1e-26 underflows to 0
     std, mean = torch.std_mean(w, correction=0)
     absw = w.abs()
     return {**_floats({"w_mean": mean, "w_std": std, "w_absmean": absw.mean(), "w_neg": _share(w < 0),
@@ -127,14 +127,14 @@ def weight_stats(w: torch.Tensor) -> dict[str, float]:
 
 
 def grad_stats(g: torch.Tensor) -> dict[str, float]:
-    g = g.detach().float().flatten()
-    q = torch.quantile(g, torch.tensor([0.05, 0.95]), dim=0) if g.numel() <= 16_000_000 else g[[0, 0]]
+    g = g.detach().double().flatten()
+    q = torch.quantile(g, torch.tensor([0.05, 0.95], dtype=g.dtype), dim=0) if g.numel() <= 16_000_000 else g[[0, 0]]
     return _floats({"g_mean": g.mean(), "g_absmean": g.abs().mean(), "g_norm": g.norm(),
                     "g_zero": _share(g == 0), "g_range90": q[1] - q[0]})
 
 
 def update_stats(w: torch.Tensor, dw: torch.Tensor) -> dict[str, float]:
-    w, dw = w.detach().float(), dw.detach().float()
+    w, dw = w.detach().double(), dw.detach().double()
     norm, absmean, d_norm, d_absmean = torch.stack([w.norm(), w.abs().mean(), dw.norm(), dw.abs().mean()]).tolist()
     return {"upd_ratio": d_norm / norm if norm > 0 else math.inf,
             "upd_absmean_ratio": d_absmean / absmean if absmean > 0 else math.inf}
