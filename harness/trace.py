@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 GROWTH = 1.5  # next traced step >= 1.5 x the last one
 # The run's scalars, from the names the cases log them under (first found wins).
@@ -45,6 +46,7 @@ TDC_RO = 0.85  # TheDeepChecker settings.yaml Activation.Saturation.ro_max_thres
 TDC_W_DEAD = 1e-5  # TheDeepChecker settings.yaml Weight.Dead.value_min_thresh
 SM_ALLCLOSE = dict(rtol=1e-5, atol=1e-8)  # SageMaker UnchangedTensor: numpy.allclose defaults
 FLAT_SLOPE = 0.01  # as harness.probes: slope under 1% of its peak
+QUANTILE_SAMPLES = 1024  # percentiles from at most this many evenly strided samples: selection is the costly part
 
 
 @dataclass
@@ -90,6 +92,16 @@ def _share(mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     return mask.float().mean() if dim is None else mask.float().mean(dim)
 
 
+def _strided(x: torch.Tensor, most: int = QUANTILE_SAMPLES) -> torch.Tensor:
+    return x[::math.ceil(x.shape[0] / most)] if x.shape[0] > most else x
+
+
+def _percentile(x: torch.Tensor, q: float) -> torch.Tensor:
+    """Per row, the order statistic at or above the q-th fraction (numpy's 'higher' method):
+    torch.kthvalue is ~5x faster than torch.quantile here."""
+    return torch.kthvalue(x.contiguous(), max(1, math.ceil(q * x.shape[1])), dim=1).values
+
+
 def _floats(stats: dict[str, torch.Tensor]) -> dict[str, float]:
     """One stack and one copy out instead of a sync per statistic (the cost here is per call)."""
     return dict(zip(stats, torch.stack([v.float() for v in stats.values()]).tolist()))
@@ -113,7 +125,7 @@ def activation_stats(pre: torch.Tensor, out: torch.Tensor, activation: str) -> d
                  unit_sat_ro=_share(ro > TDC_RO))
     else:
         thresh, q = TDC_DEAD
-        major = torch.quantile(a.abs(), q, dim=0) if a.numel() <= 16_000_000 else a.abs().amax(0)
+        major = _percentile(_strided(a).abs().T, q)  # per unit
         s["unit_dead_p95"] = _share(major < thresh)
     return _floats(s)
 
@@ -128,7 +140,8 @@ def weight_stats(w: torch.Tensor) -> dict[str, float]:
 
 def grad_stats(g: torch.Tensor) -> dict[str, float]:
     g = g.detach().double().flatten()
-    q = torch.quantile(g, torch.tensor([0.05, 0.95], dtype=g.dtype), dim=0) if g.numel() <= 16_000_000 else g[[0, 0]]
+    g_few = _strided(g, 16 * QUANTILE_SAMPLES)[None]
+    q = (_percentile(g_few, 0.05)[0], _percentile(g_few, 0.95)[0])
     return _floats({"g_mean": g.mean(), "g_absmean": g.abs().mean(), "g_norm": g.norm(),
                     "g_zero": _share(g == 0), "g_range90": q[1] - q[0]})
 
@@ -243,8 +256,8 @@ class Trace:
                     current[2], current[4] = activation, name
                 self._handles.append(module.register_forward_hook(self._keep(name)))
         self._handles.append(model.register_forward_hook(self._keep("")))
-        self._handles.append(torch.optim.optimizer.register_optimizer_step_pre_hook(self._pre_step))
-        self._handles.append(torch.optim.optimizer.register_optimizer_step_post_hook(self._post_step))
+        self._handles.append(register_optimizer_step_pre_hook(self._pre_step))
+        self._handles.append(register_optimizer_step_post_hook(self._post_step))
 
     def _keep(self, name: str):
         seen = self._seen  # a closure, not a bound method: a deepcopy of the model shares it

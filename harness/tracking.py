@@ -23,6 +23,7 @@ DEFAULT_URI = "sqlite:///mlflow.db"
 ENV_URI = "MLFLOW_TRACKING_URI"
 # MLflow's own caps per log_batch call.
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
+TRACE_ARTIFACT = "trace.parquet"  # each run's per-layer trace, tidy: step, layer, kind, activation, stat, value
 
 
 class TrackingError(Exception):
@@ -176,8 +177,25 @@ class Tracker:
                 self.client.log_batch(run_id, metrics=chunk)
             for name, picture in result.images.items():
                 self.client.log_image(run_id, picture, artifact_file=f"images/{name}.png")
+            self.log_trace(run_id, result)
             self.client.set_terminated(run_id, status="FINISHED")
             return run_id
+
+    def log_trace(self, run_id: str, result: Any) -> None:
+        """The run's per-layer trace (harness/trace.py) as the artifact trace.parquet, and what
+        recording it cost (final/trace_seconds, part of final/seconds)."""
+        import tempfile
+
+        from mlflow.entities import Metric
+
+        if getattr(result, "trace", None) is None or result.trace.empty:
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / TRACE_ARTIFACT
+            result.trace.to_parquet(path, index=False)
+            self.client.log_artifact(run_id, str(path))
+        self.client.log_batch(run_id, metrics=[Metric("final/trace_seconds", result.trace_seconds,
+                                                      int(time.time() * 1000), 0)])
 
 
 def point_tags(result: Any, case_name: str, source_hash: str, config_hash: str,

@@ -209,4 +209,5 @@ CASE = Case(
     key_metrics=("spread_ratio", "r2_train", "r2_heldout", "loss", "norm_w", "norm_theta1", "norm_theta2"),
     pictures=("pred_vs_target",),
     smoke_budget={"steps": 3, "n_heldout": 8},
+    failure_class="constant_output",
 )

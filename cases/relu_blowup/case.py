@@ -168,4 +168,5 @@ CASE = Case(
     key_metrics=("filter_min", "filter_max", "relu_zero_fraction", "loss", "accuracy"),
     pictures=("relu_map_cross", "relu_map_circle"),
     smoke_budget={"steps": 3},
+    failure_class="dead_relu",
 )
