@@ -77,7 +77,7 @@ def activation_distribution(view: View) -> Finding:
     if not layers:
         return abstain("no activation layer")
     std = _checked(view.stat("out_std", layers))
-    ref = std.where(std < STD_MIN, STD_MAX)
+    ref = STD_MAX + (std < STD_MIN) * (STD_MIN - STD_MAX)  # the bound it is compared with
     f = np.maximum(std ** 2, ref ** 2) / np.minimum(std ** 2, ref ** 2)
     bad = ((std < STD_MIN) | (std > STD_MAX)) & (f > F_CRIT)
     step = first(bad.any(axis=1))
