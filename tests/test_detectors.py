@@ -163,3 +163,30 @@ def test_thedeepchecker_smoothness_matches_its_metrics_py():
     # deep_checker/metrics.py on [1, 2, 1, 2]: ratios 2, .5, 2 -> 2 sign changes -> (4 - 2) / 4
     assert thedeepchecker.smoothness([1.0, 2.0, 1.0, 2.0]) == 0.5
     assert thedeepchecker.smoothness([4.0, 3.0, 2.0, 1.0]) == 1.0
+
+
+def test_detect_reads_the_store_only(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["detect", "relu_blowup"]) == 2
+    assert "no store at" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [], "detect must never create a store"
+
+
+def test_detect_scores_stored_traces(tracker, store_uri, capsys):
+    """Two relu_blowup runs end to end: the failing baseline and its cure, each with a trace."""
+    import torch
+
+    from harness.cli import main
+    from harness.sweep import run_sweep
+
+    case = __import__("harness.discovery", fromlist=["load_case"]).load_case("relu_blowup")
+    run_sweep(case, "quick", tracker, torch.device("cpu"), variants=("baseline", "small_init+scaled_pixels"),
+              seeds=1, progress=False)
+    assert main(["detect", "relu_blowup", "--tracking-uri", store_uri, "--by-variant"]) == 0
+    out = capsys.readouterr().out
+    for tool in tools():
+        assert f"| relu_blowup | {tool.name} |" in out
+    assert "| relu_blowup | baseline | SageMaker Debugger | 1 symptom | " in out and "DeadRelu 1/1" in out
