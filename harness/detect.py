@@ -10,7 +10,9 @@ as quiet. Reads the store only.
 from __future__ import annotations
 
 import math
+import os
 import tempfile
+import urllib.parse
 from pathlib import Path
 
 import pandas as pd
@@ -24,11 +26,16 @@ SICK = ("symptom", DIVERGED)
 
 
 def load_trace(tracker: Tracker, run_id: str, folder: Path) -> pd.DataFrame | None:
-    """The run's trace.parquet, or None for a run stored without one."""
+    """The run's trace.parquet, or None for a run stored without one. A local artifact store is
+    read in place; a server's is downloaded."""
     with tracker._timed():
-        names = {Path(a.path).name for a in tracker.client.list_artifacts(run_id)}
-        if TRACE_ARTIFACT not in names:
+        uri = tracker.client.get_run(run_id).info.artifact_uri
+        if uri.startswith("file:"):
+            path = Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path)) / TRACE_ARTIFACT
+            return pd.read_parquet(path) if path.exists() else None
+        if TRACE_ARTIFACT not in {Path(a.path).name for a in tracker.client.list_artifacts(run_id)}:
             return None
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         path = tracker.client.download_artifacts(run_id, TRACE_ARTIFACT, str(folder / run_id))
     return pd.read_parquet(path)
 
