@@ -151,3 +151,41 @@ def fired_by_variant(judged: pd.DataFrame) -> pd.DataFrame:
                     "verdicts": ", ".join(f"{n} {v}" for v, n in verdicts.items()),
                     "fired": ", ".join(f"{k} {v}/{len(group)}" for k, v in sorted(counts.items())) or "-"})
     return pd.DataFrame(out)
+
+
+def judge_cases(case_names: list[str], tracking_uri: str, profile: str) -> pd.DataFrame:
+    """Every rule on every stored trace of the named cases' judged runs (the detectors page)."""
+    from harness.analysis import load_runs
+    from harness.discovery import load_case
+    from harness.tracking import resolve_uri
+
+    tracker = Tracker(resolve_uri(tracking_uri or None))
+    judged = [judge_runs(tracker, case, runs) for case in map(load_case, case_names)
+              if not (runs := load_runs(tracker, case, profile)).empty]
+    return pd.concat(judged, ignore_index=True) if judged else pd.DataFrame()
+
+
+RATES = {"detection": "detection on sick runs", "false_alarm": "false alarms on healthy runs",
+         "right_diagnosis": "right diagnosis on sick runs"}
+
+
+def heatmaps(table: pd.DataFrame):
+    """Tools x cases, one panel per rate; each cell reads k/n (a blank cell: no runs of that kind)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    tools_ = list(dict.fromkeys(table["tool"]))
+    cases = list(dict.fromkeys(table["case"]))
+    fig, axes = plt.subplots(1, len(RATES), figsize=(5 * len(RATES), 0.6 * len(tools_) + 2), sharey=True)
+    for ax, (column, title) in zip(axes, RATES.items()):
+        cell = {(r["tool"], r["case"]): r[column] for r in table.to_dict("records")}
+        values = pd.DataFrame([[cell[(t, c)].value if (t, c) in cell else math.nan for c in cases] for t in tools_],
+                              index=tools_, columns=cases)
+        labels = pd.DataFrame([[f"{cell[(t, c)].k}/{cell[(t, c)].n}" if (t, c) in cell and cell[(t, c)].n else ""
+                                for c in cases] for t in tools_], index=tools_, columns=cases)
+        sns.heatmap(values, vmin=0, vmax=1, cmap="viridis", annot=labels, fmt="", cbar=False, ax=ax)
+        ax.set_title(title)
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
