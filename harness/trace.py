@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+from harness.probes import FLAT_SLOPE  # the same flat region as the probes: slope under 1% of its peak
+
 GROWTH = 1.5  # next traced step >= 1.5 x the last one
 # The run's scalars, from the names the cases log them under (first found wins).
 SCALARS = {"loss": ("loss", "train_loss"),
@@ -45,7 +47,6 @@ TDC_DEAD = (1e-5, 0.95)  # TheDeepChecker settings.yaml Activation.Dead: act_min
 TDC_RO = 0.85  # TheDeepChecker settings.yaml Activation.Saturation.ro_max_thresh
 TDC_W_DEAD = 1e-5  # TheDeepChecker settings.yaml Weight.Dead.value_min_thresh
 SM_ALLCLOSE = dict(rtol=1e-5, atol=1e-8)  # SageMaker UnchangedTensor: numpy.allclose defaults
-FLAT_SLOPE = 0.01  # as harness.probes: slope under 1% of its peak
 QUANTILE_SAMPLES = 1024  # percentiles from at most this many evenly strided samples: selection is the costly part
 
 
