@@ -7,8 +7,8 @@ A hand-written case calls `run.trace.record(step, layers=[Observed(...)], output
 logging step with the tensors it has. Either way the trace is tidy rows (step, layer, kind,
 activation, stat, value); layer "" holds the run's scalars (loss, accuracies, the output's spread).
 
-Traced steps are a log-spaced subset of the logged steps (each >= 1.5 x the last traced one, so
-~15 points for 300 steps, ~25 for 20000): early steps, where most of these failures happen (one
+Traced steps are a log-spaced subset of the logged steps (each >= 2 x the last traced one, so
+~10 points for 300 steps, ~17 for 20000): early steps, where most of these failures happen (one
 update kills relu_blowup's map), are all there, and the cost falls with the run's length.
 
 Per layer, batch first; a unit is a channel of a conv (its samples: batch x positions, as
@@ -21,13 +21,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from harness.probes import FLAT_SLOPE  # the same flat region as the probes: slope under 1% of its peak
 
-GROWTH = 1.5  # next traced step >= 1.5 x the last one
+GROWTH = 2.0  # next traced step >= 2 x the last one
 # The run's scalars, from the names the cases log them under (first found wins).
 SCALARS = {"loss": ("loss", "train_loss"),
            "train_accuracy": ("accuracy", "train_accuracy", "post_eval_accuracy"),
@@ -73,15 +74,14 @@ def activate(pre: torch.Tensor, activation: str) -> torch.Tensor:
     return fn[activation](pre)
 
 
-def units(x: torch.Tensor) -> torch.Tensor:
+def units(x: torch.Tensor) -> np.ndarray:
     """(samples, units): a conv's channels over batch x positions, a linear layer's features."""
-    x = x.detach().float()
-    if x.dim() > 2:
-        return x.transpose(0, 1).flatten(1).T
-    return x.reshape(x.shape[0], -1)
+    x = x.detach()
+    x = x.transpose(0, 1).flatten(1).T if x.dim() > 2 else x.reshape(x.shape[0], -1)
+    return x.float().cpu().numpy()
 
 
-def _flat(pre: torch.Tensor, out: torch.Tensor, activation: str) -> torch.Tensor:
+def _flat(pre: np.ndarray, out: np.ndarray, activation: str) -> np.ndarray:
     if activation == "hardtanh":
         return (pre <= -1) | (pre >= 1)
     if activation == "tanh":
@@ -89,84 +89,88 @@ def _flat(pre: torch.Tensor, out: torch.Tensor, activation: str) -> torch.Tensor
     return out * (1.0 - out) < FLAT_SLOPE * 0.25  # sigmoid
 
 
-def _share(mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    return mask.float().mean() if dim is None else mask.float().mean(dim)
-
-
-def _strided(x: torch.Tensor, most: int = QUANTILE_SAMPLES) -> torch.Tensor:
+def _strided(x: np.ndarray, most: int = QUANTILE_SAMPLES) -> np.ndarray:
     return x[::math.ceil(x.shape[0] / most)] if x.shape[0] > most else x
 
 
-def _percentile(x: torch.Tensor, q: float) -> torch.Tensor:
-    """Per row, numpy's percentile with method="higher" (the sample at index ceil(q (n - 1))):
-    torch.kthvalue is ~5x faster than torch.quantile here."""
-    return torch.kthvalue(x.contiguous(), math.ceil(q * (x.shape[1] - 1)) + 1, dim=1).values
+def _percentile(x: np.ndarray, q: float) -> np.ndarray:
+    """Along axis 0, numpy's percentile with method="higher" (the sample at index ceil(q (n - 1))),
+    by partition: a selection, not a sort."""
+    k = math.ceil(q * (x.shape[0] - 1))
+    return np.partition(x, k, axis=0)[k]
 
 
-def _floats(stats: dict[str, torch.Tensor]) -> dict[str, float]:
-    """One stack and one copy out instead of a sync per statistic (the cost here is per call)."""
-    return dict(zip(stats, torch.stack([v.float() for v in stats.values()]).tolist()))
+def _norm(x: np.ndarray) -> float:
+    """L2 norm in float64 without a float64 copy of a large tensor: scaled by the largest |x|, so
+    weights ~1e-26 (constant_output's) do not underflow to 0."""
+    top = float(np.abs(x).max()) if x.size else 0.0
+    if top == 0.0 or not math.isfinite(top):
+        return top
+    return top * math.sqrt(float(np.dot((x / top).ravel(), (x / top).ravel())))
 
 
 def activation_stats(pre: torch.Tensor, out: torch.Tensor, activation: str) -> dict[str, float]:
+    """Statistics of one layer's pre-activation z and activation a (numpy: its per-call cost is a
+    fraction of torch's on the small tensors most of these layers have)."""
     z, a = units(pre), units(out)
-    z_std, z_mean = torch.std_mean(z, correction=0)
-    a_std, a_mean = torch.std_mean(a, correction=0)
-    s = {"act_zero": _share(a == 0), "act_nonpos": _share(a <= 0), "pre_mean": z_mean, "pre_std": z_std,
-         "out_mean": a_mean, "out_std": a_std}
+    s = {"act_zero": (a == 0).mean(), "act_nonpos": (a <= 0).mean(), "pre_mean": z.mean(dtype=np.float64),
+         "pre_std": z.std(dtype=np.float64), "out_mean": a.mean(dtype=np.float64), "out_std": a.std(dtype=np.float64)}
     if activation in ("relu", "leaky"):
-        rate = _share(a > 0, 0)  # per unit: share of its samples it is active on
-        s.update(unit_activity=rate.mean(), unit_active_lt1=_share(rate < SM_INACTIVE))
+        rate = (a > 0).mean(0)  # per unit: share of its samples it is active on
+        s.update(unit_activity=rate.mean(), unit_active_lt1=(rate < SM_INACTIVE).mean())
     if activation in SATURATING:
         lo, hi = SM_BOUNDS[activation]
         r_lo, r_hi = RANGE[activation]
-        ro = (2 * (a - r_lo) / (r_hi - r_lo) - 1).abs().mean(0)
-        s.update(sat_bound=_share(z.abs() >= DD_BOUND), sat_flat=_share(_flat(z, a, activation)),
-                 unit_inbounds_lt1=_share(_share((z > lo) & (z < hi), 0) < SM_INACTIVE),
-                 unit_sat_ro=_share(ro > TDC_RO))
+        ro = np.abs(2 * (a - r_lo) / (r_hi - r_lo) - 1).mean(0)
+        s.update(sat_bound=(np.abs(z) >= DD_BOUND).mean(), sat_flat=_flat(z, a, activation).mean(),
+                 unit_inbounds_lt1=(((z > lo) & (z < hi)).mean(0) < SM_INACTIVE).mean(),
+                 unit_sat_ro=(ro > TDC_RO).mean())
     else:
         thresh, q = TDC_DEAD
-        major = _percentile(_strided(a).abs().T, q)  # per unit
-        s["unit_dead_p95"] = _share(major < thresh)
-    return _floats(s)
+        s["unit_dead_p95"] = (_percentile(np.abs(_strided(a)), q) < thresh).mean()  # per unit
+    return {k: float(v) for k, v in s.items()}
+
+
+def _flat_numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().float().cpu().numpy().ravel()
 
 
 def weight_stats(w: torch.Tensor) -> dict[str, float]:
-    w = w.detach().double()  # float64: a float32 norm of weights ~1e-26 underflows to 0
-    std, mean = torch.std_mean(w, correction=0)
-    absw = w.abs()
-    return {**_floats({"w_mean": mean, "w_std": std, "w_absmean": absw.mean(), "w_neg": _share(w < 0),
-                       "w_small": _share(absw < TDC_W_DEAD), "w_norm": w.norm()}), "numel": float(w.numel())}
+    w = _flat_numpy(w)
+    absw = np.abs(w)
+    return {"w_mean": float(w.mean(dtype=np.float64)), "w_std": float(w.std(dtype=np.float64)),
+            "w_absmean": float(absw.mean(dtype=np.float64)), "w_neg": float((w < 0).mean()),
+            "w_small": float((absw < TDC_W_DEAD).mean()), "w_norm": _norm(w), "numel": float(w.size)}
 
 
 def grad_stats(g: torch.Tensor) -> dict[str, float]:
-    g = g.detach().double().flatten()
-    g_few = _strided(g, 16 * QUANTILE_SAMPLES)[None]
-    q = (_percentile(g_few, 0.05)[0], _percentile(g_few, 0.95)[0])
-    return _floats({"g_mean": g.mean(), "g_absmean": g.abs().mean(), "g_norm": g.norm(),
-                    "g_zero": _share(g == 0), "g_range90": q[1] - q[0]})
+    g = _flat_numpy(g)
+    few = _strided(g, 16 * QUANTILE_SAMPLES)
+    return {"g_mean": float(g.mean(dtype=np.float64)), "g_absmean": float(np.abs(g).mean(dtype=np.float64)),
+            "g_norm": _norm(g), "g_zero": float((g == 0).mean()),
+            "g_range90": float(_percentile(few, 0.95) - _percentile(few, 0.05))}
 
 
 def update_stats(w: torch.Tensor, dw: torch.Tensor) -> dict[str, float]:
-    w, dw = w.detach().double(), dw.detach().double()
-    norm, absmean, d_norm, d_absmean = torch.stack([w.norm(), w.abs().mean(), dw.norm(), dw.abs().mean()]).tolist()
-    return {"upd_ratio": d_norm / norm if norm > 0 else math.inf,
-            "upd_absmean_ratio": d_absmean / absmean if absmean > 0 else math.inf}
+    w, dw = _flat_numpy(w), _flat_numpy(dw)
+    norm, absmean = _norm(w), float(np.abs(w).mean(dtype=np.float64))
+    return {"upd_ratio": _norm(dw) / norm if norm > 0 else math.inf,
+            "upd_absmean_ratio": float(np.abs(dw).mean(dtype=np.float64)) / absmean if absmean > 0 else math.inf}
 
 
 def output_stats(y: torch.Tensor) -> dict[str, float]:
     """Spread across the batch: as harness.probes (population std over dim 0, averaged), and the
     smallest per-output variance (TheDeepChecker's constant-output check asks for exactly 0)."""
-    y = y.detach().float().reshape(y.shape[0], -1)
-    finite = {"out_nonfinite": 1.0 - float(torch.isfinite(y).all())}
+    y = y.detach().float().reshape(y.shape[0], -1).cpu().numpy()
+    finite = {"out_nonfinite": float(not np.isfinite(y).all())}
     if y.shape[0] < 2:
         return finite
-    var = y.var(0, correction=0)
-    return {**_floats({"out_spread": var.sqrt().mean(), "out_var_min": var.min()}), **finite}
+    var = y.var(0, dtype=np.float64)
+    return {"out_spread": float(np.sqrt(var).mean()), "out_var_min": float(var.min()), **finite}
 
 
 class Trace:
-    """The recorder a RunContext carries. `seconds` is the time spent computing the trace."""
+    """The recorder a RunContext carries. `seconds`: CPU seconds spent computing the trace."""
 
     def __init__(self, growth: float = GROWTH, enabled: bool = True):
         self.growth = growth
@@ -179,6 +183,9 @@ class Trace:
         self._watched: list[list] = []  # [layer name, kind, activation, weighted module, activation's name]
         self._seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._handles: list = []
+        self._targets: list[tuple[str, nn.Module]] = []
+        self._armed_hooks: list = []
+        self._forwards, self._arm_at = 0, 1  # armed for the first training forward
         self._model: nn.Module | None = None
         self._armed: int | None = None
         self._before: list[torch.Tensor] = []
@@ -200,7 +207,7 @@ class Trace:
                **scalars: float) -> None:
         if not self.enabled:
             return
-        start = time.perf_counter()
+        start = time.process_time()
         with torch.no_grad():
             for obs in layers:
                 stats: dict[str, float] = {}
@@ -223,7 +230,7 @@ class Trace:
         if self._last_log and self._last_log[0] == step:  # logged before it was traced
             self._add(step, "", "", "", self._scalars(self._last_log[1]))
         self._advance(step)
-        self.seconds += time.perf_counter() - start
+        self.seconds += time.process_time() - start
 
     def _unchanged(self, name: str, w: torch.Tensor) -> dict[str, float]:
         """1.0 when the weight is numpy.allclose to the last traced one (SageMaker UnchangedTensor)."""
@@ -248,17 +255,35 @@ class Trace:
             if kind:
                 current = [name, kind, "none", module, None]
                 self._watched.append(current)
-                self._handles.append(module.register_forward_hook(self._keep(name)))
+                self._targets.append((name, module))
             elif activation:
                 if current is None or current[4] is not None:
                     current = [name, "none", activation, None, name]
                     self._watched.append(current)
                 else:
                     current[2], current[4] = activation, name
-                self._handles.append(module.register_forward_hook(self._keep(name)))
-        self._handles.append(model.register_forward_hook(self._keep("")))
+                self._targets.append((name, module))
+        self._targets.append(("", model))
+        self._handles.append(model.register_forward_pre_hook(self._count()))
         self._handles.append(register_optimizer_step_pre_hook(self._pre_step))
         self._handles.append(register_optimizer_step_post_hook(self._post_step))
+
+    def _count(self):
+        """The one hook on every forward: it counts training forwards and attaches the capturing
+        hooks just before the forward of the next due step (a loop's log step is a fixed offset from
+        its forward count), so the steps in between run with one hook, not one per layer."""
+        def hook(module, args):
+            if torch.is_grad_enabled() and args and torch.is_tensor(args[0]) \
+                    and not torch._C._functorch.is_functorch_wrapped_tensor(args[0]):
+                self._forwards += 1
+                if not self._armed_hooks and self._forwards >= self._arm_at:
+                    self._armed_hooks = [m.register_forward_hook(self._keep(n)) for n, m in self._targets]
+        return hook
+
+    def _disarm(self) -> None:
+        for handle in self._armed_hooks:
+            handle.remove()
+        self._armed_hooks = []
 
     def _keep(self, name: str):
         seen = self._seen  # a closure, not a bound method: a deepcopy of the model shares it
@@ -277,6 +302,8 @@ class Trace:
             self._add(step, "", "", "", self._scalars(metrics))
         elif self._model is not None and self.due(step) and self._seen:
             self._snapshot(step, metrics)
+            self._disarm()
+            self._arm_at = self._next + (self._forwards - step)  # the forward of the next due step
 
     def _scalars(self, metrics: Mapping[str, float]) -> dict[str, float]:
         found = {}
@@ -316,12 +343,12 @@ class Trace:
     def _post_step(self, optimizer, args, kwargs) -> None:
         if self._armed is None or not self._before or not self._owns(optimizer):
             return
-        start = time.perf_counter()
+        start = time.process_time()
         for (name, w), before in zip(self._weights(), self._before):
             layer = next(x for x in self._watched if x[0] == name)
             self._add(self._armed, name, layer[1], layer[2], update_stats(before, w.detach() - before))
         self._armed, self._before = None, []
-        self.seconds += time.perf_counter() - start
+        self.seconds += time.process_time() - start
 
     # -- the end ------------------------------------------------------------------------------
     def diverged(self, step: int) -> None:
@@ -329,6 +356,7 @@ class Trace:
         self._add(step, "", "", "", {"nonfinite": 1.0})
 
     def close(self) -> None:
+        self._disarm()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
