@@ -85,7 +85,6 @@ class RunResult:
     threads: int
     diverged_at_step: int | None = None
     trace: Any = None  # the per-layer trace, a tidy pandas DataFrame (harness/trace.py)
-    trace_seconds: float = 0.0  # of `seconds`, the time spent computing the trace
 
 
 def resolve_device(name: str) -> torch.device:
@@ -136,4 +135,4 @@ def run_point(case: Case, point: GridPoint, device: torch.device, threads: int) 
     return RunResult(point=point, config=config, metrics=metrics, verdict=verdict,
                      history=run.history, images=run.images, seconds=seconds,
                      device=device.type, threads=threads, diverged_at_step=diverged_at,
-                     trace=run.trace.frame(), trace_seconds=run.trace.seconds)
+                     trace=run.trace.frame())

@@ -364,6 +364,9 @@ class Trace:
         self._previous.clear()
 
     def frame(self):
+        """The tidy trace; its last step also carries `trace_seconds`, what recording it cost."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows, columns=["step", "layer", "kind", "activation", "stat", "value"])
+        last = max((r[0] for r in self.rows), default=None)
+        rows = self.rows + ([(last, "", "", "", "trace_seconds", self.seconds)] if self.rows else [])
+        return pd.DataFrame(rows, columns=["step", "layer", "kind", "activation", "stat", "value"])

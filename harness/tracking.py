@@ -177,25 +177,28 @@ class Tracker:
                 self.client.log_batch(run_id, metrics=chunk)
             for name, picture in result.images.items():
                 self.client.log_image(run_id, picture, artifact_file=f"images/{name}.png")
-            self.log_trace(run_id, result)
+            self.log_trace(run_id, result, run.info.artifact_uri)
             self.client.set_terminated(run_id, status="FINISHED")
             return run_id
 
-    def log_trace(self, run_id: str, result: Any) -> None:
-        """The run's per-layer trace (harness/trace.py) as the artifact trace.parquet, and what
-        recording it cost (final/trace_seconds, part of final/seconds)."""
+    def log_trace(self, run_id: str, result: Any, artifact_uri: str = "") -> None:
+        """The run's per-layer trace (harness/trace.py) as the artifact trace.parquet. A local
+        artifact store gets the file written in place: MlflowClient.log_artifact would first read
+        the run back from the store to find that folder, a query per grid point."""
         import tempfile
-
-        from mlflow.entities import Metric
+        import urllib.parse
 
         if getattr(result, "trace", None) is None or result.trace.empty:
+            return
+        if artifact_uri.startswith("file:"):
+            folder = Path(urllib.parse.unquote(urllib.parse.urlparse(artifact_uri).path))
+            folder.mkdir(parents=True, exist_ok=True)
+            result.trace.to_parquet(folder / TRACE_ARTIFACT, index=False)
             return
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / TRACE_ARTIFACT
             result.trace.to_parquet(path, index=False)
             self.client.log_artifact(run_id, str(path))
-        self.client.log_batch(run_id, metrics=[Metric("final/trace_seconds", result.trace_seconds,
-                                                      int(time.time() * 1000), 0)])
 
 
 def point_tags(result: Any, case_name: str, source_hash: str, config_hash: str,

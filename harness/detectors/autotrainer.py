@@ -47,7 +47,9 @@ def _oscillates(acc) -> bool:
 
 
 def _gradient_issue(view: View, step: int) -> str | None:
-    """monitor.py gradient_issue at one check, in determine()'s order: relu, explode, vanish."""
+    """monitor.py gradient_issue at one check, in determine()'s order: relu, explode, vanish.
+    Its zero share counts kernel and bias gradients together; the trace has the kernels' (a bias
+    is one value per unit, a few percent of a layer's parameters)."""
     layers = view.weighted()
     if not layers:
         return None
