@@ -1,4 +1,4 @@
-"""The `failbench` command: list, run, check, table, compare, snapshot, report, ui.
+"""The `failbench` command: list, run, check, table, compare, snapshot, report, detect, ui.
 
 Bad input (unknown case, variant, profile or config key; an unreachable store) gets one line that
 names the valid choices, exit status 2, and nothing written: everything is validated before the
@@ -235,6 +235,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    """The published diagnosis rules scored on every stored trace of the profile's judged runs.
+    Reads the store only: a store that does not exist is an error, never created."""
+    import pandas as pd
+
+    from harness.analysis import load_runs
+    from harness.detect import fired_by_variant, judge_runs, scores, to_markdown
+
+    cases = _cases(args.cases)
+    tracker = _store(args, create=False)
+    judged = []
+    for case in cases:
+        runs = load_runs(tracker, case, args.profile)
+        if runs.empty:
+            print(f"{case.name}: no finished runs of its current code on profile {args.profile}", file=sys.stderr)
+            continue
+        judged.append(judge_runs(tracker, case, runs))
+    if not judged:
+        return EXIT_MISMATCH
+    judged = pd.concat(judged, ignore_index=True)
+    print(to_markdown(scores(judged)))
+    if args.by_variant:
+        table = fired_by_variant(judged)
+        print("\n| case | variant | tool | verdicts | rules fired (runs) |\n|---|---|---|---|---|")
+        for r in table.to_dict("records"):
+            print(f"| {r['case']} | {r['variant']} | {r['tool']} | {r['verdicts']} | {r['fired']} |")
+    return EXIT_OK
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """The MLflow UI on the store, after one line per case with the link to its training runs."""
     tracker = _store(args, create=False)
@@ -323,6 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="quick")
     p.add_argument("--out", metavar="FILE", help="default: reports/reference/PROFILE.json")
     p.set_defaults(func=cmd_snapshot)
+
+    p = sub.add_parser("detect", parents=[store],
+                       help="score the published diagnosis rules on the stored traces (reads the store only)")
+    p.add_argument("cases", nargs="*", metavar="CASE")
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--by-variant", action="store_true", help="also list which rule fired on which variant")
+    p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("ui", parents=[store], help="browse the runs in the MLflow UI")
     p.add_argument("--host", default="127.0.0.1")

@@ -19,6 +19,14 @@ BASELINE = "baseline"
 SYMPTOM, HEALTHY, DIVERGED = "symptom", "healthy", "diverged"
 VERDICTS = (SYMPTOM, HEALTHY, DIVERGED)
 
+# The failure a case reproduces, from a fixed vocabulary: the ground truth the diagnosis rules of
+# harness/detectors are scored against (a rule's alarm of the case's class is a right diagnosis).
+DEAD_RELU, SATURATION, VANISHING_GRADIENT = "dead_relu", "saturation", "vanishing_gradient"
+EXPLODING, CONSTANT_OUTPUT, SLOW_CONVERGENCE = "exploding/divergence", "constant_output", "slow_convergence"
+OBJECTIVE_MISMATCH = "objective_mismatch"  # the loss's optimum is the failure (a blur): no optimisation rule should see it
+FAILURE_CLASSES = (DEAD_RELU, SATURATION, VANISHING_GRADIENT, EXPLODING, CONSTANT_OUTPUT, SLOW_CONVERGENCE,
+                   OBJECTIVE_MISMATCH)
+
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
 }
@@ -136,6 +144,8 @@ class Case:
     tradeoff: tuple[str, ...] = ()
     # The smallest budget that runs every line of the loop: the contract tests use it.
     smoke_budget: Mapping[str, Any] = field(default_factory=dict)
+    # The failure class it reproduces (FAILURE_CLASSES): what `failbench detect` scores rules against.
+    failure_class: str = ""
     # Set by discovery from the folder the case lives in, never written by hand.
     name: str = ""
     folder: Path | None = None
@@ -145,6 +155,8 @@ class Case:
             raise TypeError("Case.baseline must be a frozen dataclass instance")
         if self.tradeoff and len(self.tradeoff) != 2:
             raise TypeError("Case.tradeoff names two final metrics (x, y), or none")
+        if self.failure_class and self.failure_class not in FAILURE_CLASSES:
+            raise ValueError(f"failure_class {self.failure_class!r} is not one of {FAILURE_CLASSES}")
 
     @property
     def variants(self) -> tuple[str, ...]:

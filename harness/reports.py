@@ -234,9 +234,14 @@ def render(case_names: list[str], tracking_uri: str, profile: str, out_dir: Path
                             {"case_names": list(case_names), "tracking_uri": uri, "profile": profile,
                              "cases_root": root}))
     log(f"report summary: {summary} ({time.perf_counter() - start:.1f} s)")
+    start = time.perf_counter()  # the published diagnosis rules scored on the same runs (harness/detect.py)
+    detectors = _to_html(_run(out_dir, "detectors.ipynb", "detectors",
+                              {"case_names": list(case_names), "tracking_uri": uri, "profile": profile}))
+    log(f"report detectors: {detectors} ({time.perf_counter() - start:.1f} s)")
     index = out_dir.parent / "index.html" if out_dir == REPORTS_DIR / "out" else out_dir / "index.html"
     links = "\n".join(f'<li><a href="{html.escape(str(p.relative_to(index.parent)))}">{html.escape(n)}</a></li>'
-                      for n, p in [("summary: every case, expected vs observed", summary), *pages])
+                      for n, p in [("summary: every case, expected vs observed", summary),
+                                   ("diagnosis tools: the published rules scored on every case", detectors), *pages])
     index.write_text(f"<!doctype html><meta charset='utf-8'><title>failbench reports</title>"
                      f"<h1>failbench reports ({html.escape(profile)} profile)</h1>"
                      f"<p>Store: <code>{html.escape(uri)}</code></p><ul>{links}</ul>\n")

@@ -18,6 +18,7 @@ import torch
 
 from harness.contract import DIVERGED, Case
 from harness.grid import GridPoint
+from harness.trace import Trace
 
 
 class Diverged(Exception):
@@ -35,17 +36,20 @@ class RunContext:
 
     `log(step, name=value, ...)` keeps step metrics (sent to MLflow in batches afterwards) and
     raises Diverged on the first non-finite value. `image(name, array)` keeps a picture, HxW or
-    HxWx3 in [0, 1], logged as an artifact for the report.
+    HxWx3 in [0, 1], logged as an artifact for the report. `trace` records the per-layer trace
+    (harness/trace.py): `run.trace.watch(model)` once, or `run.trace.record(...)` at a due step.
     """
     device: torch.device
     seed: int
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     images: dict[str, np.ndarray] = field(default_factory=dict)
+    trace: Trace = field(default_factory=Trace)
 
     def log(self, step: int, **metrics: float) -> None:
         values = {k: float(v) for k, v in metrics.items()}
         finite = {k: v for k, v in values.items() if math.isfinite(v)}
         self.history.append((step, finite))
+        self.trace.on_log(step, finite)
         if len(finite) < len(values):
             raise Diverged(step, sorted(set(values) - set(finite)))
 
@@ -80,6 +84,7 @@ class RunResult:
     device: str
     threads: int
     diverged_at_step: int | None = None
+    trace: Any = None  # the per-layer trace, a tidy pandas DataFrame (harness/trace.py)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -117,6 +122,9 @@ def run_point(case: Case, point: GridPoint, device: torch.device, threads: int) 
     except Diverged as exc:
         diverged_at = exc.step
         metrics = run.last_finite()
+        run.trace.diverged(exc.step)
+    finally:
+        run.trace.close()
     seconds = time.perf_counter() - start
     diverged = diverged_at is not None
     metrics["diverged"] = float(diverged)
@@ -126,4 +134,5 @@ def run_point(case: Case, point: GridPoint, device: torch.device, threads: int) 
     assert not diverged or verdict == DIVERGED
     return RunResult(point=point, config=config, metrics=metrics, verdict=verdict,
                      history=run.history, images=run.images, seconds=seconds,
-                     device=device.type, threads=threads, diverged_at_step=diverged_at)
+                     device=device.type, threads=threads, diverged_at_step=diverged_at,
+                     trace=run.trace.frame())

@@ -54,6 +54,7 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 # ?viewStateShareKey=<key>: the same mechanism as its "Share" button.
 VIEW_TAG_PREFIX, VIEW_KEY = "mlflow.sharedViewState.", "failbench"
 _SQLITE_HEADER = b"SQLite format 3\x00"
+TRACE_ARTIFACT = "trace.parquet"  # each run's per-layer trace, tidy: step, layer, kind, activation, stat, value
 
 
 class TrackingError(Exception):
@@ -467,9 +468,11 @@ class Tracker:
 
     @staticmethod
     def _write_artifacts(result: Any, folder: Path) -> None:
-        """history.csv and images/<name>.png, the run's artifacts."""
+        """history.csv, trace.parquet (harness/trace.py) and images/<name>.png, the run's artifacts."""
         folder.mkdir(parents=True, exist_ok=True)
         write_history(result.history, folder / HISTORY_ARTIFACT)
+        if getattr(result, "trace", None) is not None and not result.trace.empty:
+            result.trace.to_parquet(folder / TRACE_ARTIFACT, index=False)
         if result.images:
             (folder / "images").mkdir(exist_ok=True)
         for name, picture in result.images.items():

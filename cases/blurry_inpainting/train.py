@@ -53,6 +53,7 @@ def fit(cfg, run) -> dict[str, float]:
     model = Inpainter(cfg.filters, cfg.depth, cfg.norm, cfg.dropout, cfg.skips, cfg.dilation,
                       cfg.spatial_dropout).to(device)
     model = model.to(memory_format=torch.channels_last)  # measured: ~30% less CPU time per step
+    run.trace.watch(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)  # Keras' Adam defaults: lr 1e-3
     h = hole_slice(cfg.patch_size)
     if cfg.adv_weight > 0:

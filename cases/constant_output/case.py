@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
-from cases.constant_output.data import load
-from cases.constant_output.model import (autograd_backward, forward, init_params, patches, post_backward,
-                                         step, weight_norms)
+from cases.constant_output.data import SIDE, load
+from cases.constant_output.model import (WEIGHTS, autograd_backward, forward, init_params, patches,
+                                         post_backward, step, weight_norms)
 from cases.constant_output.picture import pred_vs_target
+from harness.trace import Observed
 from harness.contract import DIVERGED, HEALTHY, SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Threshold
 
 
@@ -65,6 +66,18 @@ def measure(p, data, with_r2: bool = False, final: bool = False) -> dict[str, fl
     return metrics
 
 
+@torch.no_grad()
+def observe(p, cols, grads, before: dict, cfg: Config) -> list[Observed]:
+    """The three layers at a traced step: the gradient of the post's mean loss (its sums / n), the
+    decay's own gradient (shrinkRate * w) and the change the step made to each weight."""
+    x2, _, x5 = forward(p, cols)
+    pre = {"w": x2.view(-1, 1, SIDE, SIDE), "theta1": torch.addmm(p.beta1, x2, p.theta1.T), "theta2": x5}
+    names = {"w": ("conv", "conv", "none"), "theta1": ("hidden", "linear", "sigmoid"),
+             "theta2": ("out", "linear", "none")}
+    return [Observed(*names[k], pre=pre[k], weight=getattr(p, k), grad=getattr(grads, k) / cfg.n_train,
+                     update=getattr(p, k) - before[k], reg_grad=cfg.shrink_rate * before[k]) for k in names]
+
+
 def train(cfg: Config, run) -> dict[str, float]:
     p = init_params(cfg.init, run.device)  # drawn first: the same weights whatever the data budget
     x, y, x_ho, y_ho = load(cfg.n_train, cfg.n_heldout, cfg.targets, run.device)
@@ -79,9 +92,13 @@ def train(cfg: Config, run) -> dict[str, float]:
     for i in range(1, cfg.steps + 1):
         grads, x5 = backward(p, data[0], y)
         run.guard(i, x5=x5)  # the outputs of the weights of step i-1: where an overflow shows first
+        traced = i % every == 0 and run.trace.due(i)
+        before = {k: getattr(p, k).detach().clone() for k in WEIGHTS} if traced else None
         step(p, grads, cfg.n_train, cfg.lr, cfg.shrink_rate, cfg.bias_step_scale)
         if i % every == 0:
             run.log(i, **measure(p, data, with_r2=i % (10 * every) == 0))
+            if traced:
+                run.trace.record(i, observe(p, data[0], grads, before, cfg), output=forward(p, data[0])[2])
     final = measure(p, data, final=True)
     final["loss_change"] = final["loss"] - start["loss"]  # the post: "the training error is decreasing"
     if run.seed == 0:  # the report shows seed 0; a figure costs ~0.3 s, as much as a quick run
@@ -192,4 +209,5 @@ CASE = Case(
     key_metrics=("spread_ratio", "r2_train", "r2_heldout", "loss", "norm_w", "norm_theta1", "norm_theta2"),
     pictures=("pred_vs_target",),
     smoke_budget={"steps": 3, "n_heldout": 8},
+    failure_class="constant_output",
 )

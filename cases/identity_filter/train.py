@@ -47,15 +47,17 @@ def optimiser(cfg, model: torch.nn.Module):
 
 def measure(model: FaceFilter, probe: Probe, opt, loss_fn, held: torch.Tensor,
             per_layer: bool = False) -> dict[str, float]:
-    """Held-out PSNR, and the probes (saturation, gradient norms) on one held-out forward and
-    backward pass; the gradient is thrown away, so measuring never moves the weights."""
+    """Held-out PSNR and loss, and the probes (saturation, gradient norms) on one held-out forward
+    and backward pass; the step zeroes that gradient, so measuring never moves the weights."""
     probe.attach()
     out = model(held)
     opt.zero_grad()
-    loss_fn(out, held).backward()
+    loss = loss_fn(out, held)
+    loss.backward()
     probe.detach()
-    opt.zero_grad()
-    return {"test_psnr_db": psnr_db(out.detach(), held),
+    # The held-out gradient stays on the weights for the trace (run.trace reads .grad at this
+    # log step); the next training step zeroes it before its own backward.
+    return {"test_psnr_db": psnr_db(out.detach(), held), "loss": float(loss.detach()),
             **probe_metrics(probe, model, per_layer=per_layer)}
 
 
@@ -66,6 +68,7 @@ def train(cfg, run) -> dict[str, float]:
     handset = psnr_db(torch.tanh(held), held)  # the post's hand-set kernel: a lone 1 in the centre
     model = FaceFilter(cfg.hidden_layers, cfg.maps, cfg.activation, cfg.skip).to(run.device)
     initialise(model, cfg.init)
+    run.trace.watch(model)
     init_response = float(impulse_response(model, held).flatten(1).norm(dim=1).mean())
     opt, loss_fn, probe = optimiser(cfg, model), loss_of(cfg.loss), Probe(model)
     # the faces in the order they are shown, drawn with replacement from the seeded generator

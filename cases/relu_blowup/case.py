@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from cases.relu_blowup.model import clip, draw_shapes, forward, gradients, init_params
+from cases.relu_blowup.model import activate, clip, draw_shapes, forward, gradients, init_params
+from harness.trace import Observed
 from harness.contract import DIVERGED, HEALTHY, SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Threshold
 
 
@@ -49,12 +50,25 @@ def measure(p, images, labels, cfg: Config) -> dict[str, float]:
             "accuracy": correct / len(images)}
 
 
+def observe(p, images, cfg: Config, grads=None) -> list[Observed]:
+    """The two layers at a traced step, on both images; `grads` are the last step's (applied)."""
+    conv = F.conv2d(torch.stack(images), p.filter, padding=1)
+    logits = activate(conv, cfg.activation).flatten(1) @ p.weights + p.bias
+    g = grads or (None, None)
+    step = [None if x is None else -cfg.lr * x for x in g[:2]]
+    return [Observed("conv", "conv", "relu" if cfg.activation == "relu" else "leaky", pre=conv,
+                     weight=p.filter, grad=g[0], update=step[0]),
+            Observed("classifier", "linear", pre=logits[:, None], weight=p.weights, grad=g[1], update=step[1])]
+
+
 def train(cfg: Config, run) -> dict[str, float]:
     images = [im.to(run.device) for im in draw_shapes(cfg.image_size, cfg.pixel_max)]
     labels = (0.0, 1.0)  # the post: cross label 0, circle label 1
     p = init_params(cfg.image_size, cfg.init, run.device)
     every = max(1, cfg.steps // 100)  # ~100 logged points per run, whatever the budget
     run.log(0, **measure(p, images, labels, cfg))
+    layers = observe(p, images, cfg)
+    run.trace.record(0, layers, output=layers[-1].pre)
     for step in range(1, cfg.steps + 1):
         i = (step - 1) % 2
         *grads, logit = gradients(p, images[i], labels[i], cfg.activation, cfg.backward, cfg.bias_step)
@@ -67,6 +81,9 @@ def train(cfg: Config, run) -> dict[str, float]:
         run.guard(step, filter=p.filter, weights=p.weights, bias=p.bias)
         if step % every == 0 or step == 1:
             run.log(step, **measure(p, images, labels, cfg))
+            if run.trace.due(step):
+                layers = observe(p, images, cfg, grads)
+                run.trace.record(step, layers, output=layers[-1].pre)
     maps = [forward(p, im, cfg.activation)[1][0, 0] for im in images]
     brightest = max(float(m.max()) for m in maps) or 1.0  # an all-zero map stays black
     for name, m in zip(("cross", "circle"), maps):
@@ -151,4 +168,5 @@ CASE = Case(
     key_metrics=("filter_min", "filter_max", "relu_zero_fraction", "loss", "accuracy"),
     pictures=("relu_map_cross", "relu_map_circle"),
     smoke_budget={"steps": 3},
+    failure_class="dead_relu",
 )

@@ -78,4 +78,5 @@ CASE = Case(
     pictures=("first_layer",),
     picture_where={"network": "conv", "lr": 5e-4},
     smoke_budget={"epochs": 1, "train_size": 64, "test_size": 100},
+    failure_class="slow_convergence",  # README 'The mechanism': a plateau the deeper nets leave later
 )

@@ -13,6 +13,7 @@ import torch
 
 from cases.slow_conv_mnist.data import load
 from cases.slow_conv_mnist.model import backward_and_update, build, forward, init, loss_and_delta, to
+from cases.slow_conv_mnist.observe import BATCH, observe
 
 CHECKS = 100  # logged points per run, whatever the budget
 SAMPLING_DRAWS = 200  # subsets drawn at the end to measure the post's sampling spread alone
@@ -63,6 +64,8 @@ def train(cfg, run) -> dict[str, float]:
     fixed_x, fixed_y = digits.test_x[:cfg.eval_size], digits.test_y[:cfg.eval_size]
 
     def check(step: int) -> None:
+        if run.trace.due(step):  # first: the evaluation below overwrites the last step's inputs
+            run.trace.record(step, *observe(layers, digits.train_x[:BATCH], cfg.lr))
         metrics = _post_eval(layers, digits, cfg.eval_size, picker)
         metrics["fixed_eval_accuracy"] = float(_scores(layers, fixed_x, fixed_y)[0].mean())
         curves.append((metrics["post_eval_accuracy"], metrics["fixed_eval_accuracy"],

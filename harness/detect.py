@@ -1,0 +1,191 @@
+"""Score the published diagnosis rules (harness/detectors) on each case's stored traces.
+
+Ground truth per run is its verdict: a run with the symptom, or diverged, is sick; a healthy run
+(a cure) is not. Per tool and case: the detection rate on sick runs (any alarm), the false-alarm
+rate on healthy runs, and the right-diagnosis rate on sick runs (an alarm of the case's own failure
+class; for a tool that stops at its first alarm, that alarm's class), each a share with its Wilson
+95% interval (harness/stats.py). A tool whose every rule abstains on a run is counted apart, never
+as quiet. Reads the store only.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import urllib.parse
+from pathlib import Path
+
+import pandas as pd
+
+from harness.contract import DIVERGED, HEALTHY, Case
+from harness.detectors import Tool, View, tools
+from harness.stats import share
+from harness.tracking import TRACE_ARTIFACT, Tracker
+
+SICK = ("symptom", DIVERGED)
+
+
+def load_trace(tracker: Tracker, run_id: str, folder: Path) -> pd.DataFrame | None:
+    """The run's trace.parquet, or None for a run stored without one. A local artifact store is
+    read in place; a server's is downloaded."""
+    with tracker._timed():
+        uri = tracker.client.get_run(run_id).info.artifact_uri
+        if uri.startswith("file:"):
+            path = Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path)) / TRACE_ARTIFACT
+            return pd.read_parquet(path) if path.exists() else None
+        if TRACE_ARTIFACT not in {Path(a.path).name for a in tracker.client.list_artifacts(run_id)}:
+            return None
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        path = tracker.client.download_artifacts(run_id, TRACE_ARTIFACT, str(folder / run_id))
+    return pd.read_parquet(path)
+
+
+def final_step(tracker: Tracker, case: Case, row: dict) -> float:
+    """The first logged step from which the symptom holds at every later logged step (each
+    threshold read on its metric's latest logged value); a divergence's own step; NaN if the
+    symptom's metrics are not logged as step metrics or it never settles."""
+    if row.get("diverged", 0.0):
+        return float(row.get("diverged_at_step", math.nan))
+    if row["verdict"] != "symptom":
+        return math.nan
+    history = {}
+    with tracker._timed():
+        for t in case.symptom.all_of:
+            history[t.metric] = {m.step: m.value for m in tracker.client.get_metric_history(row["run_id"], t.metric)}
+    if not all(history.values()):
+        return math.nan
+    steps = sorted(set().union(*history.values()))
+    latest: dict[str, float] = {}
+    holds = []
+    for step in steps:
+        for metric, values in history.items():
+            if step in values:
+                latest[metric] = values[step]
+        holds.append(case.symptom.present(latest))
+    settled = math.nan
+    for step, ok in zip(steps, holds):
+        if ok and math.isnan(settled):
+            settled = float(step)
+        elif not ok:
+            settled = math.nan
+    return settled
+
+
+def judge(tool: Tool, view: View, failure_class: str) -> dict:
+    """One tool on one trace: alarm (True / False / None = every rule abstained), right diagnosis,
+    first alarm step, and which rules fired."""
+    findings = tool.run(view)
+    fired = {name: f for name, f in findings.items() if f.fired}
+    classes = {r.name: r.failure_class for r in tool.rules}
+    if not fired:
+        abstained = all(f.fired is None for f in findings.values())
+        return {"alarm": None if abstained else False, "right": False, "first_alarm": math.nan, "fired": ""}
+    first_step = min(f.step for f in fired.values())
+    counted = [n for n, f in fired.items() if f.step == first_step] if tool.first_alarm_only else list(fired)
+    return {"alarm": True, "right": any(classes[n] == failure_class for n in counted),
+            "first_alarm": float(first_step), "fired": ", ".join(sorted(fired))}
+
+
+def judge_runs(tracker: Tracker, case: Case, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run x tool."""
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for row in runs.to_dict("records"):
+            trace = load_trace(tracker, row["run_id"], Path(folder))
+            settled = final_step(tracker, case, row)
+            base = {"case": case.name, "variant": row["variant"], "axes": row["axes"], "seed": row["seed"],
+                    "verdict": row["verdict"], "symptom_final": settled}
+            for tool in tools():
+                if trace is None or trace.empty:
+                    rows.append({**base, "tool": tool.name, "alarm": None, "right": False,
+                                 "first_alarm": math.nan, "fired": "", "traced": False})
+                else:
+                    rows.append({**base, "tool": tool.name, "traced": True,
+                                 **judge(tool, View(trace), case.failure_class)})
+    return pd.DataFrame(rows)
+
+
+def scores(judged: pd.DataFrame) -> pd.DataFrame:
+    """Per case x tool: the three rates as Shares, abstentions, and the median steps."""
+    out = []
+    for (case, tool), group in judged.groupby(["case", "tool"], sort=False):
+        spoke = group[group["alarm"].notna()]
+        sick, healthy = spoke[spoke["verdict"].isin(SICK)], spoke[spoke["verdict"] == HEALTHY]
+        detected = sick[sick["alarm"] == True]  # noqa: E712 (object column of True/False)
+        out.append({"case": case, "tool": tool,
+                    "detection": share(len(detected), len(sick)),
+                    "false_alarm": share(int((healthy["alarm"] == True).sum()), len(healthy)),  # noqa: E712
+                    "right_diagnosis": share(int(sick["right"].sum()), len(sick)),
+                    "abstained": int(group["alarm"].isna().sum()), "runs": len(group),
+                    "first_alarm_step": detected["first_alarm"].median() if len(detected) else math.nan,
+                    "symptom_final_step": sick["symptom_final"].median() if len(sick) else math.nan})
+    return pd.DataFrame(out)
+
+
+def _rate(s) -> str:
+    return "-" if not s.n else f"{s.k}/{s.n} {s.value:.0%} [{s.low:.0%}, {s.high:.0%}]"
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    head = ("| case | tool | detection (sick runs) | false alarms (healthy runs) | right diagnosis | "
+            "abstained | first alarm (median step) | symptom final (median step) |")
+    lines = [head, "|" + "---|" * 8]
+    for r in table.to_dict("records"):
+        step = lambda v: "-" if math.isnan(v) else f"{v:g}"  # noqa: E731
+        lines.append(f"| {r['case']} | {r['tool']} | {_rate(r['detection'])} | {_rate(r['false_alarm'])} | "
+                     f"{_rate(r['right_diagnosis'])} | {r['abstained']}/{r['runs']} | "
+                     f"{step(r['first_alarm_step'])} | {step(r['symptom_final_step'])} |")
+    return "\n".join(lines)
+
+
+def fired_by_variant(judged: pd.DataFrame) -> pd.DataFrame:
+    """Per case x variant x tool: how many runs each rule fired on, e.g. 'DeadRelu 10/10'."""
+    out = []
+    for (case, variant, tool), group in judged.groupby(["case", "variant", "tool"], sort=False):
+        counts: dict[str, int] = {}
+        for fired in group["fired"]:
+            for name in filter(None, fired.split(", ")):
+                counts[name] = counts.get(name, 0) + 1
+        verdicts = group["verdict"].value_counts()
+        out.append({"case": case, "variant": variant, "tool": tool,
+                    "verdicts": ", ".join(f"{n} {v}" for v, n in verdicts.items()),
+                    "fired": ", ".join(f"{k} {v}/{len(group)}" for k, v in sorted(counts.items())) or "-"})
+    return pd.DataFrame(out)
+
+
+def judge_cases(case_names: list[str], tracking_uri: str, profile: str) -> pd.DataFrame:
+    """Every rule on every stored trace of the named cases' judged runs (the detectors page)."""
+    from harness.analysis import load_runs
+    from harness.discovery import load_case
+    from harness.tracking import resolve_uri
+
+    tracker = Tracker(resolve_uri(tracking_uri or None))
+    judged = [judge_runs(tracker, case, runs) for case in map(load_case, case_names)
+              if not (runs := load_runs(tracker, case, profile)).empty]
+    return pd.concat(judged, ignore_index=True) if judged else pd.DataFrame()
+
+
+RATES = {"detection": "detection on sick runs", "false_alarm": "false alarms on healthy runs",
+         "right_diagnosis": "right diagnosis on sick runs"}
+
+
+def heatmaps(table: pd.DataFrame):
+    """Tools x cases, one panel per rate; each cell reads k/n (a blank cell: no runs of that kind)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    tools_ = list(dict.fromkeys(table["tool"]))
+    cases = list(dict.fromkeys(table["case"]))
+    fig, axes = plt.subplots(1, len(RATES), figsize=(5 * len(RATES), 0.6 * len(tools_) + 2), sharey=True)
+    for ax, (column, title) in zip(axes, RATES.items()):
+        cell = {(r["tool"], r["case"]): r[column] for r in table.to_dict("records")}
+        values = pd.DataFrame([[cell[(t, c)].value if (t, c) in cell else math.nan for c in cases] for t in tools_],
+                              index=tools_, columns=cases)
+        labels = pd.DataFrame([[f"{cell[(t, c)].k}/{cell[(t, c)].n}" if (t, c) in cell and cell[(t, c)].n else ""
+                                for c in cases] for t in tools_], index=tools_, columns=cases)
+        sns.heatmap(values, vmin=0, vmax=1, cmap="viridis", annot=labels, fmt="", cbar=False, ax=ax)
+        ax.set_title(title)
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig

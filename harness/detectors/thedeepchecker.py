@@ -1,0 +1,229 @@
+"""TheDeepChecker (Ben Braiek & Khomh, TOSEM 2022), thedeepchecker/thedeepchecker,
+deep_checker/config/settings.yaml (OverfitCheck) with the checks of deep_checker/hooks.py.
+
+It checks every `period` iterations from iteration `start` = 10 on (here: every trace point from
+step 10), keeps windows of 5 checks, and reports every check that fails. Activations: the dead
+check for units other than tanh/sigmoid, the saturation check for those (hard tanh read as tanh).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from harness.detectors import (CONSTANT_OUTPUT, DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE,
+                               VANISHING_GRADIENT, QUIET, Finding, Rule, Tool, View, abstain, any_layer, fire, first)
+
+SOURCE = "thedeepchecker deep_checker/config/settings.yaml"
+START = 10  # OverfitCheck.start
+WINDOW = 5  # window_size of Gradient.Vanishing/Exploding, Weight.Diverging, Loss.NonDecreasing/Diverging, patience 5
+DEAD_UNITS = 0.5  # Activation.Dead.neurons_ratio_max_thresh (a unit: 95th pct of |a| < 1e-5, in the trace)
+SAT_UNITS = 0.5  # Activation.Saturation.neurons_ratio_max_thresh (a unit: ro_B > 0.85, in the trace)
+STD_MIN, STD_MAX, F_CRIT = 0.5, 2.0, 2.70554  # Activation.Distribution; f_test_alpha 0.1 -> F critical 2.70554 (metrics.py)
+VANISH_MAV, VANISH_RATE = 1e-6, 0.5  # Gradient.Vanishing: mav_min_thresh, dec_rate_min_thresh
+EXPLODE_MAV, EXPLODE_RATE = 1e6, 2  # Gradient.Exploding: mav_max_thresh, inc_rate_max_thresh
+UPDATE_HIGH, UPDATE_LOW = -1, -4  # Gradient.Unstable_Learning: log10 of mean|dw| / mean|w|
+NEGATIVE = 0.95  # Weight.Negative.ratio_max_thresh
+DEAD_WEIGHTS = 0.95  # Weight.Dead.ratio_max_thresh (|w| < 1e-5, in the trace)
+W_DIV_MAV, W_DIV_RATE = 1e8, 2  # Weight.Diverging: mav_max_thresh, inc_rate_max_thresh
+DECREASE = 0.05  # Loss.NonDecreasing.decr_percentage
+LOSS_DIV_RATE = 2  # Loss.Diverging.incr_abs_rate_max_thresh
+FLUCT_WINDOW, SMOOTHNESS = 50, 0.5  # Loss.Fluctuating: window_size, smoothness_ratio_min_thresh
+REG_RATE = 2  # Loss.Overwhelming_Reg.growth_rate_max_thresh
+
+
+def _checked(table):
+    return table[table.index >= START]
+
+
+def _layer_rule(stat: str, layers_of, condition, why: str):
+    def check(view: View) -> Finding:
+        layers = layers_of(view)
+        if not layers:
+            return abstain("no such layer")
+        step = first(any_layer(_checked(view.stat(stat, layers)), condition))
+        return fire(step, why) if step is not None else QUIET
+    return check
+
+
+def _hidden_nonsaturating(view):
+    return [n for n in view.with_activation("relu", "leaky")]
+
+
+def _saturating(view):
+    return view.with_activation("tanh", "sigmoid", "hardtanh")
+
+
+def _trend(table, mav_hit, rate_hit):
+    """hooks.py check_vanishing/exploding_gradient, check_divergence: the latest mean |x| past its
+    bound, or every ratio of consecutive values over the last WINDOW checks past its rate."""
+    for i, step in enumerate(table.index):
+        row = table.iloc[i]
+        if mav_hit(row).any():
+            return int(step)
+        if i + 1 >= WINDOW:
+            window = table.iloc[i + 1 - WINDOW:i + 1]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rates = window.iloc[1:].to_numpy() / window.iloc[:-1].to_numpy()
+                if (rate_hit(rates).all(axis=0) & np.isfinite(rates).all(axis=0)).any():
+                    return int(step)
+    return None
+
+
+def activation_distribution(view: View) -> Finding:
+    """check_acts_distribution: the std of a layer's activations outside [0.5, 2], unless an
+    F-test (variance against the bound's, alpha 0.1) cannot tell them apart."""
+    layers = [n for n in view.layers if view.activation[n] != "none"]
+    if not layers:
+        return abstain("no activation layer")
+    std = _checked(view.stat("out_std", layers))
+    ref = STD_MAX + (std < STD_MIN) * (STD_MIN - STD_MAX)  # the bound it is compared with
+    f = np.maximum(std ** 2, ref ** 2) / np.minimum(std ** 2, ref ** 2)
+    bad = ((std < STD_MIN) | (std > STD_MAX)) & (f > F_CRIT)
+    step = first(bad.any(axis=1))
+    return fire(step, "activation std far from [0.5, 2]") if step is not None else QUIET
+
+
+def vanishing_gradient(view: View) -> Finding:
+    table = _checked(view.stat("g_absmean", view.weighted()))
+    step = _trend(table, lambda r: r < VANISH_MAV, lambda x: x <= VANISH_RATE) if table.shape[1] else None
+    return fire(step, "mean |g| < 1e-6 or halving") if step is not None else QUIET
+
+
+def exploding_gradient(view: View) -> Finding:
+    table = _checked(view.stat("g_absmean", view.weighted()))
+    step = _trend(table, lambda r: r > EXPLODE_MAV, lambda x: x >= EXPLODE_RATE) if table.shape[1] else None
+    return fire(step, "mean |g| > 1e6 or doubling") if step is not None else QUIET
+
+
+def weights_diverging(view: View) -> Finding:
+    table = _checked(view.stat("w_absmean", view.weighted()))
+    step = _trend(table, lambda r: r > W_DIV_MAV, lambda x: x >= W_DIV_RATE) if table.shape[1] else None
+    return fire(step, "mean |w| > 1e8 or doubling") if step is not None else QUIET
+
+
+def _log_update(view: View):
+    ratio = view.stat("upd_absmean_ratio", view.weighted())
+    return np.log10(ratio.where(ratio > 0)).fillna(0.0).where(ratio.notna())  # hooks.py: log10 or 0
+
+
+def updates_too_large(view: View) -> Finding:
+    log = _log_update(view)
+    if log.empty or log.isna().all().all():
+        return abstain("no weight update recorded")
+    step = first(any_layer(log, lambda t: t > UPDATE_HIGH))
+    return fire(step, "log10 update ratio > -1") if step is not None else QUIET
+
+
+def updates_too_small(view: View) -> Finding:
+    """Below -4, or exactly no update ('w_untrained': the log ratio is 0 by hooks.py's convention)."""
+    ratio = view.stat("upd_absmean_ratio", view.weighted())
+    if ratio.empty or ratio.isna().all().all():
+        return abstain("no weight update recorded")
+    step = first(any_layer(_log_update(view), lambda t: t < UPDATE_LOW) | any_layer(ratio, lambda t: t == 0))
+    return fire(step, "log10 update ratio < -4, or no update") if step is not None else QUIET
+
+
+def _loss(view: View):
+    return view.scalar("loss").dropna()
+
+
+def loss_not_decreasing(view: View) -> Finding:
+    """check_loss_curve: every relative decrease over the last 5 losses below 5%."""
+    loss = _loss(view)
+    if loss.empty:
+        return abstain("no loss")
+    for i in range(WINDOW - 1, len(loss)):
+        window = loss.iloc[i + 1 - WINDOW:i + 1].to_numpy()
+        decreases = (window[:-1] - window[1:]) / window[:-1]
+        if (decreases < DECREASE).all():
+            return fire(loss.index[i], "loss falls by < 5% per check")
+    return QUIET
+
+
+def loss_diverging(view: View) -> Finding:
+    loss = _loss(view)
+    if loss.empty:
+        return abstain("no loss")
+    best = loss.cummin()
+    for i in range(WINDOW - 1, len(loss)):
+        scaled = (loss.iloc[i + 1 - WINDOW:i + 1] / best.iloc[i]).to_numpy()
+        if (scaled[1:] / scaled[:-1] >= LOSS_DIV_RATE).all():
+            return fire(loss.index[i], "loss doubling against its minimum")
+    return QUIET
+
+
+def smoothness(values) -> float:
+    """deep_checker/metrics.py smoothness: 1 - the share of sign changes of the loss's slope."""
+    data = np.asarray(values, dtype=float)
+    if len(data) < 1:
+        return 1.0
+    changes = np.count_nonzero(np.abs(np.diff(data[1:] / data[:-1] > 1.0)))
+    return (len(data) - changes) / len(data)
+
+
+def loss_fluctuating(view: View) -> Finding:
+    loss = _loss(view)
+    if loss.empty:
+        return abstain("no loss")
+    for i in range(len(loss)):
+        if smoothness(loss.iloc[max(0, i + 1 - FLUCT_WINDOW):i + 1].to_numpy()) < SMOOTHNESS:
+            return fire(loss.index[i], "loss slope changes sign on > half the checks")
+    return QUIET
+
+
+def constant_output(view: View) -> Finding:
+    """check_outputs: an output whose variance across the batch has never been > 0, for 5 checks."""
+    var = view.scalar("out_var_min")
+    if var.empty:
+        return abstain("no output recorded")
+    constant = (var.cummax() == 0)  # status |= var > 0: once varied, never constant again
+    for i in range(WINDOW - 1, len(constant)):
+        if constant.iloc[i + 1 - WINDOW:i + 1].all():
+            return fire(constant.index[i], "an output never varies across the batch")
+    return QUIET
+
+
+def overwhelming_regularization(view: View) -> Finding:
+    """check_overwhelming_regularization: |grad of the regulariser| / |grad of the data loss| >= 2
+    on the last 5 checks. Abstains where the trace has no explicit regulariser."""
+    reg = view.stat("reg_grad_norm")
+    if reg.empty or reg.isna().all().all():
+        return abstain("no regulariser's gradient recorded")
+    ratio = reg / view.stat("g_norm", list(reg.columns)).replace(0, math.nan)
+    high = (ratio >= REG_RATE)
+    for i in range(WINDOW - 1, len(high)):
+        if high.iloc[i + 1 - WINDOW:i + 1].all().any():
+            return fire(high.index[i], "the regulariser's gradient >= 2x the loss's")
+    return QUIET
+
+
+def numerical_instability(view: View) -> Finding:
+    step = view.nonfinite_at()
+    return fire(step, "NaN or inf") if step is not None else QUIET
+
+
+TOOL = Tool("TheDeepChecker", (
+    Rule("dead_activations", DEAD_RELU, _layer_rule("unit_dead_p95", _hidden_nonsaturating, lambda t: t > DEAD_UNITS,
+                                                     "most units dead"), SOURCE + " Activation.Dead"),
+    Rule("saturated_activations", SATURATION, _layer_rule("unit_sat_ro", _saturating, lambda t: t > SAT_UNITS,
+                                                          "most units saturated"), SOURCE + " Activation.Saturation"),
+    Rule("activation_distribution", "activation_distribution", activation_distribution,
+         SOURCE + " Activation.Distribution"),
+    Rule("vanishing_gradient", VANISHING_GRADIENT, vanishing_gradient, SOURCE + " Gradient.Vanishing"),
+    Rule("exploding_gradient", EXPLODING, exploding_gradient, SOURCE + " Gradient.Exploding"),
+    Rule("updates_too_large", EXPLODING, updates_too_large, SOURCE + " Gradient.Unstable_Learning -1"),
+    Rule("updates_too_small", SLOW_CONVERGENCE, updates_too_small, SOURCE + " Gradient.Unstable_Learning -4"),
+    Rule("negative_weights", "weight_sign", _layer_rule("w_neg", lambda v: v.weighted(), lambda t: t > NEGATIVE,
+                                                        "> 95% of weights negative"), SOURCE + " Weight.Negative"),
+    Rule("dead_weights", "dead_weights", _layer_rule("w_small", lambda v: v.weighted(), lambda t: t > DEAD_WEIGHTS,
+                                                     "> 95% of |w| < 1e-5"), SOURCE + " Weight.Dead"),
+    Rule("diverging_weights", EXPLODING, weights_diverging, SOURCE + " Weight.Diverging"),
+    Rule("loss_not_decreasing", SLOW_CONVERGENCE, loss_not_decreasing, SOURCE + " Loss.NonDecreasing"),
+    Rule("loss_diverging", EXPLODING, loss_diverging, SOURCE + " Loss.Diverging"),
+    Rule("loss_fluctuating", "oscillation", loss_fluctuating, SOURCE + " Loss.Fluctuating"),
+    Rule("constant_outputs", CONSTANT_OUTPUT, constant_output, SOURCE + " Activation.Output.patience 5"),
+    Rule("overwhelming_regularization", "overwhelming_regularization", overwhelming_regularization,
+         SOURCE + " Loss.Overwhelming_Reg"),
+    Rule("numerical_instability", EXPLODING, numerical_instability, SOURCE + " Numerical_Instability"),
+))

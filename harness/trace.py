@@ -1,0 +1,372 @@
+"""A per-layer training trace: what the published diagnosis rules read, at log-spaced logged steps.
+
+One recorder, two ways in. An nn.Module case calls `run.trace.watch(model)` once: cheap hooks keep a
+reference to each activation's input and output of the last training forward, and at a traced
+step (a `run.log` call that is due) the recorder reads them with the weights and their `.grad`.
+A hand-written case calls `run.trace.record(step, layers=[Observed(...)], output=...)` at its
+logging step with the tensors it has. Either way the trace is tidy rows (step, layer, kind,
+activation, stat, value); layer "" holds the run's scalars (loss, accuracies, the output's spread).
+
+Traced steps are a log-spaced subset of the logged steps (each >= 2 x the last traced one, so
+~10 points for 300 steps, ~17 for 20000): early steps, where most of these failures happen (one
+update kills relu_blowup's map), are all there, and the cost falls with the run's length.
+
+Per layer, batch first; a unit is a channel of a conv (its samples: batch x positions, as
+TheDeepChecker's transform_2d(keep='last') makes them) or a feature of a linear layer.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+from harness.probes import FLAT_SLOPE  # the same flat region as the probes: slope under 1% of its peak
+
+GROWTH = 2.0  # next traced step >= 2 x the last one
+# The run's scalars, from the names the cases log them under (first found wins).
+SCALARS = {"loss": ("loss", "train_loss"),
+           "train_accuracy": ("accuracy", "train_accuracy", "post_eval_accuracy"),
+           "val_accuracy": ("val_accuracy", "fixed_eval_accuracy")}
+ACTIVATIONS = {nn.ReLU: "relu", nn.LeakyReLU: "leaky", nn.Hardtanh: "hardtanh", nn.Tanh: "tanh",
+               nn.Sigmoid: "sigmoid"}  # nn.ReLU6 is a Hardtanh subclass: checked by isinstance below
+SATURATING = ("tanh", "hardtanh", "sigmoid")
+# Output range per saturating activation: TheDeepChecker's ro_B maps it to [0, 1] (settings.yaml
+# ro_histo_min 0, ro_histo_max 1 is the sigmoid's range; tanh-like units are scaled from [-1, 1]).
+RANGE = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "hardtanh": (-1.0, 1.0)}
+# Bounds and unit thresholds the rules read, named in the stat's description below:
+DD_BOUND = 5.0  # DeepDiagnosis callbacks.py: min/max_threshold_tanh/sigmoid = -5 / 5
+SM_BOUNDS = {"tanh": (-9.4999, 9.4999), "hardtanh": (-9.4999, 9.4999),  # SageMaker SaturatedActivation
+             "sigmoid": (-23.0, 16.99999)}  # docs defaults threshold_tanh, threshold_sigmoid
+SM_INACTIVE = 0.01  # SageMaker DeadRelu / SaturatedActivation threshold_inactivity 1.0 (%)
+TDC_DEAD = (1e-5, 0.95)  # TheDeepChecker settings.yaml Activation.Dead: act_min_thresh, act_maj_percentile
+TDC_RO = 0.85  # TheDeepChecker settings.yaml Activation.Saturation.ro_max_thresh
+TDC_W_DEAD = 1e-5  # TheDeepChecker settings.yaml Weight.Dead.value_min_thresh
+SM_ALLCLOSE = dict(rtol=1e-5, atol=1e-8)  # SageMaker UnchangedTensor: numpy.allclose defaults
+QUANTILE_SAMPLES = 1024  # percentiles from at most this many evenly strided samples: selection is the costly part
+
+
+@dataclass
+class Observed:
+    """One layer's tensors at a traced step. `pre` is the pre-activation (batch first); `out`, when
+    not given, is computed from it; `update` is the change the step just made to `weight` (already
+    applied: the update ratio is taken against the weight before it)."""
+    name: str
+    kind: str  # "conv" or "linear"
+    activation: str = "none"
+    pre: torch.Tensor | None = None
+    out: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+    grad: torch.Tensor | None = None
+    update: torch.Tensor | None = None
+    reg_grad: torch.Tensor | None = None  # the gradient of an explicit regulariser alone
+
+
+def activate(pre: torch.Tensor, activation: str) -> torch.Tensor:
+    fn = {"relu": torch.relu, "leaky": lambda z: torch.nn.functional.leaky_relu(z, 0.01),
+          "tanh": torch.tanh, "hardtanh": torch.nn.functional.hardtanh, "sigmoid": torch.sigmoid,
+          "none": lambda z: z}
+    return fn[activation](pre)
+
+
+def units(x: torch.Tensor) -> np.ndarray:
+    """(samples, units): a conv's channels over batch x positions, a linear layer's features."""
+    x = x.detach()
+    x = x.transpose(0, 1).flatten(1).T if x.dim() > 2 else x.reshape(x.shape[0], -1)
+    return x.float().cpu().numpy()
+
+
+def _flat(pre: np.ndarray, out: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "hardtanh":
+        return (pre <= -1) | (pre >= 1)
+    if activation == "tanh":
+        return 1.0 - out ** 2 < FLAT_SLOPE
+    return out * (1.0 - out) < FLAT_SLOPE * 0.25  # sigmoid
+
+
+def _strided(x: np.ndarray, most: int = QUANTILE_SAMPLES) -> np.ndarray:
+    return x[::math.ceil(x.shape[0] / most)] if x.shape[0] > most else x
+
+
+def _percentile(x: np.ndarray, q: float) -> np.ndarray:
+    """Along axis 0, numpy's percentile with method="higher" (the sample at index ceil(q (n - 1))),
+    by partition: a selection, not a sort."""
+    k = math.ceil(q * (x.shape[0] - 1))
+    return np.partition(x, k, axis=0)[k]
+
+
+def _norm(x: np.ndarray) -> float:
+    """L2 norm in float64 without a float64 copy of a large tensor: scaled by the largest |x|, so
+    weights ~1e-26 (constant_output's) do not underflow to 0."""
+    top = float(np.abs(x).max()) if x.size else 0.0
+    if top == 0.0 or not math.isfinite(top):
+        return top
+    return top * math.sqrt(float(np.dot((x / top).ravel(), (x / top).ravel())))
+
+
+def activation_stats(pre: torch.Tensor, out: torch.Tensor, activation: str) -> dict[str, float]:
+    """Statistics of one layer's pre-activation z and activation a (numpy: its per-call cost is a
+    fraction of torch's on the small tensors most of these layers have)."""
+    z, a = units(pre), units(out)
+    s = {"act_zero": (a == 0).mean(), "act_nonpos": (a <= 0).mean(), "pre_mean": z.mean(dtype=np.float64),
+         "pre_std": z.std(dtype=np.float64), "out_mean": a.mean(dtype=np.float64), "out_std": a.std(dtype=np.float64)}
+    if activation in ("relu", "leaky"):
+        rate = (a > 0).mean(0)  # per unit: share of its samples it is active on
+        s.update(unit_activity=rate.mean(), unit_active_lt1=(rate < SM_INACTIVE).mean())
+    if activation in SATURATING:
+        lo, hi = SM_BOUNDS[activation]
+        r_lo, r_hi = RANGE[activation]
+        ro = np.abs(2 * (a - r_lo) / (r_hi - r_lo) - 1).mean(0)
+        s.update(sat_bound=(np.abs(z) >= DD_BOUND).mean(), sat_flat=_flat(z, a, activation).mean(),
+                 unit_inbounds_lt1=(((z > lo) & (z < hi)).mean(0) < SM_INACTIVE).mean(),
+                 unit_sat_ro=(ro > TDC_RO).mean())
+    else:
+        thresh, q = TDC_DEAD
+        s["unit_dead_p95"] = (_percentile(np.abs(_strided(a)), q) < thresh).mean()  # per unit
+    return {k: float(v) for k, v in s.items()}
+
+
+def _flat_numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().float().cpu().numpy().ravel()
+
+
+def weight_stats(w: torch.Tensor) -> dict[str, float]:
+    w = _flat_numpy(w)
+    absw = np.abs(w)
+    return {"w_mean": float(w.mean(dtype=np.float64)), "w_std": float(w.std(dtype=np.float64)),
+            "w_absmean": float(absw.mean(dtype=np.float64)), "w_neg": float((w < 0).mean()),
+            "w_small": float((absw < TDC_W_DEAD).mean()), "w_norm": _norm(w), "numel": float(w.size)}
+
+
+def grad_stats(g: torch.Tensor) -> dict[str, float]:
+    g = _flat_numpy(g)
+    few = _strided(g, 16 * QUANTILE_SAMPLES)
+    return {"g_mean": float(g.mean(dtype=np.float64)), "g_absmean": float(np.abs(g).mean(dtype=np.float64)),
+            "g_norm": _norm(g), "g_zero": float((g == 0).mean()),
+            "g_range90": float(_percentile(few, 0.95) - _percentile(few, 0.05))}
+
+
+def update_stats(w: torch.Tensor, dw: torch.Tensor) -> dict[str, float]:
+    w, dw = _flat_numpy(w), _flat_numpy(dw)
+    norm, absmean = _norm(w), float(np.abs(w).mean(dtype=np.float64))
+    return {"upd_ratio": _norm(dw) / norm if norm > 0 else math.inf,
+            "upd_absmean_ratio": float(np.abs(dw).mean(dtype=np.float64)) / absmean if absmean > 0 else math.inf}
+
+
+def output_stats(y: torch.Tensor) -> dict[str, float]:
+    """Spread across the batch: as harness.probes (population std over dim 0, averaged), and the
+    smallest per-output variance (TheDeepChecker's constant-output check asks for exactly 0)."""
+    y = y.detach().float().reshape(y.shape[0], -1).cpu().numpy()
+    finite = {"out_nonfinite": float(not np.isfinite(y).all())}
+    if y.shape[0] < 2:
+        return finite
+    var = y.var(0, dtype=np.float64)
+    return {"out_spread": float(np.sqrt(var).mean()), "out_var_min": float(var.min()), **finite}
+
+
+class Trace:
+    """The recorder a RunContext carries. `seconds`: CPU seconds spent computing the trace."""
+
+    def __init__(self, growth: float = GROWTH, enabled: bool = True):
+        self.growth = growth
+        self.enabled = enabled  # False: records nothing (to measure what recording costs)
+        self.rows: list[tuple[int, str, str, str, str, float]] = []
+        self.seconds = 0.0
+        self._next = 0
+        self._traced: list[int] = []
+        self._last_log: tuple[int, dict] | None = None
+        self._watched: list[list] = []  # [layer name, kind, activation, weighted module, activation's name]
+        self._seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._handles: list = []
+        self._targets: list[tuple[str, nn.Module]] = []
+        self._armed_hooks: list = []
+        self._forwards, self._arm_at = 0, 1  # armed for the first training forward
+        self._model: nn.Module | None = None
+        self._armed: int | None = None
+        self._before: list[torch.Tensor] = []
+        self._previous: dict[str, torch.Tensor] = {}
+
+    # -- when ---------------------------------------------------------------------------------
+    def due(self, step: int) -> bool:
+        return self.enabled and step >= self._next
+
+    def _advance(self, step: int) -> None:
+        self._next = max(step + 1, math.ceil(step * self.growth))
+        self._traced.append(step)
+
+    def _add(self, step: int, layer: str, kind: str, activation: str, stats: Mapping[str, float]) -> None:
+        self.rows.extend((step, layer, kind, activation, k, float(v)) for k, v in stats.items())
+
+    # -- explicit calls -----------------------------------------------------------------------
+    def record(self, step: int, layers: list[Observed], output: torch.Tensor | None = None,
+               **scalars: float) -> None:
+        if not self.enabled:
+            return
+        start = time.process_time()
+        with torch.no_grad():
+            for obs in layers:
+                stats: dict[str, float] = {}
+                if obs.pre is not None:
+                    out = obs.out if obs.out is not None else activate(obs.pre, obs.activation)
+                    stats.update(activation_stats(obs.pre, out, obs.activation))
+                if obs.weight is not None:
+                    stats.update(weight_stats(obs.weight))
+                    stats.update(self._unchanged(obs.name, obs.weight))
+                if obs.grad is not None:
+                    stats.update(grad_stats(obs.grad))
+                if obs.update is not None and obs.weight is not None:
+                    stats.update(update_stats(obs.weight - obs.update, obs.update))
+                if obs.reg_grad is not None:
+                    stats["reg_grad_norm"] = float(obs.reg_grad.detach().float().norm())
+                self._add(step, obs.name, obs.kind, obs.activation, stats)
+            if output is not None:
+                self._add(step, "", "", "", output_stats(output))
+        self._add(step, "", "", "", {k: v for k, v in scalars.items() if v is not None})
+        if self._last_log and self._last_log[0] == step:  # logged before it was traced
+            self._add(step, "", "", "", self._scalars(self._last_log[1]))
+        self._advance(step)
+        self.seconds += time.process_time() - start
+
+    def _unchanged(self, name: str, w: torch.Tensor) -> dict[str, float]:
+        """1.0 when the weight is numpy.allclose to the last traced one (SageMaker UnchangedTensor)."""
+        before = self._previous.get(name)
+        self._previous[name] = w.detach().clone()
+        if before is None or before.shape != w.shape:
+            return {}
+        return {"w_unchanged": float(torch.allclose(w.detach(), before, **SM_ALLCLOSE))}
+
+    # -- hooks for nn.Module ------------------------------------------------------------------
+    def watch(self, model: nn.Module) -> None:
+        """Each conv/linear layer paired with the activation module that follows it (a layer of
+        its own when nothing precedes it); hooks keep references to the last training forward."""
+        if not self.enabled:
+            return
+        self._model = model
+        current = None
+        for name, module in model.named_modules():
+            kind = "conv" if isinstance(module, nn.modules.conv._ConvNd) else \
+                "linear" if isinstance(module, nn.Linear) else None
+            activation = next((v for k, v in ACTIVATIONS.items() if isinstance(module, k)), None)
+            if kind:
+                current = [name, kind, "none", module, None]
+                self._watched.append(current)
+                self._targets.append((name, module))
+            elif activation:
+                if current is None or current[4] is not None:
+                    current = [name, "none", activation, None, name]
+                    self._watched.append(current)
+                else:
+                    current[2], current[4] = activation, name
+                self._targets.append((name, module))
+        self._targets.append(("", model))
+        self._handles.append(model.register_forward_pre_hook(self._count()))
+        self._handles.append(register_optimizer_step_pre_hook(self._pre_step))
+        self._handles.append(register_optimizer_step_post_hook(self._post_step))
+
+    def _count(self):
+        """The one hook on every forward: it counts training forwards and attaches the capturing
+        hooks just before the forward of the next due step (a loop's log step is a fixed offset from
+        its forward count), so the steps in between run with one hook, not one per layer."""
+        def hook(module, args):
+            if torch.is_grad_enabled() and args and torch.is_tensor(args[0]) \
+                    and not torch._C._functorch.is_functorch_wrapped_tensor(args[0]):
+                self._forwards += 1
+                if not self._armed_hooks and self._forwards >= self._arm_at:
+                    self._armed_hooks = [m.register_forward_hook(self._keep(n)) for n, m in self._targets]
+        return hook
+
+    def _disarm(self) -> None:
+        for handle in self._armed_hooks:
+            handle.remove()
+        self._armed_hooks = []
+
+    def _keep(self, name: str):
+        seen = self._seen  # a closure, not a bound method: a deepcopy of the model shares it
+
+        def hook(module, args, output):
+            if torch.is_grad_enabled() and torch.is_tensor(output) \
+                    and not torch._C._functorch.is_functorch_wrapped_tensor(output):
+                seen[name] = (args[0], output)
+        return hook
+
+    def on_log(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Called by RunContext.log: traces a due step of a watched model, and adds the scalars
+        to a step traced by explicit calls."""
+        self._last_log = (step, dict(metrics))
+        if step in self._traced[-1:]:
+            self._add(step, "", "", "", self._scalars(metrics))
+        elif self._model is not None and self.due(step) and self._seen:
+            self._snapshot(step, metrics)
+            self._disarm()
+            self._arm_at = self._next + (self._forwards - step)  # the forward of the next due step
+
+    def _scalars(self, metrics: Mapping[str, float]) -> dict[str, float]:
+        found = {}
+        for stat, names in SCALARS.items():
+            name = next((n for n in names if n in metrics), None)
+            if name is not None:
+                found[stat] = metrics[name]
+        return found
+
+    def _snapshot(self, step: int, metrics: Mapping[str, float]) -> None:
+        layers = []
+        for name, kind, activation, weighted, act in self._watched:
+            pre = out = None
+            if act is not None and act in self._seen:
+                pre, out = self._seen[act]
+            elif weighted is not None and name in self._seen:
+                pre = out = self._seen[name][1]
+            weight = getattr(weighted, "weight", None)
+            layers.append(Observed(name, kind, activation, pre=pre, out=out, weight=weight,
+                                   grad=None if weight is None else weight.grad))
+        output = self._seen.get("", (None, None))[1]
+        self._seen.clear()
+        self.record(step, layers, output=output)  # record() adds the scalars of this log call
+        self._armed = step
+
+    def _weights(self) -> list[tuple[str, torch.Tensor]]:
+        return [(w[0], w[3].weight) for w in self._watched if w[3] is not None]
+
+    def _owns(self, optimizer) -> bool:
+        mine = {id(w) for _, w in self._weights()}
+        return any(id(p) in mine for g in optimizer.param_groups for p in g["params"])
+
+    def _pre_step(self, optimizer, args, kwargs) -> None:
+        if self._armed is not None and self._owns(optimizer):
+            self._before = [w.detach().clone() for _, w in self._weights()]
+
+    def _post_step(self, optimizer, args, kwargs) -> None:
+        if self._armed is None or not self._before or not self._owns(optimizer):
+            return
+        start = time.process_time()
+        for (name, w), before in zip(self._weights(), self._before):
+            layer = next(x for x in self._watched if x[0] == name)
+            self._add(self._armed, name, layer[1], layer[2], update_stats(before, w.detach() - before))
+        self._armed, self._before = None, []
+        self.seconds += time.process_time() - start
+
+    # -- the end ------------------------------------------------------------------------------
+    def diverged(self, step: int) -> None:
+        """A divergence is part of the trace: the step at which a value stopped being finite."""
+        self._add(step, "", "", "", {"nonfinite": 1.0})
+
+    def close(self) -> None:
+        self._disarm()
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._seen.clear()
+        self._previous.clear()
+
+    def frame(self):
+        """The tidy trace; its last step also carries `trace_seconds`, what recording it cost."""
+        import pandas as pd
+
+        last = max((r[0] for r in self.rows), default=None)
+        rows = self.rows + ([(last, "", "", "", "trace_seconds", self.seconds)] if self.rows else [])
+        return pd.DataFrame(rows, columns=["step", "layer", "kind", "activation", "stat", "value"])

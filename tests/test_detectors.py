@@ -1,0 +1,192 @@
+"""Each published rule against a hand-built trace where it must fire, and the same healthy trace
+where it must stay quiet (not abstain: the healthy trace gives every signal the rules read)."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from harness.detectors import View, autotrainer, deepdiagnosis, sagemaker, thedeepchecker, tools
+
+STEPS = list(range(0, 200, 10))  # 20 checks, from step 0: past TheDeepChecker's start (10)
+LAYERS = {"conv1": ("conv", "relu"), "conv2": ("conv", "tanh"), "fc": ("linear", "sigmoid"), "out": ("linear", "none")}
+
+
+def healthy() -> dict:
+    """stat -> layer -> one value per step ('' is the run's scalars): a run that learns."""
+    n = len(STEPS)
+    ramp = lambda a, b: [a + (b - a) * i / (n - 1) for i in range(n)]  # noqa: E731
+    per_layer = {
+        "act_zero": 0.3, "act_nonpos": 0.3, "pre_std": 1.0, "out_std": 1.0, "unit_activity": 0.7,
+        "unit_active_lt1": 0.0, "unit_dead_p95": 0.0, "sat_bound": 0.01, "sat_flat": 0.01,
+        "unit_inbounds_lt1": 0.0, "unit_sat_ro": 0.1, "w_std": 0.1, "w_neg": 0.5, "w_small": 0.01,
+        "numel": 100.0, "w_unchanged": 0.0, "g_absmean": 1e-2, "g_norm": 0.1, "g_zero": 0.0, "g_range90": 0.05,
+        "upd_ratio": 1e-3, "upd_absmean_ratio": 1e-3, "reg_grad_norm": 0.01}
+    stats = {k: {layer: [v] * n for layer in LAYERS} for k, v in per_layer.items()}
+    for k, (a, b) in {"pre_mean": (0.1, 0.3), "out_mean": (0.2, 0.4), "w_mean": (0.01, 0.03),
+                      "w_absmean": (0.08, 0.09), "w_norm": (1.0, 1.1), "g_mean": (1e-3, 2e-3)}.items():
+        stats[k] = {layer: ramp(a, b) for layer in LAYERS}
+    stats["loss"] = {"": [2.0 * 0.9 ** i for i in range(n)]}
+    stats["train_accuracy"] = {"": ramp(0.5, 0.95)}
+    stats["val_accuracy"] = {"": ramp(0.45, 0.9)}
+    stats["out_var_min"] = {"": [0.1] * n}
+    stats["out_spread"] = {"": [0.3] * n}
+    return stats
+
+
+def frame(stats: dict) -> pd.DataFrame:
+    rows = []
+    for stat, layers in stats.items():
+        for layer, values in layers.items():
+            kind, act = LAYERS.get(layer, ("", ""))
+            rows += [(s, layer, kind, act, stat, float(v)) for s, v in zip(STEPS, values)]
+    return pd.DataFrame(rows, columns=["step", "layer", "kind", "activation", "stat", "value"])
+
+
+def setting(stat, value, layers=tuple(LAYERS)):
+    def change(s):
+        for layer in layers:
+            s[stat][layer] = value if isinstance(value, list) else [value] * len(STEPS)
+    return change
+
+
+def scalar(stat, values):
+    def change(s):
+        s[stat] = {"": values}
+    return change
+
+
+def both(*changes):
+    def change(s):
+        for c in changes:
+            c(s)
+    return change
+
+
+n = len(STEPS)
+STUCK = both(scalar("train_accuracy", [0.3] * n), scalar("val_accuracy", [0.3] * n))
+FIRST_LAST = lambda first, last: both(setting("g_norm", first, ("conv1",)), setting("g_norm", last, ("out",)))  # noqa: E731
+CASES = [
+    (autotrainer.TOOL, "dying_relu", both(STUCK, setting("g_zero", 0.9))),
+    (autotrainer.TOOL, "exploding_gradient", both(STUCK, FIRST_LAST(100.0, 0.1))),
+    (autotrainer.TOOL, "vanishing_gradient", both(STUCK, FIRST_LAST(1e-6, 0.1))),
+    (autotrainer.TOOL, "slow_convergence", STUCK),
+    (autotrainer.TOOL, "oscillating_loss", both(scalar("train_accuracy", [0.7, 0.8] * (n // 2)),
+                                                scalar("val_accuracy", [0.7, 0.8] * (n // 2)))),
+    (autotrainer.TOOL_UNGATED, "dying_relu", setting("g_zero", 0.9)),
+    (autotrainer.TOOL_UNGATED, "exploding_gradient", FIRST_LAST(100.0, 0.1)),
+    (autotrainer.TOOL_UNGATED, "vanishing_gradient", FIRST_LAST(1e-6, 0.1)),
+    (deepdiagnosis.TOOL, "numerical_error", setting("out_mean", [0.2] * (n - 1) + [0.0], ("conv2",))),
+    (deepdiagnosis.TOOL, "dead_node", setting("act_nonpos", 0.8, ("conv1",))),
+    (deepdiagnosis.TOOL, "saturated_activation", setting("sat_bound", 0.6, ("conv2",))),
+    (deepdiagnosis.TOOL, "vanishing_gradient", setting("g_absmean", 1e-8, ("fc",))),
+    (deepdiagnosis.TOOL, "unchanged_tensor", setting("out_mean", 0.2, ("conv1",))),
+    (deepdiagnosis.TOOL, "loss_not_decreasing", scalar("loss", [1.0] * n)),
+    (thedeepchecker.TOOL, "dead_activations", setting("unit_dead_p95", 0.6, ("conv1",))),
+    (thedeepchecker.TOOL, "saturated_activations", setting("unit_sat_ro", 0.6, ("conv2",))),
+    (thedeepchecker.TOOL, "activation_distribution", setting("out_std", 0.1, ("conv1",))),
+    (thedeepchecker.TOOL, "vanishing_gradient", setting("g_absmean", 1e-7, ("fc",))),
+    (thedeepchecker.TOOL, "exploding_gradient", setting("g_absmean", 1e7, ("fc",))),
+    (thedeepchecker.TOOL, "updates_too_large", setting("upd_absmean_ratio", 0.5, ("fc",))),
+    (thedeepchecker.TOOL, "updates_too_small", setting("upd_absmean_ratio", 1e-5, ("fc",))),
+    (thedeepchecker.TOOL, "negative_weights", setting("w_neg", 0.99, ("conv1",))),
+    (thedeepchecker.TOOL, "dead_weights", setting("w_small", 0.99, ("fc",))),
+    (thedeepchecker.TOOL, "diverging_weights", setting("w_absmean", [0.08 * 2 ** i for i in range(n)], ("fc",))),
+    (thedeepchecker.TOOL, "loss_not_decreasing", scalar("loss", [1.0] * n)),
+    (thedeepchecker.TOOL, "loss_diverging", scalar("loss", [1.0] * 5 + [2.0 ** i for i in range(n - 5)])),
+    (thedeepchecker.TOOL, "loss_fluctuating", scalar("loss", [1.0, 1.2] * (n // 2))),
+    (thedeepchecker.TOOL, "constant_outputs", scalar("out_var_min", [0.0] * n)),
+    (thedeepchecker.TOOL, "overwhelming_regularization", setting("reg_grad_norm", 0.5, ("fc",))),
+    (thedeepchecker.TOOL, "numerical_instability", setting("w_norm", [1.0] * (n - 1) + [math.inf], ("fc",))),
+    (sagemaker.TOOL, "DeadRelu", setting("unit_active_lt1", 0.6, ("conv1",))),
+    (sagemaker.TOOL, "SaturatedActivation", setting("unit_inbounds_lt1", 0.6, ("conv2",))),
+    (sagemaker.TOOL, "VanishingGradient", setting("g_absmean", 1e-8, ("conv1",))),
+    (sagemaker.TOOL, "ExplodingTensor", scalar("loss", [1.0] * (n - 1) + [math.nan])),
+    (sagemaker.TOOL, "PoorWeightInitialization", setting("g_range90", 1e-4, ("conv2",))),
+    (sagemaker.TOOL, "WeightUpdateRatio (large)", setting("upd_ratio", 20.0, ("fc",))),
+    (sagemaker.TOOL, "WeightUpdateRatio (small)", setting("upd_ratio", 1e-9, ("fc",))),
+    (sagemaker.TOOL, "LossNotDecreasing", scalar("loss", [1.0] * n)),
+    (sagemaker.TOOL, "AllZero", setting("act_zero", 1.0, ("conv1",))),
+    (sagemaker.TOOL, "UnchangedTensor", setting("w_unchanged", 1.0, ("fc",))),
+]
+
+
+def _finding(tool, rule, stats):
+    return next(r for r in tool.rules if r.name == rule).check(View(frame(stats)))
+
+
+def test_every_rule_of_every_tool_is_tested():
+    covered = {(t.name, r) for t, r, _ in CASES}
+    every = {(t.name, r.name) for t in tools() for r in t.rules
+             if not (t is autotrainer.TOOL_UNGATED and r.name in ("slow_convergence", "oscillating_loss"))}
+    assert every == covered
+
+
+@pytest.mark.parametrize("tool,rule,change", CASES, ids=[f"{t.name}:{r}" for t, r, _ in CASES])
+def test_rule_fires_on_its_symptom_and_not_on_a_healthy_run(tool, rule, change):
+    quiet = _finding(tool, rule, healthy())
+    assert quiet.fired is False, f"{rule} on a healthy trace: {quiet}"
+    sick = healthy()
+    change(sick)
+    found = _finding(tool, rule, sick)
+    assert found.fired is True and found.step in STEPS, f"{rule} missed its symptom: {found}"
+
+
+def test_the_healthy_trace_raises_no_alarm_at_all():
+    view = View(frame(healthy()))
+    for tool in tools():
+        fired = [n for n, f in tool.run(view).items() if f.fired]
+        assert not fired, f"{tool.name} fired {fired} on a healthy run"
+
+
+def test_rules_abstain_without_their_signal():
+    stats = healthy()
+    del stats["val_accuracy"], stats["reg_grad_norm"]
+    stats["act_zero"] = {k: v for k, v in stats["act_zero"].items() if k != "conv1"}
+    view = View(frame({k: v for k, v in stats.items()}).replace({"relu": "leaky"}))
+    assert next(r for r in autotrainer.TOOL.rules if r.name == "dying_relu").check(view).fired is None
+    assert sagemaker.dead_relu(view).fired is None  # no ReLU layer
+    assert deepdiagnosis.dead_node(view).fired is None
+    assert thedeepchecker.overwhelming_regularization(view).fired is None
+
+
+def test_autotrainer_reports_one_issue_in_its_published_order():
+    stats = healthy()
+    both(STUCK, setting("g_zero", 0.9), FIRST_LAST(100.0, 0.1))(stats)  # relu and explode both counted
+    issue, step, _ = autotrainer.diagnose(View(frame(stats)))
+    assert issue == "relu"  # determine(): 'relu' before 'explode'
+    assert step >= autotrainer.JUDGMENT_POINT * STEPS[-1]  # the gate is judged from 30% of the run
+
+
+def test_thedeepchecker_smoothness_matches_its_metrics_py():
+    # deep_checker/metrics.py on [1, 2, 1, 2]: ratios 2, .5, 2 -> 2 sign changes -> (4 - 2) / 4
+    assert thedeepchecker.smoothness([1.0, 2.0, 1.0, 2.0]) == 0.5
+    assert thedeepchecker.smoothness([4.0, 3.0, 2.0, 1.0]) == 1.0
+
+
+def test_detect_reads_the_store_only(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["detect", "relu_blowup"]) == 2
+    assert "no MLflow store at" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [], "detect must never create a store"
+
+
+def test_detect_scores_stored_traces(tracker, store_uri, capsys):
+    """Two relu_blowup runs end to end: the failing baseline and its cure, each with a trace."""
+    import torch
+
+    from harness.cli import main
+    from harness.sweep import run_sweep
+
+    case = __import__("harness.discovery", fromlist=["load_case"]).load_case("relu_blowup")
+    run_sweep(case, "quick", tracker, torch.device("cpu"), variants=("baseline", "small_init+scaled_pixels"),
+              seeds=1, progress=False)
+    assert main(["detect", "relu_blowup", "--tracking-uri", store_uri, "--by-variant"]) == 0
+    out = capsys.readouterr().out
+    for tool in tools():
+        assert f"| relu_blowup | {tool.name} |" in out
+    assert "| relu_blowup | baseline | SageMaker Debugger | 1 symptom | " in out and "DeadRelu 1/1" in out
