@@ -49,25 +49,15 @@ EXPECTATIONS = (
                 why="the MLP itself slows down: the usual advice moves the contrast, it cures nothing"),
     Expectation("glorot_init+adam", HEALTHY, where=CONV, also=BEATS_MLP, profiles=QUICK,
                 why="the recipe of today's tutorials, on the post's loss and units"),
-    # full: the post's 120,000 images, 5 seeds; registered before the full runs were made.
+    # full: the post's 120,000 images, 5 seeds; registered before the full runs were made. (The
+    # fixes were registered too, but the shared machine left no time to run them on 5 seeds: the
+    # README gives the cure on 2 seeds, as an exploration, never judged.)
     Expectation("baseline", HEALTHY, where=MLP, also=LEFT, profiles=FULL,
                 why="the post's MLP leaves chance first and learns"),
     Expectation("baseline", SYMPTOM, where=CONV, profiles=FULL,
-                why="the conv net leaves chance an order of magnitude later than its MLP: the "
-                    "post's 51% after 2 epochs is a snapshot of that climb"),
+                why="the conv net leaves chance an order of magnitude later than its MLP (~50,000 "
+                    "images): the post's 51% is a snapshot of that climb"),
     Expectation("baseline", SYMPTOM, where=LENET, also=STUCK, profiles=FULL,
                 why="LeNet-5 never leaves chance in the post's 120,000 images: 'the error not "
                     "changing at all'"),
-    Expectation("cross_entropy", SYMPTOM, where=CONV, profiles=FULL,
-                why="no help at the post's scale either"),
-    Expectation("averaged_batches", SYMPTOM, where=CONV, profiles=FULL,
-                why="16x smaller steps: later still"),
-    Expectation("glorot_init", HEALTHY, where=CONV, also=BEATS_MLP, profiles=FULL,
-                why="no plateau, and a conv net above its MLP"),
-    Expectation("adam", HEALTHY, where=CONV, also=BEATS_MLP, profiles=FULL,
-                why="no plateau, and a conv net above its MLP"),
-    Expectation("glorot_init+adam", HEALTHY, where=CONV, also=BEATS_MLP, profiles=FULL,
-                why="the cure for the conv net"),
-    Expectation("glorot_init+adam", HEALTHY, where=LENET, also=BEATS_MLP, profiles=FULL,
-                why="the cure for LeNet-5 too: the post's 'stuck' network above its MLP"),
 )
