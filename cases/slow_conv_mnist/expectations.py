@@ -16,8 +16,8 @@ STUCK = (Threshold("left_chance", "<=", 0.0, why="never above twice chance on th
 LEFT = (Threshold("left_chance", ">=", 1.0, why="above twice chance on the balanced fixed digits"),)
 BEATS_MLP = (Threshold("test_accuracy_vs_mlp", ">", 0.0,
                        why="the post: a conv layer 'should improve the accuracy' over its MLP"),)
-SLOWER_THAN_MLP = (Threshold("plateau_vs_mlp", ">", 1.0,
-                             why="leaves chance later than the post's MLP beside it"),)
+BELOW_MLP = (Threshold("test_accuracy_vs_mlp", "<", 0.0,
+                       why="not cured: below the post's MLP trained on the same images"),)
 MLP, CONV, LENET = {"network": "mlp"}, {"network": "conv"}, {"network": "lenet5"}
 QUICK, FULL = ("quick",), ("full",)
 
@@ -37,16 +37,18 @@ EXPECTATIONS = (
                     "post's own rate and loss, and passes the post's MLP"),
     Expectation("relu", HEALTHY, where=MLP, profiles=QUICK,
                 why="ReLU frees the MLP (its first layer sees the pixels; slope 1, no 0.5 offset) ..."),
-    Expectation("relu", SYMPTOM, where=CONV, profiles=QUICK,
+    Expectation("relu", (SYMPTOM, HEALTHY), where=CONV, also=BELOW_MLP, profiles=QUICK,
                 why="... but not the conv net: its digit signal still crosses the tiny conv layer "
-                    "and the 2/3920 layer"),
+                    "and the 2/3920 layer; it leaves chance late (1.6-20x the MLP's images, under "
+                    "2x on 2 of 20 seeds measured) and stays below the post's MLP"),
     Expectation("adam", HEALTHY, where=CONV, also=BEATS_MLP, profiles=QUICK,
                 why="Adam's step does not shrink with the gradient: the plateau's tiny gradients "
                     "move the weights at full speed"),
     Expectation("averaged_batches", SYMPTOM, where=CONV, also=STUCK, profiles=QUICK,
                 why="averaging divides every step by the batch (16): the plateau lasts longer still"),
-    Expectation("averaged_batches", (SYMPTOM, HEALTHY), where=MLP, also=SLOWER_THAN_MLP, profiles=QUICK,
-                why="the MLP itself slows down: the usual advice moves the contrast, it cures nothing"),
+    Expectation("averaged_batches", (SYMPTOM, HEALTHY), where=MLP, also=BELOW_MLP, profiles=QUICK,
+                why="the MLP itself slows down and ends below the post's MLP: the usual advice moves "
+                    "the contrast, it cures nothing"),
     Expectation("glorot_init+adam", HEALTHY, where=CONV, also=BEATS_MLP, profiles=QUICK,
                 why="the recipe of today's tutorials, on the post's loss and units"),
     # full: the post's 120,000 images, 5 seeds; registered before the full runs were made. (The
