@@ -120,6 +120,9 @@ class Profile:
     """
     seeds: int
     budget: Mapping[str, Any] = field(default_factory=dict)
+    # The axis values this profile runs, where fewer than the case declares (a cheaper quick grid
+    # that leaves its slowest axis point to full); an axis not named runs all its values.
+    axes: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

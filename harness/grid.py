@@ -67,7 +67,8 @@ def expand(case: Case, profile: str, variants: Iterable[str] | None = None,
     chosen = list(variants) if variants else list(case.variants)
     n_seeds = case.profiles[profile].seeds if seeds is None else seeds
     names = sorted(case.axes)
-    combos = itertools.product(*(case.axes[n] for n in names))
+    values = {**case.axes, **case.profiles[profile].axes}
+    combos = itertools.product(*(values[n] for n in names))
     axis_points = [tuple(zip(names, combo)) for combo in combos]
     if where:
         axis_points = [a for a in axis_points if all(dict(a).get(k) == v for k, v in where.items())]

@@ -57,6 +57,9 @@ def test_fixes_axes_and_budgets_touch_different_fields(name):
     assert not fix_keys & set(case.axes), "a nuisance axis hidden inside a fix"
     assert not fix_keys & budget_keys, "a profile may change budgets, never a variant's meaning"
     assert not set(case.axes) & budget_keys
+    for profile in case.profiles.values():  # a profile may run fewer axis values, never others
+        for axis, values in profile.axes.items():
+            assert axis in case.axes and set(values) <= set(case.axes[axis])
     for profile in case.profiles:  # unknown keys raise in dataclasses.replace
         for variant in case.variants:
             case.config(variant, profile=profile)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -43,6 +44,13 @@ def test_grid_is_variants_by_axes_by_seeds(toy):
     assert len(set(points)) == len(points)
     assert len(expand(toy, "full", variants=["fast"], seeds=5)) == 1 * 2 * 5
     assert {p.axes_dict["scale"] for p in expand(toy, "quick", where={"scale": 2.0})} == {2.0}
+
+
+def test_a_profile_may_run_fewer_axis_values(toy):
+    cheap = dataclasses.replace(toy, profiles={**toy.profiles, "quick": dataclasses.replace(
+        toy.profiles["quick"], axes={"scale": (2.0,)})})
+    assert {p.axes_dict["scale"] for p in expand(cheap, "quick")} == {2.0}
+    assert len(expand(cheap, "full", seeds=1)) == len(expand(toy, "full", seeds=1))
 
 
 def test_first_seed_chooses_another_range(toy):

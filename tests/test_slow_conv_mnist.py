@@ -12,8 +12,9 @@ import torch.nn.functional as F
 
 from cases.slow_conv_mnist import conv_impls as ci
 from cases.slow_conv_mnist.data import load
-from cases.slow_conv_mnist.model import (Conv, Linear, backward_and_update, build, forward, init,
-                                         loss_and_delta)
+from cases.slow_conv_mnist.model import (Conv, Linear, backward_and_step, build, forward, init,
+                                         loss_and_delta, optimizer, params)
+from cases.slow_conv_mnist.training import balanced, check_points, post_mlp
 from cases.slow_conv_mnist.speed import extrapolate, format_table
 from harness.discovery import load_case
 
@@ -61,46 +62,86 @@ def _double(layers):
     return layers
 
 
+def _autograd_twin(layers, network, activation):
+    """The same network with autograd leaves, run through torch's own conv2d."""
+    leaves = [[layer.w.clone().requires_grad_(), layer.b.clone().requires_grad_()] for layer in params(layers)]
+    twin = _double(build(network, activation))
+    for layer, (w, b) in zip(params(twin), leaves):
+        layer.w, layer.b = w, b
+    return twin, leaves
+
+
 @pytest.mark.parametrize("network", ["mlp", "conv", "lenet5"])
 @pytest.mark.parametrize("activation", ["post", "relu"])
 @pytest.mark.parametrize("loss", ["sse", "softmax_ce"])
-@pytest.mark.parametrize("batch", [1, 3])
-def test_hand_written_step_equals_an_autograd_step(network, activation, loss, batch):
+@pytest.mark.parametrize("batch,batch_grad,opt", [(1, "sum", "sgd"), (3, "sum", "sgd"), (3, "mean", "sgd"),
+                                                  (3, "sum", "adam")])
+def test_hand_written_steps_equal_autograd_and_torch_optim(network, activation, loss, batch, batch_grad, opt):
+    """Two steps of the hand-written loop (layers' backward, a summed or averaged batch gradient,
+    SGD or Adam) against autograd on torch's conv2d and torch.optim's SGD / Adam, in float64."""
     torch.manual_seed(0)
     layers = _double(build(network, activation))
     init(layers, "glorot")  # unit-scale weights, so every gradient is far from zero
-    params = [(layer.w, layer.b) for layer in layers if isinstance(layer, (Conv, Linear))]
-    x = torch.rand(batch, 1, 32, 32, dtype=torch.float64)
-    y = torch.randint(0, 10, (batch,))
-    leaves = [[t.clone().requires_grad_() for t in pair] for pair in params]
-    ref_layers = _double(build(network, activation))
-    for layer, (w, b) in zip([l for l in ref_layers if isinstance(l, (Conv, Linear))], leaves):
-        layer.w, layer.b = w, b
-    out = forward(ref_layers, x, train=False)  # torch's conv2d, differentiated by autograd
-    if loss == "sse":
-        reference = 0.5 * ((out - F.one_hot(y, 10).double()) ** 2).sum() / batch
-    else:
-        reference = F.cross_entropy(out, y)
-    reference.backward()
-    lr = 0.1
-    out_mine = forward(layers, x)
-    torch.testing.assert_close(out_mine, out.detach())
-    _, delta = loss_and_delta(out_mine, y, loss)
-    backward_and_update(layers, delta, lr)
-    for (w, b), (w0, b0) in zip([(l.w, l.b) for l in layers if isinstance(l, (Conv, Linear))], leaves):
-        torch.testing.assert_close(w, w0.detach() - lr * w0.grad)
-        torch.testing.assert_close(b, b0.detach() - lr * b0.grad)
+    ref_layers, leaves = _autograd_twin(layers, network, activation)
+    flat = [t for pair in leaves for t in pair]
+    lr = 0.01
+    ref_opt = torch.optim.SGD(flat, lr=lr) if opt == "sgd" else torch.optim.Adam(flat, lr=lr)
+    mine = optimizer(opt, lr)
+    for _ in range(2):
+        x = torch.rand(batch, 1, 32, 32, dtype=torch.float64)
+        y = torch.randint(0, 10, (batch,))
+        out = forward(ref_layers, x, train=False)  # torch's conv2d, differentiated by autograd
+        if loss == "sse":
+            reference = 0.5 * ((out - F.one_hot(y, 10).double()) ** 2).sum()
+        else:
+            reference = F.cross_entropy(out, y, reduction="sum")
+        if batch_grad == "mean":
+            reference = reference / batch
+        ref_opt.zero_grad()
+        reference.backward()
+        ref_opt.step()
+        out_mine = forward(layers, x)
+        torch.testing.assert_close(out_mine, out.detach())
+        _, delta = loss_and_delta(out_mine, y, loss, batch_grad)
+        backward_and_step(layers, delta, mine)
+        for layer, (w0, b0) in zip(params(layers), leaves):
+            torch.testing.assert_close(layer.w, w0.detach())
+            torch.testing.assert_close(layer.b, b0.detach())
 
 
-@pytest.mark.parametrize("how,std", [("post", lambda v: 2 / v), ("variance", lambda v: math.sqrt(2 / v))])
-def test_post_init_reads_two_over_the_input_volume(how, std):
+def test_a_summed_batch_moves_the_weights_as_far_as_its_images_one_by_one_would_at_first_order():
+    """The post's "accumulation of gradients of a batch": the summed gradient of 4 images is the sum
+    of their 4 gradients, 4x the averaged one."""
+    torch.manual_seed(0)
+    layers = build("mlp", "post")
+    init(layers, "glorot")
+    x, y = torch.rand(4, 1, 32, 32), torch.randint(0, 10, (4,))
+    grads = {}
+    for mode in ("sum", "mean"):
+        out = forward(layers, x)
+        backward_and_step(layers, loss_and_delta(out, y, "sse", mode)[1], optimizer("sgd", 0.0))
+        grads[mode] = layers[1].grads()[0].clone()
+    singles = torch.zeros_like(grads["sum"])
+    for i in range(4):
+        out = forward(layers, x[i:i + 1])
+        backward_and_step(layers, loss_and_delta(out, y[i:i + 1], "sse")[1], optimizer("sgd", 0.0))
+        singles += layers[1].grads()[0]
+    torch.testing.assert_close(grads["sum"], singles)
+    torch.testing.assert_close(grads["mean"], singles / 4)
+
+
+@pytest.mark.parametrize("how,std,volume", [
+    ("std_volume", lambda v: 2 / v, (1 * 32 * 32, 5 * 28 * 28, 100)),
+    ("var_volume", lambda v: math.sqrt(2 / v), (1 * 32 * 32, 5 * 28 * 28, 100)),
+    ("std_fanin", lambda v: 2 / v, (1 * 5 * 5, 5 * 28 * 28, 100)),
+    ("var_fanin", lambda v: math.sqrt(2 / v), (1 * 5 * 5, 5 * 28 * 28, 100))])
+def test_post_init_reads_two_over_the_volume_or_the_fan_in(how, std, volume):
     torch.manual_seed(0)
     layers = build("conv", "post")
     init(layers, how)
-    conv, fc1, fc2 = layers[0], layers[3], layers[5]
-    for layer, volume in ((conv, 1 * 32 * 32), (fc1, 5 * 28 * 28), (fc2, 100)):
+    for layer, v in zip(params(layers), volume):
         both = torch.cat([layer.w.flatten(), layer.b])
-        assert abs(float(both.std()) / std(volume) - 1) < (0.2 if layer is not fc1 else 0.01)
+        assert abs(float(both.std()) / std(v) - 1) < (0.2 if len(both) < 10_000 else 0.01)
 
 
 def test_glorot_init_bounds():
@@ -158,17 +199,39 @@ def test_speed_table_extrapolates_the_posts_two_epochs():
     assert "14 h" in table and "loops / torch = 5,000x" in table
 
 
+def test_the_yardstick_is_the_posts_mlp_whatever_the_fix():
+    case = load_case("slow_conv_mnist")
+    for variant in case.variants:
+        config = case.config(variant, {"network": "conv"})
+        assert post_mlp(config) == case.config("baseline", {"network": "mlp"})
+    reading = case.config("baseline", {"network": "lenet5"}, overrides={"init": "var_fanin", "batch_size": 4})
+    assert post_mlp(reading).init == "var_fanin" and post_mlp(reading).batch_size == 4
+
+
+def test_fixed_digits_are_balanced_so_a_constant_answer_scores_exactly_chance():
+    digits = load("", 0, 0, torch.device("cpu"))
+    x, y = balanced(digits.test_x, digits.test_y, 100)
+    assert torch.bincount(y).tolist() == [10] * 10
+    assert float((torch.full_like(y, 3) == y).float().mean()) == pytest.approx(0.1)
+
+
+def test_checks_are_log_spaced_early_and_even_late():
+    points = check_points(750, 16)
+    assert points[0] == 1 and points[-1] == 750 and points == sorted(set(points))
+    assert sum(p <= 75 for p in points) >= 15  # the first tenth is timed finely
+
+
 def test_conv_net_at_lr_1e3_does_not_blow_up_in_the_posts_first_images():
-    """The post's lr 1e-3 "error after 30-40 images" does not reproduce: bounded tanh/sigmoid units
-    feed the linear output, whose per-image curvature is at most 100 + 1, so steps below ~0.02
-    cannot diverge. (Not reproducing it is a finding; this keeps it measured.)"""
+    """The post's lr 1e-3 "error after 30-40 images" does not reproduce with its loop as read here:
+    bounded tanh/sigmoid units feed the linear output, whose curvature per image is at most
+    100 + 1, so a summed batch of 16 at 1e-3 (16 x 101 x 1e-3 = 1.6 < 2) cannot diverge there.
+    (Not reproducing it is a finding; this keeps it measured.)"""
     from harness.runner import RunContext, make_reproducible
 
     case = load_case("slow_conv_mnist")
     make_reproducible(0, 1)
     run = RunContext(device=torch.device("cpu"), seed=0)
-    config = case.config("baseline", {"network": "conv", "lr": 1e-3},
-                         overrides={"train_size": 200, "test_size": 100, "epochs": 1})
+    config = case.config("baseline", {"network": "conv"}, overrides={"lr": 1e-3, "images": 400, "test_size": 100})
     metrics = case.train(config, run)
     assert all(math.isfinite(v) for v in metrics.values())
     assert max(v.get("train_loss", 0.0) for _, v in run.history) < 5.0  # 1/2 * 10 outputs ~ 1 at init
@@ -176,7 +239,6 @@ def test_conv_net_at_lr_1e3_does_not_blow_up_in_the_posts_first_images():
 
 @pytest.mark.slow
 def test_quick_profile_expectations_hold_for_the_failure_and_the_cure(quick_expectations):
-    """The whole quick grid takes ~6 min on one thread; the failure (baseline) and the cure
-    (glorot_init+cross_entropy) on 2 of its 3 seeds take ~1.5 min and cover both directions."""
-    table = quick_expectations("slow_conv_mnist", ("baseline", "glorot_init+cross_entropy"), seeds=2)
-    assert (table["seeds"] == 2).all() and len(table) >= 8
+    """The failure (baseline) and the cure (glorot_init+adam) on the quick grid, 4 seeds."""
+    table = quick_expectations("slow_conv_mnist", ("baseline", "glorot_init+adam"), seeds=4)
+    assert (table["seeds"] == 4).all() and len(table) >= 3

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import torch
 
-from cases.slow_conv_mnist.model import Activation, Conv, Linear
+from cases.slow_conv_mnist.model import SGD, Activation, Conv, Linear
 from harness.trace import Observed
 
 BATCH = 32  # digits for the activation statistics (DeepDiagnosis feeds one batch, TheDeepChecker 50)
 
 
 @torch.no_grad()
-def observe(layers: list, x: torch.Tensor, lr: float) -> tuple[list[Observed], torch.Tensor]:
+def observe(layers: list, x: torch.Tensor, opt) -> tuple[list[Observed], torch.Tensor]:
+    """The layers as the trace sees them; the update is the step's own only under plain SGD
+    (w -= lr * g), so under Adam the update ratio is left out rather than guessed."""
+    lr = opt.lr if isinstance(opt, SGD) else None
     grads = {}
     for i, layer in enumerate(layers):  # before the forward below overwrites what they were made of
         if isinstance(layer, Conv) and hasattr(layer, "dw"):
@@ -24,8 +27,10 @@ def observe(layers: list, x: torch.Tensor, lr: float) -> tuple[list[Observed], t
         if isinstance(layer, (Conv, Linear)):
             pre = torch.nn.functional.conv2d(x, layer.w, layer.b) if isinstance(layer, Conv) else layer.forward(x)
             g = grads.get(i)
-            pending = Observed(f"{type(layer).__name__.lower()}{i}", "conv" if isinstance(layer, Conv) else "linear",
-                               pre=pre, weight=layer.w, grad=g, update=None if g is None else -lr * g)
+            kind = "conv" if isinstance(layer, Conv) else "linear"
+            update = None if g is None or lr is None else -lr * g
+            pending = Observed(f"{type(layer).__name__.lower()}{i}", kind, pre=pre, weight=layer.w, grad=g,
+                               update=update)
             found.append(pending)
             x = pre
         elif isinstance(layer, Activation) and pending is not None:
