@@ -153,14 +153,19 @@ def fired_by_variant(judged: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def judge_cases(case_names: list[str], tracking_uri: str, profile: str) -> pd.DataFrame:
-    """Every rule on every stored trace of the named cases' judged runs (the detectors page)."""
+def judge_cases(case_names: list[str], tracking_uri: str, profile: str, cases_root: str = "") -> pd.DataFrame:
+    """Every rule on every stored trace of the named cases' judged runs (the detectors page);
+    `cases_root` is another folder of cases (a test's fixtures), as for the other reports."""
+    from pathlib import Path
+
     from harness.analysis import load_runs
-    from harness.discovery import load_case
+    from harness.discovery import CASES_DIR, load_case
     from harness.tracking import resolve_uri
 
     tracker = Tracker(resolve_uri(tracking_uri or None))
-    judged = [judge_runs(tracker, case, runs) for case in map(load_case, case_names)
+    root = Path(cases_root) if cases_root else CASES_DIR
+    cases = [load_case(name, root) for name in case_names]
+    judged = [judge_runs(tracker, case, runs) for case in cases
               if not (runs := load_runs(tracker, case, profile)).empty]
     return pd.concat(judged, ignore_index=True) if judged else pd.DataFrame()
 

@@ -76,7 +76,7 @@ class CaseReport:
 
     def no_runs(self) -> str:
         return (f"**No runs of `{self.case.name}` on the `{self.profile}` profile** in "
-                f"`{self.tracker.uri}` (for the case's current source). Make them with\n\n"
+                f"`{self.tracker.uri}` (for the case's current code). Make them with\n\n"
                 f"    failbench run {self.case.name} --profile {self.profile}\n\n"
                 "then render this report again with `failbench report`.")
 
@@ -100,7 +100,8 @@ class CaseReport:
         for verdict in ("symptom", "healthy", "diverged"):
             if verdict in table:
                 table[verdict] = [interval(round(s * n), int(n)) for s, n in zip(table[verdict], table["seeds"])]
-        return table
+        # the interval is in each share's cell; its bounds as columns of their own would repeat it
+        return table[[c for c in table.columns if not c.endswith(("_low", "_high"))]]
 
     def curves_pngs(self) -> list[tuple[str, bytes]]:
         """(metric, PNG) for each key metric logged at more than two steps."""
@@ -236,7 +237,8 @@ def render(case_names: list[str], tracking_uri: str, profile: str, out_dir: Path
     log(f"report summary: {summary} ({time.perf_counter() - start:.1f} s)")
     start = time.perf_counter()  # the published diagnosis rules scored on the same runs (harness/detect.py)
     detectors = _to_html(_run(out_dir, "detectors.ipynb", "detectors",
-                              {"case_names": list(case_names), "tracking_uri": uri, "profile": profile}))
+                              {"case_names": list(case_names), "tracking_uri": uri, "profile": profile,
+                               "cases_root": root}))
     log(f"report detectors: {detectors} ({time.perf_counter() - start:.1f} s)")
     index = out_dir.parent / "index.html" if out_dir == REPORTS_DIR / "out" else out_dir / "index.html"
     links = "\n".join(f'<li><a href="{html.escape(str(p.relative_to(index.parent)))}">{html.escape(n)}</a></li>'
