@@ -28,7 +28,7 @@ def test_a_rendered_report_holds_no_stderr_progress_or_error_output(tracker, sto
     tracker.flush()
     render(["toy"], store_uri, "quick", out_dir=tmp_path / "out", log=lambda _: None,
            cases_root=FIXTURE_CASES)
-    for name in ("toy", "summary"):
+    for name in ("toy", "summary", "detectors"):
         assert _streams(tmp_path / "out" / f"{name}.ipynb") == [], name
         page = (tmp_path / "out" / f"{name}.html").read_text()
         assert 'data-mime-type="application/vnd.jupyter.stderr"' not in page
