@@ -238,23 +238,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_detect(args: argparse.Namespace) -> int:
     """The published diagnosis rules scored on every stored trace of the profile's judged runs.
     Reads the store only: a store that does not exist is an error, never created."""
-    import pandas as pd
-
-    from harness.analysis import load_runs
-    from harness.detect import fired_by_variant, judge_runs, scores, to_markdown
+    from harness.detect import fired_by_variant, judge_stored, scores, to_markdown
 
     cases = _cases(args.cases)
     tracker = _store(args, create=False)
-    judged = []
-    for case in cases:
-        runs = load_runs(tracker, case, args.profile)
-        if runs.empty:
-            print(f"{case.name}: no finished runs of its current code on profile {args.profile}", file=sys.stderr)
-            continue
-        judged.append(judge_runs(tracker, case, runs))
-    if not judged:
+    judged = judge_stored(tracker, cases, args.profile, missing=lambda case: print(
+        f"{case.name}: no finished runs of its current code on profile {args.profile}", file=sys.stderr))
+    if judged.empty:
         return EXIT_MISMATCH
-    judged = pd.concat(judged, ignore_index=True)
     print(to_markdown(scores(judged)))
     if args.by_variant:
         table = fired_by_variant(judged)

@@ -153,21 +153,31 @@ def fired_by_variant(judged: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def judge_stored(tracker: Tracker, cases: list, profile: str, missing=lambda case: None) -> pd.DataFrame:
+    """Every rule on every stored trace of the cases' judged runs; `missing(case)` is told of a
+    case without runs (`failbench detect` says so, the detectors page leaves it out)."""
+    from harness.analysis import load_runs
+
+    judged = []
+    for case in cases:
+        runs = load_runs(tracker, case, profile)
+        if runs.empty:
+            missing(case)
+        else:
+            judged.append(judge_runs(tracker, case, runs))
+    return pd.concat(judged, ignore_index=True) if judged else pd.DataFrame()
+
+
 def judge_cases(case_names: list[str], tracking_uri: str, profile: str, cases_root: str = "") -> pd.DataFrame:
-    """Every rule on every stored trace of the named cases' judged runs (the detectors page);
-    `cases_root` is another folder of cases (a test's fixtures), as for the other reports."""
+    """`judge_stored` for the detectors page, by case name; `cases_root` is another folder of cases (a
+    test's fixtures), as for the other reports."""
     from pathlib import Path
 
-    from harness.analysis import load_runs
     from harness.discovery import CASES_DIR, load_case
     from harness.tracking import resolve_uri
 
-    tracker = Tracker(resolve_uri(tracking_uri or None))
     root = Path(cases_root) if cases_root else CASES_DIR
-    cases = [load_case(name, root) for name in case_names]
-    judged = [judge_runs(tracker, case, runs) for case in cases
-              if not (runs := load_runs(tracker, case, profile)).empty]
-    return pd.concat(judged, ignore_index=True) if judged else pd.DataFrame()
+    return judge_stored(Tracker(resolve_uri(tracking_uri or None)), [load_case(n, root) for n in case_names], profile)
 
 
 RATES = {"detection": "detection on sick runs", "false_alarm": "false alarms on healthy runs",
