@@ -44,6 +44,8 @@ check: install
 	$(BIN)/failbench check --profile $(PROFILE)
 
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 bench: install

@@ -4,6 +4,7 @@
 cannot disagree. Only runs of the case's current code (same code hash, harness/identity.py) count:
 results of edited code are never mixed with old ones.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,14 @@ from harness.tracking import Tracker
 FINAL = "final/"
 
 
-def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool = True,
-              selector: str = "", explorations: bool = False) -> pd.DataFrame:
+def load_runs(
+    tracker: Tracker,
+    case: Case,
+    profile: str,
+    current_source: bool = True,
+    selector: str = "",
+    explorations: bool = False,
+) -> pd.DataFrame:
     """One row per grid point (variant, axes, seed) of `profile`: its newest finished child run,
     with the final metrics as columns and the verdict recomputed from the case's symptom today.
 
@@ -41,22 +48,31 @@ def load_runs(tracker: Tracker, case: Case, profile: str, current_source: bool =
         tags = run.data.tags
         if "point_hash" not in tags:
             continue
-        metrics = {k[len(FINAL):]: v for k, v in run.data.metrics.items() if k.startswith(FINAL)}
+        metrics = {k[len(FINAL) :]: v for k, v in run.data.metrics.items() if k.startswith(FINAL)}
         axes = json.loads(tags.get("axes", "{}"))
-        rows.append({"run_id": run.info.run_id, "start_time": run.info.start_time,
-                     "variant": tags["variant"], "seed": int(tags["seed"]), "axes": tags.get("axes", "{}"),
-                     "device": tags.get("device"), "threads": tags.get("threads"),
-                     "torch_version": tags.get("torch_version"), "git_commit": tags.get("git_commit"),
-                     "overrides": tags.get("overrides", "{}"),
-                     **{f"axis.{k}": v for k, v in axes.items()}, **metrics})
+        rows.append(
+            {
+                "run_id": run.info.run_id,
+                "start_time": run.info.start_time,
+                "variant": tags["variant"],
+                "seed": int(tags["seed"]),
+                "axes": tags.get("axes", "{}"),
+                "device": tags.get("device"),
+                "threads": tags.get("threads"),
+                "torch_version": tags.get("torch_version"),
+                "git_commit": tags.get("git_commit"),
+                "overrides": tags.get("overrides", "{}"),
+                **{f"axis.{k}": v for k, v in axes.items()},
+                **metrics,
+            }
+        )
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows).sort_values("start_time")
     # The newest run of a grid point speaks for it: a forced re-run, or one on another device or
     # thread count (stored beside the older one, never counted as a second seed).
     frame = frame.drop_duplicates(subset=["variant", "axes", "seed"], keep="last")
-    frame["verdict"] = [case.verdict(_metrics(row), bool(row.get("diverged", 0.0)))
-                        for row in frame.to_dict("records")]
+    frame["verdict"] = [case.verdict(_metrics(row), bool(row.get("diverged", 0.0))) for row in frame.to_dict("records")]
     return frame.reset_index(drop=True)
 
 
@@ -95,21 +111,31 @@ def evaluate(case: Case, runs: pd.DataFrame, profile: str) -> pd.DataFrame:
         chosen = _selected(runs, exp)
         n = len(chosen)
         if n:
-            n_match = sum(row["verdict"] in exp.shows and all(t.holds(_metrics(row)) for t in exp.also)
-                          for row in chosen.to_dict("records"))
+            n_match = sum(
+                row["verdict"] in exp.shows and all(t.holds(_metrics(row)) for t in exp.also)
+                for row in chosen.to_dict("records")
+            )
             counts = chosen["verdict"].value_counts()
             observed = ", ".join(f"{counts[v]} {v}" for v in counts.index)
         else:
             n_match, observed = 0, "no runs"
         matched = share(n_match, n)
-        rows.append({
-            "variant": exp.variant,
-            "where": ", ".join(f"{k}={v}" for k, v in exp.where.items()) or "all",
-            "expected": exp.describe(), "seeds": n, "matching": n_match,
-            "share": matched.value if n else 0.0, "share_low": matched.low, "share_high": matched.high,
-            "thin": matched.thin, "observed": observed,
-            "passed": bool(n) and matched.value >= exp.min_share - 1e-12, "why": exp.why,
-        })
+        rows.append(
+            {
+                "variant": exp.variant,
+                "where": ", ".join(f"{k}={v}" for k, v in exp.where.items()) or "all",
+                "expected": exp.describe(),
+                "seeds": n,
+                "matching": n_match,
+                "share": matched.value if n else 0.0,
+                "share_low": matched.low,
+                "share_high": matched.high,
+                "thin": matched.thin,
+                "observed": observed,
+                "passed": bool(n) and matched.value >= exp.min_share - 1e-12,
+                "why": exp.why,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -119,8 +145,7 @@ def verdict_shares(runs: pd.DataFrame) -> pd.DataFrame:
         return runs
     axis_cols = [c for c in runs.columns if c.startswith("axis.")]
     keys = ["variant", *axis_cols]
-    table = (runs.groupby(keys, sort=False)["verdict"].value_counts(normalize=True)
-             .unstack(fill_value=0.0).reset_index())
+    table = runs.groupby(keys, sort=False)["verdict"].value_counts(normalize=True).unstack(fill_value=0.0).reset_index()
     return table
 
 
@@ -176,18 +201,29 @@ def step_history(tracker: Tracker, runs: pd.DataFrame, metrics: tuple[str, ...])
     frames = []
     for row in runs.to_dict("records"):
         for metric, steps, values in tracker.history(row["run_id"], metrics):
-            frames.append(pd.DataFrame({
-                "variant": row["variant"], "seed": row["seed"], "metric": metric,
-                "step": steps, "value": values, **{c: row[c] for c in axis_cols}}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "variant": row["variant"],
+                        "seed": row["seed"],
+                        "metric": metric,
+                        "step": steps,
+                        "value": values,
+                        **{c: row[c] for c in axis_cols},
+                    }
+                )
+            )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def picture_paths(tracker: Tracker, runs: pd.DataFrame, names: tuple[str, ...], seed: int,
-                  where: dict, destination) -> dict[str, dict[str, str]]:
+def picture_paths(
+    tracker: Tracker, runs: pd.DataFrame, names: tuple[str, ...], seed: int, where: dict, destination
+) -> dict[str, dict[str, str]]:
     """variant -> picture name -> local PNG path, for one seed at one axis point. A run that
     diverged before logging its pictures simply has none."""
     chosen = runs[runs["seed"] == seed]
     for axis, value in where.items():
         chosen = chosen[chosen[f"axis.{axis}"] == value]
-    return {row["variant"]: tracker.pictures(row["run_id"], names, Path(destination))
-            for row in chosen.to_dict("records")}
+    return {
+        row["variant"]: tracker.pictures(row["run_id"], names, Path(destination)) for row in chosen.to_dict("records")
+    }

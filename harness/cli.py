@@ -4,6 +4,7 @@ Bad input (unknown case, variant, profile or config key; an unreachable store) g
 names the valid choices, exit status 2, and nothing written: everything is validated before the
 store is touched.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,10 +12,11 @@ import dataclasses
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from harness.discovery import CaseError, case_names, discover, load_case
+from harness.discovery import CaseError, discover, load_case
 from harness.stats import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE
 from harness.tracking import UI_MODE, TrackingError, check_store, resolve_uri
 
@@ -93,7 +95,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cases = _cases(args.cases)
     for case in cases:
         if args.profile not in case.profiles:
-            raise UsageError(f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}")
+            raise UsageError(
+                f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}"
+            )
         unknown = [v for v in args.variant if v not in case.variants]
         if unknown:
             raise UsageError(f"unknown variant {unknown[0]!r} for {case.name}; choose from: {', '.join(case.variants)}")
@@ -118,21 +122,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"tracking: {tracker.uri}", file=sys.stderr)
     for case in cases:
         try:
-            summary = run_sweep(case, args.profile, tracker, device, threads=args.threads,
-                                variants=args.variant or None, seeds=args.seeds, force=args.force,
-                                overrides=overrides, progress=not args.quiet,
-                                workers=args.workers, executor=args.executor,
-                                first_seed=args.first_seed)
+            summary = run_sweep(
+                case,
+                args.profile,
+                tracker,
+                device,
+                threads=args.threads,
+                variants=args.variant or None,
+                seeds=args.seeds,
+                force=args.force,
+                overrides=overrides,
+                progress=not args.quiet,
+                workers=args.workers,
+                executor=args.executor,
+                first_seed=args.first_seed,
+            )
         except WorkerLost as exc:
             print(f"failbench: {case.name}: {exc}", file=sys.stderr)
             return EXIT_MISMATCH
         share = summary.tracking_seconds / summary.wall_seconds if summary.wall_seconds else 0.0
         verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary.verdicts.items())) or "-"
-        print(f"{case.name}: {summary.ran} run, {summary.skipped} already finished; "
-              f"verdicts {verdicts}; wall {summary.wall_seconds:.1f} s, training "
-              f"{summary.train_seconds:.1f} s, MLflow {summary.tracking_seconds:.1f} s ({share:.0%}; "
-              f"its writer {summary.writer_seconds:.1f} s beside training)"
-              + (f"; sweep {summary.sweep_id}" if summary.sweep_id else ""))
+        print(
+            f"{case.name}: {summary.ran} run, {summary.skipped} already finished; "
+            f"verdicts {verdicts}; wall {summary.wall_seconds:.1f} s, training "
+            f"{summary.train_seconds:.1f} s, MLflow {summary.tracking_seconds:.1f} s ({share:.0%}; "
+            f"its writer {summary.writer_seconds:.1f} s beside training)"
+            + (f"; sweep {summary.sweep_id}" if summary.sweep_id else "")
+        )
     return EXIT_OK
 
 
@@ -145,29 +161,42 @@ def cmd_check(args: argparse.Namespace) -> int:
     cases = _cases(args.cases)
     for case in cases:
         if args.profile not in case.profiles:
-            raise UsageError(f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}")
+            raise UsageError(
+                f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}"
+            )
     tracker = _store(args, create=False)
     failed, thin_count = False, 0
     with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.max_rows", 500):
         for case in cases:
             runs = load_runs(tracker, case, args.profile)
             if runs.empty:
-                print(f"{case.name}: no finished runs of its current code on profile {args.profile}; "
-                      f"run `failbench run {case.name} --profile {args.profile}` first")
+                print(
+                    f"{case.name}: no finished runs of its current code on profile {args.profile}; "
+                    f"run `failbench run {case.name} --profile {args.profile}` first"
+                )
                 failed = True
                 continue
             table = evaluate(case, runs, args.profile)
-            table["share (95% CI)"] = [share_text(*v) for v in zip(table["share"], table["share_low"], table["share_high"])]
-            table["result"] = [("pass" if ok else "FAIL") + (" (thin)" if thin else "")
-                               for ok, thin in zip(table["passed"], table["thin"])]
+            table["share (95% CI)"] = [
+                share_text(*v) for v in zip(table["share"], table["share_low"], table["share_high"])
+            ]
+            table["result"] = [
+                ("pass" if ok else "FAIL") + (" (thin)" if thin else "")
+                for ok, thin in zip(table["passed"], table["thin"])
+            ]
             print(f"\n{case.name} ({args.profile}, {len(runs)} runs)")
-            print(table[["variant", "where", "expected", "observed", "seeds", "share (95% CI)", "result"]]
-                  .to_string(index=False))
+            print(
+                table[["variant", "where", "expected", "observed", "seeds", "share (95% CI)", "result"]].to_string(
+                    index=False
+                )
+            )
             failed |= not table["passed"].all()
             thin_count += int(table["thin"].sum())
     if thin_count:
-        print(f"\n{thin_count} expectation(s) judged on fewer than {THIN_SEEDS} seeds are marked (thin): "
-              "their share says little (95% CI of 9/9 seeds: 70-100%)")
+        print(
+            f"\n{thin_count} expectation(s) judged on fewer than {THIN_SEEDS} seeds are marked (thin): "
+            "their share says little (95% CI of 9/9 seeds: 70-100%)"
+        )
     print("\ncheck: " + ("FAILED" if failed else "all expectations hold"))
     return EXIT_MISMATCH if failed else EXIT_OK
 
@@ -213,7 +242,9 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     cases = _cases(args.cases)
     for case in cases:
         if args.profile not in case.profiles:
-            raise UsageError(f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}")
+            raise UsageError(
+                f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}"
+            )
     path = Path(args.out) if args.out else default_path(args.profile)
     tracker = _store(args, create=False)
     try:
@@ -229,8 +260,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     cases = _cases(args.cases)
     tracker = _store(args, create=False)
-    index = render([c.name for c in cases], tracker.uri, args.profile,
-                   log=lambda line: print(line, file=sys.stderr))
+    index = render([c.name for c in cases], tracker.uri, args.profile, log=lambda line: print(line, file=sys.stderr))
     print(index)
     return EXIT_OK
 
@@ -242,8 +272,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     cases = _cases(args.cases)
     tracker = _store(args, create=False)
-    judged = judge_stored(tracker, cases, args.profile, missing=lambda case: print(
-        f"{case.name}: no finished runs of its current code on profile {args.profile}", file=sys.stderr))
+    judged = judge_stored(
+        tracker,
+        cases,
+        args.profile,
+        missing=lambda case: print(
+            f"{case.name}: no finished runs of its current code on profile {args.profile}", file=sys.stderr
+        ),
+    )
     if judged.empty:
         return EXIT_MISMATCH
     print(to_markdown(scores(judged)))
@@ -259,17 +295,33 @@ def cmd_ui(args: argparse.Namespace) -> int:
     """The MLflow UI on the store, after one line per case with the link to its training runs."""
     tracker = _store(args, create=False)
     base = f"http://{args.host}:{args.port}"
-    print(f"MLflow UI for {tracker.uri} on {base}/#/experiments?{UI_MODE} (Ctrl-C stops it); "
-          "the runs of each case:", file=sys.stderr)
+    print(
+        f"MLflow UI for {tracker.uri} on {base}/#/experiments?{UI_MODE} (Ctrl-C stops it); the runs of each case:",
+        file=sys.stderr,
+    )
     for name, url in tracker.ui_links(base):
         print(f"  {name}: {url}", file=sys.stderr)
-    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracker.uri,
-                               "--host", args.host, "--port", str(args.port)])
+    os.execvp(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            tracker.uri,
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+        ],
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="failbench", description="Reproduce documented CNN training failures and their cures.")
+        prog="failbench", description="Reproduce documented CNN training failures and their cures."
+    )
     uri_help = "MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory)"
     parser.add_argument("--tracking-uri", help=uri_help)
     # Accepted after the command too (`failbench run --tracking-uri ...`); SUPPRESS keeps a value
@@ -282,22 +334,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cases", nargs="*", metavar="CASE")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("run", parents=[store], help="run every grid point (variant x axes x seed) and track it in MLflow")
+    p = sub.add_parser(
+        "run", parents=[store], help="run every grid point (variant x axes x seed) and track it in MLflow"
+    )
     p.add_argument("cases", nargs="*", metavar="CASE", help="cases to run (default: all)")
     p.add_argument("--profile", default="quick", help="budget: quick (minutes on a CPU) or full (default: quick)")
     p.add_argument("--seeds", type=int, help="number of seeds (default: the profile's)")
-    p.add_argument("--first-seed", type=int, default=0, metavar="N",
-                   help="seeds N..N+seeds-1: test the expectations on seeds nobody tuned on (default: 0)")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seeds N..N+seeds-1: test the expectations on seeds nobody tuned on (default: 0)",
+    )
     p.add_argument("--variant", action="append", default=[], help="only this variant (repeatable)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads per grid point; part of a run's identity (default: 1)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="grid points in parallel in a local process pool (default: 1, in-process)")
-    p.add_argument("--executor", metavar="dask://HOST:PORT",
-                   help="send grid points to a Dask scheduler (pip install '.[dask]')")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field for every variant (exploration; tagged, not checked)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads per grid point; part of a run's identity (default: 1)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="grid points in parallel in a local process pool (default: 1, in-process)",
+    )
+    p.add_argument(
+        "--executor", metavar="dask://HOST:PORT", help="send grid points to a Dask scheduler (pip install '.[dask]')"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field for every variant (exploration; tagged, not checked)",
+    )
     p.add_argument("--force", action="store_true", help="re-run grid points already finished")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
@@ -307,7 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="quick", help="which profile's runs to judge (default: quick)")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("report", parents=[store], help="render the HTML reports (papermill) and print reports/index.html")
+    p = sub.add_parser(
+        "report", parents=[store], help="render the HTML reports (papermill) and print reports/index.html"
+    )
     p.add_argument("cases", nargs="*", metavar="CASE")
     p.add_argument("--profile", default="quick")
     p.set_defaults(func=cmd_report)
@@ -318,34 +390,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser(
-        "compare", parents=[store], formatter_class=argparse.RawDescriptionHelpFormatter,
+        "compare",
+        parents=[store],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="compare two sets of runs per grid point and metric; exit 1 on a significant change or a flipped verdict",
         description="Compare two sets of runs (Markdown out, for a PR comment). Exit 0: no significant change; "
-                    "1: a significant change or a flipped verdict; 2: bad input.",
+        "1: a significant change or a flipped verdict; 2: bad input.",
         epilog="BASE and HEAD: commit:SHA (prefix), torch:VERSION, sweep:RUN_ID, current (what check judges), "
-               "or a snapshot file (reports/reference/quick.json). A bare word is guessed in that order.")
+        "or a snapshot file (reports/reference/quick.json). A bare word is guessed in that order.",
+    )
     p.add_argument("base", metavar="BASE")
     p.add_argument("head", metavar="HEAD")
     p.add_argument("cases", nargs="*", metavar="CASE", help="cases to compare (default: all)")
     p.add_argument("--profile", default="quick")
-    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                   help="a change counts only when the Mann-Whitney p-value is below this (default: "
-                        f"{DEFAULT_ALPHA}; 6 seeds a side reach p = 0.0022 at best)")
-    p.add_argument("--min-change", type=float, default=DEFAULT_MIN_CHANGE,
-                   help="... and the medians differ by at least this fraction (default: "
-                        f"{DEFAULT_MIN_CHANGE}, asv's factor 1.1)")
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=DEFAULT_ALPHA,
+        help="a change counts only when the Mann-Whitney p-value is below this (default: "
+        f"{DEFAULT_ALPHA}; 6 seeds a side reach p = 0.0022 at best)",
+    )
+    p.add_argument(
+        "--min-change",
+        type=float,
+        default=DEFAULT_MIN_CHANGE,
+        help=f"... and the medians differ by at least this fraction (default: {DEFAULT_MIN_CHANGE}, asv's factor 1.1)",
+    )
     p.add_argument("--out", metavar="FILE", help="also write the Markdown to FILE")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("snapshot", parents=[store],
-                       help="write the judged final metrics of a profile to a tracked reference file")
-    p.add_argument("cases", nargs="*", metavar="CASE", help="cases to (re)write (default: all; others in the file are kept)")
+    p = sub.add_parser(
+        "snapshot", parents=[store], help="write the judged final metrics of a profile to a tracked reference file"
+    )
+    p.add_argument(
+        "cases", nargs="*", metavar="CASE", help="cases to (re)write (default: all; others in the file are kept)"
+    )
     p.add_argument("--profile", default="quick")
     p.add_argument("--out", metavar="FILE", help="default: reports/reference/PROFILE.json")
     p.set_defaults(func=cmd_snapshot)
 
-    p = sub.add_parser("detect", parents=[store],
-                       help="score the published diagnosis rules on the stored traces (reads the store only)")
+    p = sub.add_parser(
+        "detect",
+        parents=[store],
+        help="score the published diagnosis rules on the stored traces (reads the store only)",
+    )
     p.add_argument("cases", nargs="*", metavar="CASE")
     p.add_argument("--profile", default="quick")
     p.add_argument("--by-variant", action="store_true", help="also list which rule fired on which variant")

@@ -13,6 +13,7 @@ so a bit-level float difference never fails a build. Verdict shares that moved a
 95% intervals; a flip is a grid point whose most common verdict changed. Same seed, same threads,
 same torch and CPU give identical bits, and the table says so where two sides are identical.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,6 +38,7 @@ class SelectorError(ValueError):
 @dataclass(frozen=True)
 class Side:
     """One set of runs: a label for the table and one row per grid point (KEY + seed)."""
+
     label: str
     runs: pd.DataFrame
 
@@ -58,8 +60,9 @@ def classify(text: str) -> tuple[str, str]:
         return "torch", text
     if re.fullmatch(r"[0-9a-f]{4,40}(-dirty)?", text):
         return "commit", text
-    raise SelectorError(f"cannot read selector {text!r}; use commit:SHA, torch:VERSION, sweep:RUN_ID, "
-                        "current, or a snapshot file")
+    raise SelectorError(
+        f"cannot read selector {text!r}; use commit:SHA, torch:VERSION, sweep:RUN_ID, current, or a snapshot file"
+    )
 
 
 def load_side(text: str, cases: list[Case], profile: str, tracker=None) -> Side:
@@ -75,8 +78,12 @@ def load_side(text: str, cases: list[Case], profile: str, tracker=None) -> Side:
     frames = []
     for case in cases:
         selectors = _run_selectors(tracker, case, kind, value)
-        runs = [load_runs(tracker, case, profile, current_source=kind == "current", selector=s,
-                          explorations=kind == "sweep") for s in selectors]
+        runs = [
+            load_runs(
+                tracker, case, profile, current_source=kind == "current", selector=s, explorations=kind == "sweep"
+            )
+            for s in selectors
+        ]
         runs = [r for r in runs if not r.empty]
         if runs:
             newest = pd.concat(runs).sort_values("start_time")
@@ -102,11 +109,15 @@ def _run_selectors(tracker, case: Case, kind: str, value: str) -> list[str]:
         return []
     sweeps = tracker.runs(experiment_id, f"tags.sweep = 'true' and tags.git_commit LIKE '{value}%'")
     dirty = value.endswith("-dirty")  # an edited checkout is not the commit it started from
-    stands = {(t["code_hash"], t["env_hash"], t["device"], t["threads"])
-              for t in (r.data.tags for r in sweeps)
-              if "code_hash" in t and t["git_commit"].endswith("-dirty") == dirty}
-    return [f"tags.code_hash = '{c}' and tags.env_hash = '{e}' and tags.device = '{d}' and tags.threads = '{n}'"
-            for c, e, d, n in sorted(stands)]
+    stands = {
+        (t["code_hash"], t["env_hash"], t["device"], t["threads"])
+        for t in (r.data.tags for r in sweeps)
+        if "code_hash" in t and t["git_commit"].endswith("-dirty") == dirty
+    }
+    return [
+        f"tags.code_hash = '{c}' and tags.env_hash = '{e}' and tags.device = '{d}' and tags.threads = '{n}'"
+        for c, e, d, n in sorted(stands)
+    ]
 
 
 @dataclass
@@ -129,8 +140,13 @@ class Comparison:
 
     @property
     def identical(self) -> bool:
-        return bool(len(self.metrics)) and (self.metrics["status"] == "identical").all() \
-            and self.verdicts.empty and not self.only_base and not self.only_head
+        return (
+            bool(len(self.metrics))
+            and (self.metrics["status"] == "identical").all()
+            and self.verdicts.empty
+            and not self.only_base
+            and not self.only_head
+        )
 
     @property
     def failed(self) -> bool:
@@ -158,8 +174,9 @@ def _modal(verdicts: pd.Series) -> frozenset[str]:
     return frozenset(counts[counts == counts.max()].index)
 
 
-def compare(cases: list[Case], base: Side, head: Side, alpha: float = DEFAULT_ALPHA,
-            min_change: float = DEFAULT_MIN_CHANGE) -> Comparison:
+def compare(
+    cases: list[Case], base: Side, head: Side, alpha: float = DEFAULT_ALPHA, min_change: float = DEFAULT_MIN_CHANGE
+) -> Comparison:
     by_case = {c.name: c for c in cases}
     base_groups = dict(list(base.runs.groupby(KEY, sort=False)))
     head_groups = dict(list(head.runs.groupby(KEY, sort=False)))
@@ -185,24 +202,41 @@ def compare(cases: list[Case], base: Side, head: Side, alpha: float = DEFAULT_AL
                 status = "changed"
             else:
                 status = "within thresholds"
-            rows.append({**dict(zip(KEY, key)), "metric": metric, "seeds": f"{len(bv)}/{len(hv)}",
-                         "median_base": mb, "median_head": mh,
-                         "ratio": mh / mb if mb else math.nan, "p": p, "status": status})
+            rows.append(
+                {
+                    **dict(zip(KEY, key)),
+                    "metric": metric,
+                    "seeds": f"{len(bv)}/{len(hv)}",
+                    "median_base": mb,
+                    "median_head": mh,
+                    "ratio": mh / mb if mb else math.nan,
+                    "p": p,
+                    "status": status,
+                }
+            )
         shares_b = {v: share(int((b["verdict"] == v).sum()), len(b)) for v in VERDICTS}
         shares_h = {v: share(int((h["verdict"] == v).sum()), len(h)) for v in VERDICTS}
         if any(shares_b[v].value != shares_h[v].value for v in VERDICTS):
-            moved.append({**dict(zip(KEY, key)),
-                          "base": _shares(shares_b), "head": _shares(shares_h),
-                          "flip": _modal(b["verdict"]) != _modal(h["verdict"])})
-    return Comparison(base.label, head.label, pd.DataFrame(rows),
-                      pd.DataFrame(moved, columns=[*KEY, "base", "head", "flip"]),
-                      only_base=len(set(base_groups) - set(head_groups)),
-                      only_head=len(set(head_groups) - set(base_groups)))
+            moved.append(
+                {
+                    **dict(zip(KEY, key)),
+                    "base": _shares(shares_b),
+                    "head": _shares(shares_h),
+                    "flip": _modal(b["verdict"]) != _modal(h["verdict"]),
+                }
+            )
+    return Comparison(
+        base.label,
+        head.label,
+        pd.DataFrame(rows),
+        pd.DataFrame(moved, columns=[*KEY, "base", "head", "flip"]),
+        only_base=len(set(base_groups) - set(head_groups)),
+        only_head=len(set(head_groups) - set(base_groups)),
+    )
 
 
 def _shares(shares: dict) -> str:
-    return ", ".join(f"{v} {s.k}/{s.n} {share_text(s.value, s.low, s.high)}"
-                     for v, s in shares.items() if s.k)
+    return ", ".join(f"{v} {s.k}/{s.n} {share_text(s.value, s.low, s.high)}" for v, s in shares.items() if s.k)
 
 
 def _axes(text: str) -> str:
@@ -218,8 +252,16 @@ def _number(value) -> str:
 def _table(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in frame.to_dict("records"):
-        cells = [_axes(row[c]) if c == "axes" else _number(row[c]) if c in ("median_base", "median_head", "ratio", "p")
-                 else ("yes" if row[c] else "no") if c == "flip" else str(row[c]) for c in columns]
+        cells = [
+            _axes(row[c])
+            if c == "axes"
+            else _number(row[c])
+            if c in ("median_base", "median_head", "ratio", "p")
+            else ("yes" if row[c] else "no")
+            if c == "flip"
+            else str(row[c])
+            for c in columns
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -230,25 +272,38 @@ def to_markdown(result: Comparison, alpha: float = DEFAULT_ALPHA, min_change: fl
     counts = m["status"].value_counts() if len(m) else pd.Series(dtype=int)
     lines = [f"## failbench compare: `{result.base}` -> `{result.head}`", ""]
     if result.identical:
-        lines.append("**Identical**: every compared metric is the same, bit for bit, on every seed "
-                     "(same seeds, threads, torch and CPU give identical bits).")
+        lines.append(
+            "**Identical**: every compared metric is the same, bit for bit, on every seed "
+            "(same seeds, threads, torch and CPU give identical bits)."
+        )
     elif result.failed:
-        lines.append(f"**Regression check failed**: {len(result.significant)} significant change(s), "
-                     f"{len(result.flips)} verdict flip(s).")
+        lines.append(
+            f"**Regression check failed**: {len(result.significant)} significant change(s), "
+            f"{len(result.flips)} verdict flip(s)."
+        )
     else:
         lines.append("**No significant change.**")
-    lines += ["", f"{len(m)} metric(s) over {m[KEY].drop_duplicates().shape[0] if len(m) else 0} grid point(s): "
-              + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("identical", "within thresholds", "changed", "too few seeds"))
-              + f". A change counts when p < {alpha:g} (two-sided Mann-Whitney U, >= 6 seeds a side) "
-              f"and the medians differ by >= {min_change:.0%}."]
+    lines += [
+        "",
+        f"{len(m)} metric(s) over {m[KEY].drop_duplicates().shape[0] if len(m) else 0} grid point(s): "
+        + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("identical", "within thresholds", "changed", "too few seeds"))
+        + f". A change counts when p < {alpha:g} (two-sided Mann-Whitney U, >= 6 seeds a side) "
+        f"and the medians differ by >= {min_change:.0%}.",
+    ]
     if result.only_base or result.only_head:
-        lines.append(f"Grid points in one side only (not compared): {result.only_base} in base, {result.only_head} in head.")
+        lines.append(
+            f"Grid points in one side only (not compared): {result.only_base} in base, {result.only_head} in head."
+        )
     columns = ["case", "variant", "axes", "metric", "seeds", "median_base", "median_head", "ratio", "p", "status"]
     if len(result.significant):
         lines += ["", "### Significant changes", "", *_table(result.significant, columns)]
     if not result.verdicts.empty:
-        lines += ["", "### Verdict shares that moved (95% Wilson intervals)", "",
-                  *_table(result.verdicts, [*KEY, "base", "head", "flip"])]
+        lines += [
+            "",
+            "### Verdict shares that moved (95% Wilson intervals)",
+            "",
+            *_table(result.verdicts, [*KEY, "base", "head", "flip"]),
+        ]
     if len(m) and not result.identical:
         lines += ["", "<details><summary>Every compared metric</summary>", "", *_table(m, columns), "", "</details>"]
     return "\n".join(lines) + "\n"

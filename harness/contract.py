@@ -4,14 +4,16 @@ A case is a faithful baseline config, named candidate fixes that each change one
 computed from final metrics, and expectations (which variants show the symptom, over seeds, where).
 The harness owns everything around the case's training loop; see DESIGN.md.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 BASELINE = "baseline"
 
@@ -23,12 +25,25 @@ VERDICTS = (SYMPTOM, HEALTHY, DIVERGED)
 # harness/detectors are scored against (a rule's alarm of the case's class is a right diagnosis).
 DEAD_RELU, SATURATION, VANISHING_GRADIENT = "dead_relu", "saturation", "vanishing_gradient"
 EXPLODING, CONSTANT_OUTPUT, SLOW_CONVERGENCE = "exploding/divergence", "constant_output", "slow_convergence"
-OBJECTIVE_MISMATCH = "objective_mismatch"  # the loss's optimum is the failure (a blur): no optimisation rule should see it
-FAILURE_CLASSES = (DEAD_RELU, SATURATION, VANISHING_GRADIENT, EXPLODING, CONSTANT_OUTPUT, SLOW_CONVERGENCE,
-                   OBJECTIVE_MISMATCH)
+OBJECTIVE_MISMATCH = (
+    "objective_mismatch"  # the loss's optimum is the failure (a blur): no optimisation rule should see it
+)
+FAILURE_CLASSES = (
+    DEAD_RELU,
+    SATURATION,
+    VANISHING_GRADIENT,
+    EXPLODING,
+    CONSTANT_OUTPUT,
+    SLOW_CONVERGENCE,
+    OBJECTIVE_MISMATCH,
+)
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
 }
 
 
@@ -39,6 +54,7 @@ class Fix:
     A deliberate combination of fixes is its own Fix whose `combines` names its parts; its change
     must be exactly the union of theirs (the contract tests check it).
     """
+
     name: str
     change: Mapping[str, Any]
     why: str
@@ -48,6 +64,7 @@ class Fix:
 @dataclass(frozen=True)
 class Threshold:
     """`metric op value`, with the reason for the value (the post, or the physics)."""
+
     metric: str
     op: str
     value: float
@@ -68,6 +85,7 @@ class Threshold:
 @dataclass(frozen=True)
 class Symptom:
     """The failure, measured: present when every threshold holds on a run's final metrics."""
+
     description: str
     all_of: tuple[Threshold, ...]
 
@@ -81,11 +99,13 @@ class Expectation:
 
     `shows` is a verdict (symptom / healthy / diverged), or a tuple of them where what is measured
     is "not cured" rather than one verdict (the map dies on most seeds, nearly dies on the rest, and
-    the classifier never learns: `(SYMPTOM, HEALTHY)` with an accuracy bound). `also` adds thresholds every matching seed
-    must meet too (a cure that removes the dead map must also classify). `profiles` names the
-    budgets it was measured on, with no default, so a claim about the full budget is never made by
-    omission (an adversarial cure may need the full budget; a quick finding may fade at 10x).
+    the classifier never learns: `(SYMPTOM, HEALTHY)` with an accuracy bound). `also` adds
+    thresholds every matching seed must meet too (a cure that removes the dead map must also
+    classify). `profiles` names the budgets it was measured on, with no default, so a claim about
+    the full budget is never made by omission (an adversarial cure may need the full budget; a
+    quick finding may fade at 10x).
     """
+
     variant: str
     shows: str | tuple[str, ...]
     why: str
@@ -100,8 +120,10 @@ class Expectation:
             raise ValueError(f"expectation shows={self.shows!r} must name verdicts from {VERDICTS}")
         object.__setattr__(self, "shows", shows)  # normalised once, so readers see one form
         if isinstance(self.profiles, str) or not self.profiles:
-            raise ValueError(f"expectation for {self.variant!r}: profiles must name the profiles it was "
-                             f"measured on, as a tuple, got {self.profiles!r}")
+            raise ValueError(
+                f"expectation for {self.variant!r}: profiles must name the profiles it was "
+                f"measured on, as a tuple, got {self.profiles!r}"
+            )
         if not 0.0 < self.min_share <= 1.0:
             raise ValueError(f"min_share must be in (0, 1], got {self.min_share}")
 
@@ -118,6 +140,7 @@ class Profile:
 
     A profile never changes the meaning of a variant, only how long and on how much it runs.
     """
+
     seeds: int
     budget: Mapping[str, Any] = field(default_factory=dict)
     # The axis values this profile runs, where fewer than the case declares (a cheaper quick grid
@@ -128,6 +151,7 @@ class Profile:
 @dataclass(frozen=True)
 class Case:
     """One documented failure. `train(config, run)` owns the loop and returns final metrics."""
+
     title: str
     post: str  # the seed file this case reproduces, under shared/seeds/
     baseline: Any  # a frozen dataclass instance whose defaults are the post's setup
@@ -168,8 +192,13 @@ class Case:
     def fix(self, name: str) -> Fix | None:
         return next((f for f in self.fixes if f.name == name), None)
 
-    def config(self, variant: str, axes: Mapping[str, Any] | None = None,
-               profile: str | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
+    def config(
+        self,
+        variant: str,
+        axes: Mapping[str, Any] | None = None,
+        profile: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Any:
         """The config of a grid point: baseline, then the fix's change, the axes, the budget, and
         a user's explicit overrides (`failbench run --set`).
 

@@ -7,6 +7,7 @@ class; for a tool that stops at its first alarm, that alarm's class), each a sha
 95% interval (harness/stats.py). A tool whose every rule abstains on a run is counted apart, never
 as quiet. Reads the store only.
 """
+
 from __future__ import annotations
 
 import math
@@ -82,8 +83,12 @@ def judge(tool: Tool, view: View, failure_class: str) -> dict:
         return {"alarm": None if abstained else False, "right": False, "first_alarm": math.nan, "fired": ""}
     first_step = min(f.step for f in fired.values())
     counted = [n for n, f in fired.items() if f.step == first_step] if tool.first_alarm_only else list(fired)
-    return {"alarm": True, "right": any(classes[n] == failure_class for n in counted),
-            "first_alarm": float(first_step), "fired": ", ".join(sorted(fired))}
+    return {
+        "alarm": True,
+        "right": any(classes[n] == failure_class for n in counted),
+        "first_alarm": float(first_step),
+        "fired": ", ".join(sorted(fired)),
+    }
 
 
 def judge_runs(tracker: Tracker, case: Case, runs: pd.DataFrame) -> pd.DataFrame:
@@ -93,15 +98,31 @@ def judge_runs(tracker: Tracker, case: Case, runs: pd.DataFrame) -> pd.DataFrame
         for row in runs.to_dict("records"):
             trace = load_trace(tracker, row["run_id"], Path(folder))
             settled = final_step(tracker, case, row)
-            base = {"case": case.name, "variant": row["variant"], "axes": row["axes"], "seed": row["seed"],
-                    "verdict": row["verdict"], "symptom_final": settled}
+            base = {
+                "case": case.name,
+                "variant": row["variant"],
+                "axes": row["axes"],
+                "seed": row["seed"],
+                "verdict": row["verdict"],
+                "symptom_final": settled,
+            }
             for tool in tools():
                 if trace is None or trace.empty:
-                    rows.append({**base, "tool": tool.name, "alarm": None, "right": False,
-                                 "first_alarm": math.nan, "fired": "", "traced": False})
+                    rows.append(
+                        {
+                            **base,
+                            "tool": tool.name,
+                            "alarm": None,
+                            "right": False,
+                            "first_alarm": math.nan,
+                            "fired": "",
+                            "traced": False,
+                        }
+                    )
                 else:
-                    rows.append({**base, "tool": tool.name, "traced": True,
-                                 **judge(tool, View(trace), case.failure_class)})
+                    rows.append(
+                        {**base, "tool": tool.name, "traced": True, **judge(tool, View(trace), case.failure_class)}
+                    )
     return pd.DataFrame(rows)
 
 
@@ -112,13 +133,19 @@ def scores(judged: pd.DataFrame) -> pd.DataFrame:
         spoke = group[group["alarm"].notna()]
         sick, healthy = spoke[spoke["verdict"].isin(SICK)], spoke[spoke["verdict"] == HEALTHY]
         detected = sick[sick["alarm"] == True]  # noqa: E712 (object column of True/False)
-        out.append({"case": case, "tool": tool,
-                    "detection": share(len(detected), len(sick)),
-                    "false_alarm": share(int((healthy["alarm"] == True).sum()), len(healthy)),  # noqa: E712
-                    "right_diagnosis": share(int(sick["right"].sum()), len(sick)),
-                    "abstained": int(group["alarm"].isna().sum()), "runs": len(group),
-                    "first_alarm_step": detected["first_alarm"].median() if len(detected) else math.nan,
-                    "symptom_final_step": sick["symptom_final"].median() if len(sick) else math.nan})
+        out.append(
+            {
+                "case": case,
+                "tool": tool,
+                "detection": share(len(detected), len(sick)),
+                "false_alarm": share(int((healthy["alarm"] == True).sum()), len(healthy)),  # noqa: E712
+                "right_diagnosis": share(int(sick["right"].sum()), len(sick)),
+                "abstained": int(group["alarm"].isna().sum()),
+                "runs": len(group),
+                "first_alarm_step": detected["first_alarm"].median() if len(detected) else math.nan,
+                "symptom_final_step": sick["symptom_final"].median() if len(sick) else math.nan,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -127,14 +154,18 @@ def _rate(s) -> str:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    head = ("| case | tool | detection (sick runs) | false alarms (healthy runs) | right diagnosis | "
-            "abstained | first alarm (median step) | symptom final (median step) |")
+    head = (
+        "| case | tool | detection (sick runs) | false alarms (healthy runs) | right diagnosis | "
+        "abstained | first alarm (median step) | symptom final (median step) |"
+    )
     lines = [head, "|" + "---|" * 8]
     for r in table.to_dict("records"):
         step = lambda v: "-" if math.isnan(v) else f"{v:g}"  # noqa: E731
-        lines.append(f"| {r['case']} | {r['tool']} | {_rate(r['detection'])} | {_rate(r['false_alarm'])} | "
-                     f"{_rate(r['right_diagnosis'])} | {r['abstained']}/{r['runs']} | "
-                     f"{step(r['first_alarm_step'])} | {step(r['symptom_final_step'])} |")
+        lines.append(
+            f"| {r['case']} | {r['tool']} | {_rate(r['detection'])} | {_rate(r['false_alarm'])} | "
+            f"{_rate(r['right_diagnosis'])} | {r['abstained']}/{r['runs']} | "
+            f"{step(r['first_alarm_step'])} | {step(r['symptom_final_step'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -147,9 +178,15 @@ def fired_by_variant(judged: pd.DataFrame) -> pd.DataFrame:
             for name in filter(None, fired.split(", ")):
                 counts[name] = counts.get(name, 0) + 1
         verdicts = group["verdict"].value_counts()
-        out.append({"case": case, "variant": variant, "tool": tool,
-                    "verdicts": ", ".join(f"{n} {v}" for v, n in verdicts.items()),
-                    "fired": ", ".join(f"{k} {v}/{len(group)}" for k, v in sorted(counts.items())) or "-"})
+        out.append(
+            {
+                "case": case,
+                "variant": variant,
+                "tool": tool,
+                "verdicts": ", ".join(f"{n} {v}" for v, n in verdicts.items()),
+                "fired": ", ".join(f"{k} {v}/{len(group)}" for k, v in sorted(counts.items())) or "-",
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -180,8 +217,11 @@ def judge_cases(case_names: list[str], tracking_uri: str, profile: str, cases_ro
     return judge_stored(Tracker(resolve_uri(tracking_uri or None)), [load_case(n, root) for n in case_names], profile)
 
 
-RATES = {"detection": "detection on sick runs", "false_alarm": "false alarms on healthy runs",
-         "right_diagnosis": "right diagnosis on sick runs"}
+RATES = {
+    "detection": "detection on sick runs",
+    "false_alarm": "false alarms on healthy runs",
+    "right_diagnosis": "right diagnosis on sick runs",
+}
 
 
 def heatmaps(table: pd.DataFrame):
@@ -194,10 +234,19 @@ def heatmaps(table: pd.DataFrame):
     fig, axes = plt.subplots(1, len(RATES), figsize=(5 * len(RATES), 0.6 * len(tools_) + 2), sharey=True)
     for ax, (column, title) in zip(axes, RATES.items()):
         cell = {(r["tool"], r["case"]): r[column] for r in table.to_dict("records")}
-        values = pd.DataFrame([[cell[(t, c)].value if (t, c) in cell else math.nan for c in cases] for t in tools_],
-                              index=tools_, columns=cases)
-        labels = pd.DataFrame([[f"{cell[(t, c)].k}/{cell[(t, c)].n}" if (t, c) in cell and cell[(t, c)].n else ""
-                                for c in cases] for t in tools_], index=tools_, columns=cases)
+        values = pd.DataFrame(
+            [[cell[(t, c)].value if (t, c) in cell else math.nan for c in cases] for t in tools_],
+            index=tools_,
+            columns=cases,
+        )
+        labels = pd.DataFrame(
+            [
+                [f"{cell[(t, c)].k}/{cell[(t, c)].n}" if (t, c) in cell and cell[(t, c)].n else "" for c in cases]
+                for t in tools_
+            ],
+            index=tools_,
+            columns=cases,
+        )
         sns.heatmap(values, vmin=0, vmax=1, cmap="viridis", annot=labels, fmt="", cbar=False, ax=ax)
         ax.set_title(title)
         ax.set_xlabel("")

@@ -4,6 +4,7 @@ This is the one list of cases: the CLI, the tests and the reports all ask it. A 
 case.py but fails to import, or exposes no CASE, is an error, never a silent skip (torchbench's
 quiet skip is what STYLE.md warns against).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,4 +55,3 @@ def load_case(name: str, root: Path = CASES_DIR) -> Case:
 
 def discover(root: Path = CASES_DIR) -> dict[str, Case]:
     return {name: load_case(name, root) for name in case_names(root)}
-

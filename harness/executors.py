@@ -5,14 +5,15 @@ seed and thread count. Workers only compute: each returns its RunResult and the 
 so the store has a single writer (SQLite needs no locking dance) and a worker that dies mid-point
 leaves nothing half-logged: its point is simply not FINISHED and the next run completes it.
 """
+
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 
@@ -26,8 +27,7 @@ class WorkerLost(Exception):
     """A worker process died (killed, out of memory); points already finished are kept."""
 
 
-def run_point_in_worker(case_name: str, cases_root: str, point: GridPoint, device_type: str,
-                        threads: int) -> RunResult:
+def run_point_in_worker(case_name: str, cases_root: str, point: GridPoint, device_type: str, threads: int) -> RunResult:
     """The unit of work shipped to a worker: it loads the case itself (spawned processes and Dask
     workers share no memory with the parent)."""
     case = load_case(case_name, Path(cases_root))
@@ -38,9 +38,9 @@ def parse_executor(spec: str | None) -> str | None:
     """`dask://HOST:PORT` -> the scheduler address `tcp://HOST:PORT`; None for local execution."""
     if not spec:
         return None
-    if not spec.startswith("dask://") or ":" not in spec[len("dask://"):]:
+    if not spec.startswith("dask://") or ":" not in spec[len("dask://") :]:
         raise ValueError(f"unknown executor {spec!r}; use dask://HOST:PORT (a Dask scheduler)")
-    return "tcp://" + spec[len("dask://"):]
+    return "tcp://" + spec[len("dask://") :]
 
 
 @contextmanager
@@ -59,8 +59,14 @@ def _pool(workers: int, scheduler: str | None) -> Iterator[Executor]:
             yield pool
 
 
-def results(case: Case, points: Sequence[GridPoint], device: torch.device, threads: int,
-            workers: int = 1, executor: str | None = None) -> Iterator[RunResult]:
+def results(
+    case: Case,
+    points: Sequence[GridPoint],
+    device: torch.device,
+    threads: int,
+    workers: int = 1,
+    executor: str | None = None,
+) -> Iterator[RunResult]:
     """Run `points`, yielding each RunResult as it finishes (in completion order when parallel)."""
     scheduler = parse_executor(executor)
     if not points:  # no pool (seconds to start) for a sweep that reuses every point
@@ -70,14 +76,18 @@ def results(case: Case, points: Sequence[GridPoint], device: torch.device, threa
             yield run_point(case, point, device, threads)
         return
     with _pool(workers, scheduler) as pool:
-        futures = {pool.submit(run_point_in_worker, case.name, str(case.folder.parent), p,
-                               device.type, threads): p for p in points}
+        futures = {
+            pool.submit(run_point_in_worker, case.name, str(case.folder.parent), p, device.type, threads): p
+            for p in points
+        }
         try:
             for future in as_completed(futures):
                 yield future.result()
         except BrokenProcessPool:
-            raise WorkerLost("a worker process died; the grid points that finished are kept, "
-                             "run the same command again to complete the rest") from None
+            raise WorkerLost(
+                "a worker process died; the grid points that finished are kept, "
+                "run the same command again to complete the rest"
+            ) from None
         finally:
             for future in futures:
                 future.cancel()

@@ -5,14 +5,16 @@ config, the seed, the device type and the thread count, because thread count cha
 bit-wise (measured with torch 2.13 on CPU) and so does the device; and the code and environment
 hashes of harness/identity.py, so edited training code or a torch upgrade runs the point again.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import itertools
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from harness.contract import Case
 
@@ -59,9 +61,15 @@ def point_hash(config: Any, seed: int, device_type: str, threads: int, code: str
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def expand(case: Case, profile: str, variants: Iterable[str] | None = None,
-           seeds: int | None = None, where: Mapping[str, Any] | None = None,
-           overrides: Mapping[str, Any] | None = None, first_seed: int = 0) -> list[GridPoint]:
+def expand(
+    case: Case,
+    profile: str,
+    variants: Iterable[str] | None = None,
+    seeds: int | None = None,
+    where: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    first_seed: int = 0,
+) -> list[GridPoint]:
     """Every grid point of `case` on `profile`, variants in declared order, seeds
     first_seed..first_seed+n-1 (another range tests expectations on seeds nobody tuned on)."""
     chosen = list(variants) if variants else list(case.variants)
@@ -73,5 +81,9 @@ def expand(case: Case, profile: str, variants: Iterable[str] | None = None,
     if where:
         axis_points = [a for a in axis_points if all(dict(a).get(k) == v for k, v in where.items())]
     fixed = tuple(sorted((overrides or {}).items()))
-    return [GridPoint(case.name, v, a, s, profile, fixed)
-            for v in chosen for a in axis_points for s in range(first_seed, first_seed + n_seeds)]
+    return [
+        GridPoint(case.name, v, a, s, profile, fixed)
+        for v in chosen
+        for a in axis_points
+        for s in range(first_seed, first_seed + n_seeds)
+    ]

@@ -13,6 +13,7 @@ the config, the seed, the device, the thread count, and two hashes:
 - the **environment hash**: torch (and the CUDA it was built for), numpy, the Python version and
   requirements.lock. A torch upgrade re-runs every point, so `compare` can put the two side by side.
 """
+
 from __future__ import annotations
 
 import ast
@@ -48,8 +49,12 @@ class _Normalise(ast.NodeTransformer):
 
     def _drop_docstring(self, node):
         body = node.body
-        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str):
+        if (
+            body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             node.body = body[1:] or [ast.Pass()]
         return self.generic_visit(node)
 
@@ -133,11 +138,16 @@ def environment() -> dict[str, str]:
     import torch
 
     lock = hashlib.sha256(LOCK_FILE.read_bytes()).hexdigest()[:16] if LOCK_FILE.is_file() else "none"
-    return {"torch": torch.__version__, "cuda": str(torch.version.cuda), "numpy": numpy.__version__,
-            "python": platform.python_version(), "machine": platform.machine(), "lock": lock}
+    return {
+        "torch": torch.__version__,
+        "cuda": str(torch.version.cuda),
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "lock": lock,
+    }
 
 
 def environment_hash(env: dict[str, str] | None = None) -> str:
     text = json.dumps(env if env is not None else environment(), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-

@@ -1,5 +1,6 @@
 """A folder of the user's own images for a case (`--set face_dir=...`, `--set image_dir=...`):
 found in one place, each centre-cropped to a square and resized, so every case reads folders alike."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,4 +30,4 @@ def square(path: Path, size: int, grey: bool) -> np.ndarray:
         image = np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image[..., :3]
     side = min(image.shape[:2])
     top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
-    return transform.resize(image[top:top + side, left:left + side], (size, size), anti_aliasing=True)
+    return transform.resize(image[top : top + side, left : left + side], (size, size), anti_aliasing=True)

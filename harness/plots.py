@@ -1,5 +1,6 @@
 """The report's figures. Each takes tidy data from harness.analysis and returns a matplotlib Figure,
 so a notebook cell is one call and the figures can be tested without Jupyter."""
+
 from __future__ import annotations
 
 import io
@@ -54,16 +55,16 @@ def _apply_scale(ax, values, axis: str = "y") -> None:
     else:
         setter("symlog", linthresh=linthresh)
         decades = np.log10(np.nanmax(np.abs(values)) / linthresh)
-        target.set_major_locator(ticker.SymmetricalLogLocator(base=100 if decades > 6 else 10,
-                                                              linthresh=linthresh))
+        target.set_major_locator(ticker.SymmetricalLogLocator(base=100 if decades > 6 else 10, linthresh=linthresh))
     target.set_minor_locator(ticker.NullLocator())
 
 
 def _quantiles(history: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Median and interquartile range over seeds, per key and step."""
     grouped = history.groupby([*keys, "step"], sort=False)["value"]
-    return pd.DataFrame({"median": grouped.median(), "q25": grouped.quantile(0.25),
-                         "q75": grouped.quantile(0.75)}).reset_index()
+    return pd.DataFrame(
+        {"median": grouped.median(), "q25": grouped.quantile(0.25), "q75": grouped.quantile(0.75)}
+    ).reset_index()
 
 
 def _band(ax, stats: pd.DataFrame, colour, label: str, linewidth: float = 1.6) -> None:
@@ -73,7 +74,7 @@ def _band(ax, stats: pd.DataFrame, colour, label: str, linewidth: float = 1.6) -
 
 
 def _axis_label(combo: dict) -> str:
-    return ", ".join(f"{column[len('axis.'):]} = {value}" for column, value in combo.items())
+    return ", ".join(f"{column[len('axis.') :]} = {value}" for column, value in combo.items())
 
 
 def stepped_metrics(history: pd.DataFrame, metrics: tuple[str, ...]) -> tuple[str, ...]:
@@ -104,8 +105,14 @@ def curves(history: pd.DataFrame, metric: str, order: list[str]) -> plt.Figure:
     rows_per_combo = -(-len(fixes) // wrap)
     n_cols, n_rows = min(len(fixes), wrap), rows_per_combo * len(combos)
     width = 3.0 if not together else 5.5
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols + 0.8, 2.4 * n_rows + 0.6),
-                             squeeze=False, sharex=True, sharey="row" if facets else True)
+    fig, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=(width * n_cols + 0.8, 2.4 * n_rows + 0.6),
+        squeeze=False,
+        sharex=True,
+        sharey="row" if facets else True,
+    )
     for c, combo in enumerate(combos):
         mask = np.ones(len(stats), dtype=bool)
         for column, value in combo.items():
@@ -132,11 +139,24 @@ def curves(history: pd.DataFrame, metric: str, order: list[str]) -> plt.Figure:
         ax.set_xlabel("step", fontsize=9)
     if together:
         handles = [plt.Line2D([], [], color=palette[v], linewidth=2) for v in variants]
-        fig.legend(handles, variants, loc="upper center", ncol=min(5, len(variants)), frameon=False,
-                   bbox_to_anchor=(0.5, 1.0), fontsize=9)
+        fig.legend(
+            handles,
+            variants,
+            loc="upper center",
+            ncol=min(5, len(variants)),
+            frameon=False,
+            bbox_to_anchor=(0.5, 1.0),
+            fontsize=9,
+        )
     else:
-        fig.legend([plt.Line2D([], [], color=_BASELINE_COLOUR, linewidth=2.2)], [f"{baseline} (in every panel)"],
-                   loc="upper center", frameon=False, bbox_to_anchor=(0.5, 1.0), fontsize=9)
+        fig.legend(
+            [plt.Line2D([], [], color=_BASELINE_COLOUR, linewidth=2.2)],
+            [f"{baseline} (in every panel)"],
+            loc="upper center",
+            frameon=False,
+            bbox_to_anchor=(0.5, 1.0),
+            fontsize=9,
+        )
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
     return fig
 
@@ -150,23 +170,36 @@ def finals(runs: pd.DataFrame, metrics: tuple[str, ...], order: list[str]) -> pl
     data = runs.copy()
     if facets:
         combos = data[facets].drop_duplicates().sort_values(facets)
-        labels = [", ".join(f"{c[len('axis.'):]}={row[c]}" for c in facets) for row in combos.to_dict("records")]
-        data["axis point"] = [", ".join(f"{c[len('axis.'):]}={row[c]}" for c in facets)
-                              for row in data.to_dict("records")]
+        labels = [", ".join(f"{c[len('axis.') :]}={row[c]}" for c in facets) for row in combos.to_dict("records")]
+        data["axis point"] = [
+            ", ".join(f"{c[len('axis.') :]}={row[c]}" for c in facets) for row in data.to_dict("records")
+        ]
         hue, hue_order = "axis point", labels
         palette = dict(zip(labels, sns.color_palette("tab10" if len(labels) <= 10 else "tab20", len(labels))))
     else:
         hue, hue_order, palette = "verdict", list(VERDICT_COLOURS), VERDICT_COLOURS
     sub_rows = len(hue_order) if facets else 1
-    fig, axes = plt.subplots(1, len(metrics), squeeze=False,
-                             figsize=(4.2 * len(metrics) + 1.5, len(order) * (0.35 + 0.12 * sub_rows) + 1.4))
+    fig, axes = plt.subplots(
+        1, len(metrics), squeeze=False, figsize=(4.2 * len(metrics) + 1.5, len(order) * (0.35 + 0.12 * sub_rows) + 1.4)
+    )
     for ax in axes[0]:
         for i in range(1, len(order), 2):  # a light band on every other variant, to follow a row
             ax.axhspan(i - 0.5, i + 0.5, color="0.94", zorder=0)
     for ax, metric in zip(axes[0], metrics):
-        sns.stripplot(data, x=metric, y="variant", order=order, hue=hue, hue_order=hue_order,
-                      palette=palette, dodge=bool(facets), jitter=0.08 if facets else 0.15, size=4.5,
-                      ax=ax, legend=(ax is axes[0][-1]))
+        sns.stripplot(
+            data,
+            x=metric,
+            y="variant",
+            order=order,
+            hue=hue,
+            hue_order=hue_order,
+            palette=palette,
+            dodge=bool(facets),
+            jitter=0.08 if facets else 0.15,
+            size=4.5,
+            ax=ax,
+            legend=(ax is axes[0][-1]),
+        )
         _apply_scale(ax, data[metric], axis="x")
         ax.set_ylabel("" if ax is not axes[0][0] else "variant")
         if ax is not axes[0][0]:
@@ -178,20 +211,29 @@ def finals(runs: pd.DataFrame, metrics: tuple[str, ...], order: list[str]) -> pl
     return fig
 
 
-def tradeoff(runs: pd.DataFrame, x: str, y: str, order: list[str],
-             lines: dict[str, float] | None = None) -> plt.Figure:
+def tradeoff(runs: pd.DataFrame, x: str, y: str, order: list[str], lines: dict[str, float] | None = None) -> plt.Figure:
     """One final metric against another, one small dot per run and a large cross at each variant's
     median, so a variant that buys one metric with the other shows where it moved. `lines` marks
     thresholds (the symptom's) as dashed lines on whichever axis carries that metric."""
     variants = [v for v in order if v in set(runs["variant"])]
     palette = dict(zip(variants, sns.color_palette("tab10", len(variants))))
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    sns.scatterplot(runs, x=x, y=y, hue="variant", hue_order=variants, palette=palette, alpha=0.45,
-                    s=25, legend=False, ax=ax)
+    sns.scatterplot(
+        runs, x=x, y=y, hue="variant", hue_order=variants, palette=palette, alpha=0.45, s=25, legend=False, ax=ax
+    )
     medians = runs.groupby("variant")[[x, y]].median().reindex(variants)
     for variant, row in medians.iterrows():
-        ax.scatter(row[x], row[y], marker="X", s=140, color=palette[variant], edgecolor="black",
-                   linewidth=0.6, label=variant, zorder=3)
+        ax.scatter(
+            row[x],
+            row[y],
+            marker="X",
+            s=140,
+            color=palette[variant],
+            edgecolor="black",
+            linewidth=0.6,
+            label=variant,
+            zorder=3,
+        )
     for metric, value in (lines or {}).items():
         if metric == x:
             ax.axvline(value, color="grey", linestyle="--", linewidth=1)
@@ -216,8 +258,13 @@ def pictures(paths: dict[str, dict[str, str]], names: tuple[str, ...], order: li
     if not rows:
         raise ValueError("no run of the chosen seed and axis point has pictures")
     images = {(v, n): mpimg.imread(paths[v][n]) for v in rows for n in names if n in paths[v]}
-    shared = [n for n in names if len(rows) > 1 and all((v, n) in images for v in rows)
-              and all(np.array_equal(images[rows[0], n], images[v, n]) for v in rows[1:])]
+    shared = [
+        n
+        for n in names
+        if len(rows) > 1
+        and all((v, n) in images for v in rows)
+        and all(np.array_equal(images[rows[0], n], images[v, n]) for v in rows[1:])
+    ]
     own = [n for n in names if n not in shared]
 
     def size(name: str) -> tuple[float, float]:  # (height, width) in inches at the chosen zoom
@@ -237,9 +284,13 @@ def pictures(paths: dict[str, dict[str, str]], names: tuple[str, ...], order: li
     widths = [max(size(r[j][1])[1] for r in panel_rows if j < len(r)) for j in range(n_cols)]
     heights = [max(size(p[1])[0] for p in r) for r in panel_rows]
     shrink = min(1.0, _MAX_ROW_IN / sum(widths))
-    fig, axes = plt.subplots(len(panel_rows), n_cols, squeeze=False,
-                             figsize=(sum(widths) * shrink + 2.0, sum(h * shrink + 0.3 for h in heights) + 0.3),
-                             gridspec_kw={"width_ratios": widths, "height_ratios": heights})
+    fig, axes = plt.subplots(
+        len(panel_rows),
+        n_cols,
+        squeeze=False,
+        figsize=(sum(widths) * shrink + 2.0, sum(h * shrink + 0.3 for h in heights) + 0.3),
+        gridspec_kw={"width_ratios": widths, "height_ratios": heights},
+    )
     for i, row in enumerate(panel_rows):
         for j in range(n_cols):
             ax = axes[i][j]
@@ -269,9 +320,13 @@ def verdict_heatmap(cells: pd.DataFrame) -> plt.Figure:
     cases = list(dict.fromkeys(cells["case"]))
     heights = [cells.loc[cells["case"] == c, "variant"].nunique() for c in cases]
     widths = [cells.loc[cells["case"] == c, "point"].nunique() for c in cases]
-    fig, axes = plt.subplots(len(cases), 1, squeeze=False,
-                             figsize=(min(16, 3.2 + 1.15 * max(widths)), 0.32 * sum(heights) + 0.9 * len(cases) + 0.6),
-                             gridspec_kw={"height_ratios": heights})
+    fig, axes = plt.subplots(
+        len(cases),
+        1,
+        squeeze=False,
+        figsize=(min(16, 3.2 + 1.15 * max(widths)), 0.32 * sum(heights) + 0.9 * len(cases) + 0.6),
+        gridspec_kw={"height_ratios": heights},
+    )
     cmap = sns.diverging_palette(145, 10, s=70, l=55, as_cmap=True)  # green (healthy) to red (symptom)
     for ax, case in zip(axes[:, 0], cases):
         part = cells[cells["case"] == case]
@@ -279,13 +334,34 @@ def verdict_heatmap(cells: pd.DataFrame) -> plt.Figure:
         points = list(dict.fromkeys(part["point"]))
         share = part.pivot(index="variant", columns="point", values="symptom").reindex(index=variants, columns=points)
         seeds = part.pivot(index="variant", columns="point", values="seeds").reindex(index=variants, columns=points)
-        diverged = part.pivot(index="variant", columns="point", values="diverged").reindex(index=variants, columns=points)
-        labels = [[("" if pd.isna(seeds.iloc[i, j]) else
-                    f"{round(share.iloc[i, j] * seeds.iloc[i, j])}/{int(seeds.iloc[i, j])}"
-                    + (f" +{int(diverged.iloc[i, j])}d" if diverged.iloc[i, j] else ""))
-                   for j in range(len(points))] for i in range(len(variants))]
-        sns.heatmap(share.astype(float), ax=ax, cmap=cmap, vmin=0, vmax=1, annot=np.array(labels), fmt="",
-                    cbar=False, linewidths=0.5, linecolor="white", annot_kws={"fontsize": 8})
+        diverged = part.pivot(index="variant", columns="point", values="diverged").reindex(
+            index=variants, columns=points
+        )
+        labels = [
+            [
+                (
+                    ""
+                    if pd.isna(seeds.iloc[i, j])
+                    else f"{round(share.iloc[i, j] * seeds.iloc[i, j])}/{int(seeds.iloc[i, j])}"
+                    + (f" +{int(diverged.iloc[i, j])}d" if diverged.iloc[i, j] else "")
+                )
+                for j in range(len(points))
+            ]
+            for i in range(len(variants))
+        ]
+        sns.heatmap(
+            share.astype(float),
+            ax=ax,
+            cmap=cmap,
+            vmin=0,
+            vmax=1,
+            annot=np.array(labels),
+            fmt="",
+            cbar=False,
+            linewidths=0.5,
+            linecolor="white",
+            annot_kws={"fontsize": 8},
+        )
         for i in range(len(variants)):  # mostly diverged: grey, neither healthy nor the symptom
             for j in range(len(points)):
                 if not pd.isna(seeds.iloc[i, j]) and diverged.iloc[i, j] >= seeds.iloc[i, j] / 2:

@@ -13,6 +13,7 @@ is attached, so a loop pays nothing on the steps it does not log. The last pass 
 - spread: the std across the batch (dim 0, population std) of the probed module's output, averaged
   over its other elements; ~0 when a network gives every input the same output.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,13 +23,14 @@ FLAT_SLOPE = 0.01  # a tanh/sigmoid unit whose slope is under 1% of its peak pas
 SATURATING = (nn.Hardtanh, nn.Tanh, nn.Sigmoid)  # nn.ReLU6 is a Hardtanh, so it is covered
 
 
-def flat_region(module: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor,
-                flat_slope: float = FLAT_SLOPE) -> torch.Tensor:
+def flat_region(
+    module: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor, flat_slope: float = FLAT_SLOPE
+) -> torch.Tensor:
     """Boolean mask of the units of one saturating layer that pass (almost) no gradient back."""
     if isinstance(module, nn.Hardtanh):
         return (inputs <= module.min_val) | (inputs >= module.max_val)
     if isinstance(module, nn.Tanh):
-        return 1.0 - outputs ** 2 < flat_slope  # tanh' = 1 - tanh^2, peak 1 at 0
+        return 1.0 - outputs**2 < flat_slope  # tanh' = 1 - tanh^2, peak 1 at 0
     if isinstance(module, nn.Sigmoid):
         return outputs * (1.0 - outputs) < flat_slope * 0.25  # sigmoid' = s(1-s), peak 1/4 at 0
     raise TypeError(f"{type(module).__name__} is not a saturating activation")
@@ -51,7 +53,7 @@ class Probe:
         self.grad_norm: dict[str, float] = {}
         self.spread: float = float("nan")
 
-    def attach(self) -> "Probe":
+    def attach(self) -> Probe:
         if self._handles:
             return self
         for name, module in self._targets():
@@ -70,9 +72,13 @@ class Probe:
         """The modules worth a hook, found once: a loop that probes every ~100th step should not
         walk the module tree each time."""
         if self._found is None:
-            self._found = [(n, m) for n, m in self.model.named_modules()
-                           if isinstance(m, (*SATURATING, nn.ReLU)) or n == self.spread_of
-                           or isinstance(getattr(m, "weight", None), nn.Parameter)]
+            self._found = [
+                (n, m)
+                for n, m in self.model.named_modules()
+                if isinstance(m, (*SATURATING, nn.ReLU))
+                or n == self.spread_of
+                or isinstance(getattr(m, "weight", None), nn.Parameter)
+            ]
         return self._found
 
     def detach(self) -> None:
@@ -80,7 +86,7 @@ class Probe:
             handle.remove()
         self._handles.clear()
 
-    def __enter__(self) -> "Probe":
+    def __enter__(self) -> Probe:
         return self.attach()
 
     def __exit__(self, *exc) -> None:
@@ -91,6 +97,7 @@ class Probe:
             with torch.no_grad():
                 mask = flat_region(module, args[0], output, self.flat_slope)
                 self.saturation[name] = float(mask.float().mean())
+
         return hook
 
     def _relu_hook(self, name: str):
@@ -99,11 +106,13 @@ class Probe:
                 zero = output == 0
                 self.zero[name] = float(zero.float().mean())
                 self.dead[name] = float(zero.all(dim=0).float().mean())
+
         return hook
 
     def _grad_hook(self, name: str):
         def hook(grad):
             self.grad_norm[name] = float(grad.detach().norm())
+
         return hook
 
     def _spread_hook(self, module, args, output):

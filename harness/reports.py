@@ -4,6 +4,7 @@ without code cells and linked from reports/index.html.
 The notebooks compute nothing themselves: they call CaseReport, which calls harness.analysis, the
 same functions `failbench check` uses, so a report and a CI verdict cannot disagree.
 """
+
 from __future__ import annotations
 
 import html
@@ -75,17 +76,18 @@ class CaseReport:
         return f"{head}\n\n**Candidate fixes**, each one change:\n\n{fixes}"
 
     def no_runs(self) -> str:
-        return (f"**No runs of `{self.case.name}` on the `{self.profile}` profile** in "
-                f"`{self.tracker.uri}` (for the case's current code). Make them with\n\n"
-                f"    failbench run {self.case.name} --profile {self.profile}\n\n"
-                "then render this report again with `failbench report`.")
+        return (
+            f"**No runs of `{self.case.name}` on the `{self.profile}` profile** in "
+            f"`{self.tracker.uri}` (for the case's current code). Make them with\n\n"
+            f"    failbench run {self.case.name} --profile {self.profile}\n\n"
+            "then render this report again with `failbench report`."
+        )
 
     def absent(self, section: str) -> str:
         """Why a section is empty: no runs yet, or the case declares nothing for it."""
         if self.empty:
             return f"_No runs yet: `failbench run {self.case.name}` makes the {section}._"
-        return {"trade-off": "_This case declares no trade-off._",
-                "pictures": "_This case logs no pictures._"}[section]
+        return {"trade-off": "_This case declares no trade-off._", "pictures": "_This case logs no pictures._"}[section]
 
     @cached_property
     def expectations(self) -> pd.DataFrame:
@@ -107,8 +109,7 @@ class CaseReport:
         """(metric, PNG) for each key metric logged at more than two steps."""
         metrics = self.case.key_metrics
         history = analysis.step_history(self.tracker, self.runs, metrics)
-        return [(m, plots.png(plots.curves(history, m, self.order)))
-                for m in plots.stepped_metrics(history, metrics)]
+        return [(m, plots.png(plots.curves(history, m, self.order))) for m in plots.stepped_metrics(history, metrics)]
 
     def finals_png(self) -> bytes:
         return plots.png(plots.finals(self.runs, self.case.key_metrics, self.order))
@@ -124,14 +125,21 @@ class CaseReport:
         if not self.case.pictures:
             return None
         with tempfile.TemporaryDirectory() as tmp:
-            paths = analysis.picture_paths(self.tracker, self.runs, self.case.pictures, seed=0,
-                                           where=dict(self.case.picture_where), destination=Path(tmp))
+            paths = analysis.picture_paths(
+                self.tracker,
+                self.runs,
+                self.case.pictures,
+                seed=0,
+                where=dict(self.case.picture_where),
+                destination=Path(tmp),
+            )
             paths = {v: p for v, p in paths.items() if p}
             return plots.png(plots.pictures(paths, self.case.pictures, self.order)) if paths else None
 
 
-def summary_rows(case_names: list[str], tracking_uri: str, profile: str,
-                 cases_root: str = "") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def summary_rows(
+    case_names: list[str], tracking_uri: str, profile: str, cases_root: str = ""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Every case x expectation with its verdict; each case's environment and compute time; and
     the cells of the verdict heatmap (case, variant, axis point, verdict shares, seeds)."""
     verdicts, environment, cells = [], [], []
@@ -143,13 +151,17 @@ def summary_rows(case_names: list[str], tracking_uri: str, profile: str,
         table = report.expectations.assign(case=name)
         verdicts.append(table)
         runs = report.runs
-        environment.append({
-            "case": name, "runs": len(runs),
-            "torch": ", ".join(sorted(runs["torch_version"].dropna().unique())),
-            "device": ", ".join(sorted(runs["device"].dropna().unique())),
-            "commit": ", ".join(sorted(c[:12] for c in runs["git_commit"].dropna().unique())),
-            "compute_s": round(float(runs["seconds"].sum()), 1) if "seconds" in runs else None,
-            "passed": f"{int((table['result'] == 'pass').sum())}/{len(table)}"})
+        environment.append(
+            {
+                "case": name,
+                "runs": len(runs),
+                "torch": ", ".join(sorted(runs["torch_version"].dropna().unique())),
+                "device": ", ".join(sorted(runs["device"].dropna().unique())),
+                "commit": ", ".join(sorted(c[:12] for c in runs["git_commit"].dropna().unique())),
+                "compute_s": round(float(runs["seconds"].sum()), 1) if "seconds" in runs else None,
+                "passed": f"{int((table['result'] == 'pass').sum())}/{len(table)}",
+            }
+        )
         cells.append(heatmap_cells(name, runs, report.order))
     columns = ["case", "variant", "where", "expected", "observed", "share", "result"]
     all_verdicts = pd.concat(verdicts)[columns] if verdicts else pd.DataFrame(columns=columns)
@@ -160,8 +172,9 @@ def summary_rows(case_names: list[str], tracking_uri: str, profile: str,
 def heatmap_cells(case_name: str, runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     """One row per variant x axis point: the share of seeds per verdict and the seed count."""
     axes = [c for c in runs.columns if c.startswith("axis.")]
-    frame = runs.assign(point=["\n".join(f"{c[len('axis.'):]}={row[c]}" for c in axes) or "all"
-                               for row in runs.to_dict("records")])
+    frame = runs.assign(
+        point=["\n".join(f"{c[len('axis.') :]}={row[c]}" for c in axes) or "all" for row in runs.to_dict("records")]
+    )
     grouped = frame.groupby(["variant", "point"], sort=False)["verdict"]
     table = grouped.value_counts().unstack(fill_value=0)
     for verdict in ("symptom", "healthy", "diverged"):
@@ -195,9 +208,15 @@ def _execute(template: str, output: Path, parameters: dict) -> None:
     with tempfile.TemporaryDirectory(prefix="failbench-kernel-") as sockets:
         km = KernelManager(kernel_name=KERNEL, transport="ipc", ip=str(Path(sockets) / "kernel"))
         try:
-            papermill.execute_notebook(str(TEMPLATES / template), str(output), parameters=parameters,
-                                       kernel_name=KERNEL, progress_bar=False, cwd=str(REPORTS_DIR.parent),
-                                       km=km)
+            papermill.execute_notebook(
+                str(TEMPLATES / template),
+                str(output),
+                parameters=parameters,
+                kernel_name=KERNEL,
+                progress_bar=False,
+                cwd=str(REPORTS_DIR.parent),
+                km=km,
+            )
         finally:  # papermill leaves a kernel it was handed running
             if km.has_kernel:
                 km.shutdown_kernel(now=True)
@@ -213,8 +232,14 @@ def _to_html(notebook: Path) -> Path:
     return target
 
 
-def render(case_names: list[str], tracking_uri: str, profile: str, out_dir: Path | None = None,
-           log=print, cases_root: Path | None = None) -> Path:
+def render(
+    case_names: list[str],
+    tracking_uri: str,
+    profile: str,
+    out_dir: Path | None = None,
+    log=print,
+    cases_root: Path | None = None,
+) -> Path:
     """Render each case's report and the summary; write index.html; return its path. `cases_root`
     is where the cases live (default: cases/; the tests render a fixture case)."""
     root = str(cases_root or "")
@@ -226,27 +251,50 @@ def render(case_names: list[str], tracking_uri: str, profile: str, out_dir: Path
     pages = []
     for name in case_names:
         start = time.perf_counter()
-        page = _to_html(_run(out_dir, "case.ipynb", name, {"case_name": name, "tracking_uri": uri, "profile": profile,
-                                                                "cases_root": root}))
+        page = _to_html(
+            _run(
+                out_dir,
+                "case.ipynb",
+                name,
+                {"case_name": name, "tracking_uri": uri, "profile": profile, "cases_root": root},
+            )
+        )
         pages.append((name, page))
         log(f"report {name}: {page} ({time.perf_counter() - start:.1f} s)")
     start = time.perf_counter()
-    summary = _to_html(_run(out_dir, "summary.ipynb", "summary",
-                            {"case_names": list(case_names), "tracking_uri": uri, "profile": profile,
-                             "cases_root": root}))
+    summary = _to_html(
+        _run(
+            out_dir,
+            "summary.ipynb",
+            "summary",
+            {"case_names": list(case_names), "tracking_uri": uri, "profile": profile, "cases_root": root},
+        )
+    )
     log(f"report summary: {summary} ({time.perf_counter() - start:.1f} s)")
     start = time.perf_counter()  # the published diagnosis rules scored on the same runs (harness/detect.py)
-    detectors = _to_html(_run(out_dir, "detectors.ipynb", "detectors",
-                              {"case_names": list(case_names), "tracking_uri": uri, "profile": profile,
-                               "cases_root": root}))
+    detectors = _to_html(
+        _run(
+            out_dir,
+            "detectors.ipynb",
+            "detectors",
+            {"case_names": list(case_names), "tracking_uri": uri, "profile": profile, "cases_root": root},
+        )
+    )
     log(f"report detectors: {detectors} ({time.perf_counter() - start:.1f} s)")
     index = out_dir.parent / "index.html" if out_dir == REPORTS_DIR / "out" else out_dir / "index.html"
-    links = "\n".join(f'<li><a href="{html.escape(str(p.relative_to(index.parent)))}">{html.escape(n)}</a></li>'
-                      for n, p in [("summary: every case, expected vs observed", summary),
-                                   ("diagnosis tools: the published rules scored on every case", detectors), *pages])
-    index.write_text(f"<!doctype html><meta charset='utf-8'><title>failbench reports</title>"
-                     f"<h1>failbench reports ({html.escape(profile)} profile)</h1>"
-                     f"<p>Store: <code>{html.escape(uri)}</code></p><ul>{links}</ul>\n")
+    links = "\n".join(
+        f'<li><a href="{html.escape(str(p.relative_to(index.parent)))}">{html.escape(n)}</a></li>'
+        for n, p in [
+            ("summary: every case, expected vs observed", summary),
+            ("diagnosis tools: the published rules scored on every case", detectors),
+            *pages,
+        ]
+    )
+    index.write_text(
+        f"<!doctype html><meta charset='utf-8'><title>failbench reports</title>"
+        f"<h1>failbench reports ({html.escape(profile)} profile)</h1>"
+        f"<p>Store: <code>{html.escape(uri)}</code></p><ul>{links}</ul>\n"
+    )
     return index
 
 

@@ -4,6 +4,7 @@ The runner owns what is not the case's: seeding, determinism, threads, device, t
 divergence. A NaN or inf is an outcome to record (the step it happened at, the last finite values),
 never a crash and never filled in.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,7 +12,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +40,7 @@ class RunContext:
     HxWx3 in [0, 1], logged as an artifact for the report. `trace` records the per-layer trace
     (harness/trace.py): `run.trace.watch(model)` once, or `run.trace.record(...)` at a due step.
     """
+
     device: torch.device
     seed: int
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
@@ -132,7 +134,16 @@ def run_point(case: Case, point: GridPoint, device: torch.device, threads: int) 
         metrics["diverged_at_step"] = float(diverged_at)
     verdict = case.verdict(metrics, diverged)
     assert not diverged or verdict == DIVERGED
-    return RunResult(point=point, config=config, metrics=metrics, verdict=verdict,
-                     history=run.history, images=run.images, seconds=seconds,
-                     device=device.type, threads=threads, diverged_at_step=diverged_at,
-                     trace=run.trace.frame())
+    return RunResult(
+        point=point,
+        config=config,
+        metrics=metrics,
+        verdict=verdict,
+        history=run.history,
+        images=run.images,
+        seconds=seconds,
+        device=device.type,
+        threads=threads,
+        diverged_at_step=diverged_at,
+        trace=run.trace.frame(),
+    )

@@ -5,6 +5,7 @@ The file is the reference `compare` takes as BASE and CI compares a fresh quick 
 per grid point (variant, axes, seed, diverged, values in the order of the names). Floats are written
 with Python's shortest round-trip repr, so a value read back is the same double, bit for bit.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,9 +39,15 @@ def case_entry(case: Case, runs: pd.DataFrame) -> dict:
     metrics = [m for m in judged_metrics(case) if m in runs]
     rows = []
     for row in runs.sort_values(["variant", "axes", "seed"]).to_dict("records"):
-        rows.append({"variant": row["variant"], "axes": json.loads(row["axes"]), "seed": int(row["seed"]),
-                     "diverged": bool(row.get("diverged", 0.0)),
-                     "values": [_finite(row.get(m)) for m in metrics]})
+        rows.append(
+            {
+                "variant": row["variant"],
+                "axes": json.loads(row["axes"]),
+                "seed": int(row["seed"]),
+                "diverged": bool(row.get("diverged", 0.0)),
+                "values": [_finite(row.get(m)) for m in metrics],
+            }
+        )
     devices = sorted({f"{r}/{t} thread(s)" for r, t in zip(runs["device"], runs["threads"])})
     return {"code_hash": code_hash(case), "runs_on": devices, "metrics": metrics, "runs": rows}
 
@@ -52,12 +59,19 @@ def write_snapshot(tracker, cases: list[Case], profile: str, path: Path) -> dict
     for case in cases:
         runs = load_runs(tracker, case, profile)
         if runs.empty:
-            raise SnapshotError(f"{case.name} has no finished {profile} runs of its current code; "
-                                f"run `failbench run {case.name} --profile {profile}` first")
+            raise SnapshotError(
+                f"{case.name} has no finished {profile} runs of its current code; "
+                f"run `failbench run {case.name} --profile {profile}` first"
+            )
         entries[case.name] = case_entry(case, runs)
     existing = _read(path)["cases"] if path.is_file() else {}
-    document = {"format": FORMAT, "profile": profile, "git_commit": git_commit(),
-                "environment": environment(), "cases": {**existing, **entries}}
+    document = {
+        "format": FORMAT,
+        "profile": profile,
+        "git_commit": git_commit(),
+        "environment": environment(),
+        "cases": {**existing, **entries},
+    }
     document["cases"] = dict(sorted(document["cases"].items()))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n")
@@ -90,10 +104,17 @@ def read_snapshot(path: Path, cases: list[Case], profile: str) -> pd.DataFrame:
         for run in entry["runs"]:
             metrics = {m: (math.nan if v is None else v) for m, v in zip(entry["metrics"], run["values"])}
             metrics["diverged"] = float(run["diverged"])
-            rows.append({"case": case.name, "variant": run["variant"], "seed": run["seed"],
-                         "axes": json.dumps(run["axes"], sort_keys=True),
-                         **{f"axis.{k}": v for k, v in run["axes"].items()}, **metrics,
-                         "verdict": case.verdict(metrics, run["diverged"])})
+            rows.append(
+                {
+                    "case": case.name,
+                    "variant": run["variant"],
+                    "seed": run["seed"],
+                    "axes": json.dumps(run["axes"], sort_keys=True),
+                    **{f"axis.{k}": v for k, v in run["axes"].items()},
+                    **metrics,
+                    "verdict": case.verdict(metrics, run["diverged"]),
+                }
+            )
     if not rows:
         raise SnapshotError(f"{path} holds none of the cases {', '.join(c.name for c in cases)}")
     return pd.DataFrame(rows)

@@ -11,11 +11,12 @@ Two sets of runs are compared per metric with a two-sided Mann-Whitney U test, a
 (`asv compare`): it assumes no distribution, and the metrics of training runs (a filter at -5e4 on
 one seed and -1e3 on another, a PSNR that saturates) are far from normal.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 CONFIDENCE = 0.95
 # Below this many seeds a share says little: 9/9 has a Wilson interval of [0.70, 1].
@@ -35,6 +36,7 @@ DEFAULT_MIN_CHANGE = 0.10
 @dataclass(frozen=True)
 class Share:
     """`k` of `n` seeds, with the Wilson interval [low, high] at CONFIDENCE."""
+
     k: int
     n: int
     low: float

@@ -4,19 +4,20 @@ A grid point already FINISHED in the store with the same identity (config, seed,
 code and environment: harness/identity.py) is not run again unless forced, so an interrupted
 `make all` resumes where it stopped.
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 from tqdm import tqdm
 
 from harness.contract import Case
-from harness.grid import GridPoint, config_hash, expand, point_hash
 from harness.executors import results
+from harness.grid import GridPoint, config_hash, expand, point_hash
 from harness.identity import code_hash, environment, environment_hash
 from harness.tracking import Tracker, git_commit, point_tags
 
@@ -35,20 +36,29 @@ class SweepSummary:
     sweep_id: str | None = None  # the parent run, when anything ran: `failbench compare sweep:ID`
 
 
-def identity(case: Case, point: GridPoint, device: torch.device, threads: int,
-             code: str, env: str) -> tuple[str, str]:
+def identity(case: Case, point: GridPoint, device: torch.device, threads: int, code: str, env: str) -> tuple[str, str]:
     config = point.config(case)
     return config_hash(config), point_hash(config, point.seed, device.type, threads, code, env)
 
 
-def run_sweep(case: Case, profile: str, tracker: Tracker, device: torch.device, threads: int = 1,
-              variants: Iterable[str] | None = None, seeds: int | None = None,
-              force: bool = False, overrides: dict | None = None, progress: bool = True,
-              workers: int = 1, executor: str | None = None, first_seed: int = 0) -> SweepSummary:
+def run_sweep(
+    case: Case,
+    profile: str,
+    tracker: Tracker,
+    device: torch.device,
+    threads: int = 1,
+    variants: Iterable[str] | None = None,
+    seeds: int | None = None,
+    force: bool = False,
+    overrides: dict | None = None,
+    progress: bool = True,
+    workers: int = 1,
+    executor: str | None = None,
+    first_seed: int = 0,
+) -> SweepSummary:
     start = time.perf_counter()
     tracking_before, writer_before = tracker.seconds, tracker.writer_seconds
-    points = expand(case, profile, variants=variants, seeds=seeds, overrides=overrides,
-                    first_seed=first_seed)
+    points = expand(case, profile, variants=variants, seeds=seeds, overrides=overrides, first_seed=first_seed)
     code, env = code_hash(case), environment_hash()
     experiment_id = tracker.experiment_id(case.name)
     done = set() if force else tracker.finished_points(experiment_id, code)
@@ -57,19 +67,29 @@ def run_sweep(case: Case, profile: str, tracker: Tracker, device: torch.device, 
     # A sweep is recorded even when every point is reused: it says that this commit's code and
     # environment stand behind those runs (`failbench compare commit:SHA` finds them through it).
     commit = git_commit()
-    parent = tracker.start_sweep(experiment_id, {
-        "case": case.name, "profile": profile, "device": device.type, "threads": str(threads),
-        "torch_version": torch.__version__, "git_commit": commit, "code_hash": code,
-        "env_hash": env, "environment": json.dumps(environment(), sort_keys=True)})
+    parent = tracker.start_sweep(
+        experiment_id,
+        {
+            "case": case.name,
+            "profile": profile,
+            "device": device.type,
+            "threads": str(threads),
+            "torch_version": torch.__version__,
+            "git_commit": commit,
+            "code_hash": code,
+            "env_hash": env,
+            "environment": json.dumps(environment(), sort_keys=True),
+        },
+    )
     summary.sweep_id = parent
     status = "FAILED"
     try:
-        bar = tqdm(total=len(todo), desc=f"{case.name} ({profile})", unit="point",
-                   disable=not progress or not todo)
+        bar = tqdm(total=len(todo), desc=f"{case.name} ({profile})", unit="point", disable=not progress or not todo)
         for result in results(case, todo, device, threads, workers, executor):
             chash, phash = identity(case, result.point, device, threads, code, env)
-            tracker.log_point(experiment_id, parent, result,
-                              point_tags(result, case.name, code, env, chash, phash, commit))
+            tracker.log_point(
+                experiment_id, parent, result, point_tags(result, case.name, code, env, chash, phash, commit)
+            )
             summary.ran += 1
             summary.train_seconds += result.seconds
             summary.verdicts[result.verdict] = summary.verdicts.get(result.verdict, 0) + 1
@@ -81,9 +101,14 @@ def run_sweep(case: Case, profile: str, tracker: Tracker, device: torch.device, 
         raise
     finally:
         summary.wall_seconds = time.perf_counter() - start
-        tracker.end_sweep(parent, status, points=summary.ran, skipped=summary.skipped,
-                          train_seconds=summary.train_seconds,
-                          wall_seconds=summary.wall_seconds)
+        tracker.end_sweep(
+            parent,
+            status,
+            points=summary.ran,
+            skipped=summary.skipped,
+            train_seconds=summary.train_seconds,
+            wall_seconds=summary.wall_seconds,
+        )
     summary.wall_seconds = time.perf_counter() - start
     summary.tracking_seconds = tracker.seconds - tracking_before
     summary.writer_seconds = tracker.writer_seconds - writer_before

@@ -14,12 +14,13 @@ update kills relu_blowup's map), are all there, and the cost falls with the run'
 Per layer, batch first; a unit is a channel of a conv (its samples: batch x positions, as
 TheDeepChecker's transform_2d(keep='last') makes them) or a feature of a linear layer.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -30,19 +31,29 @@ from harness.probes import FLAT_SLOPE  # the same flat region as the probes: slo
 
 GROWTH = 2.0  # next traced step >= 2 x the last one
 # The run's scalars, from the names the cases log them under (first found wins).
-SCALARS = {"loss": ("loss", "train_loss"),
-           "train_accuracy": ("accuracy", "train_accuracy", "post_eval_accuracy"),
-           "val_accuracy": ("val_accuracy", "fixed_eval_accuracy")}
-ACTIVATIONS = {nn.ReLU: "relu", nn.LeakyReLU: "leaky", nn.Hardtanh: "hardtanh", nn.Tanh: "tanh",
-               nn.Sigmoid: "sigmoid"}  # nn.ReLU6 is a Hardtanh subclass: checked by isinstance below
+SCALARS = {
+    "loss": ("loss", "train_loss"),
+    "train_accuracy": ("accuracy", "train_accuracy", "post_eval_accuracy"),
+    "val_accuracy": ("val_accuracy", "fixed_eval_accuracy"),
+}
+ACTIVATIONS = {
+    nn.ReLU: "relu",
+    nn.LeakyReLU: "leaky",
+    nn.Hardtanh: "hardtanh",
+    nn.Tanh: "tanh",
+    nn.Sigmoid: "sigmoid",
+}  # nn.ReLU6 is a Hardtanh subclass: checked by isinstance below
 SATURATING = ("tanh", "hardtanh", "sigmoid")
 # Output range per saturating activation: TheDeepChecker's ro_B maps it to [0, 1] (settings.yaml
 # ro_histo_min 0, ro_histo_max 1 is the sigmoid's range; tanh-like units are scaled from [-1, 1]).
 RANGE = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "hardtanh": (-1.0, 1.0)}
 # Bounds and unit thresholds the rules read, named in the stat's description below:
 DD_BOUND = 5.0  # DeepDiagnosis callbacks.py: min/max_threshold_tanh/sigmoid = -5 / 5
-SM_BOUNDS = {"tanh": (-9.4999, 9.4999), "hardtanh": (-9.4999, 9.4999),  # SageMaker SaturatedActivation
-             "sigmoid": (-23.0, 16.99999)}  # docs defaults threshold_tanh, threshold_sigmoid
+SM_BOUNDS = {
+    "tanh": (-9.4999, 9.4999),
+    "hardtanh": (-9.4999, 9.4999),  # SageMaker SaturatedActivation
+    "sigmoid": (-23.0, 16.99999),
+}  # docs defaults threshold_tanh, threshold_sigmoid
 SM_INACTIVE = 0.01  # SageMaker DeadRelu / SaturatedActivation threshold_inactivity 1.0 (%)
 TDC_DEAD = (1e-5, 0.95)  # TheDeepChecker settings.yaml Activation.Dead: act_min_thresh, act_maj_percentile
 TDC_RO = 0.85  # TheDeepChecker settings.yaml Activation.Saturation.ro_max_thresh
@@ -56,6 +67,7 @@ class Observed:
     """One layer's tensors at a traced step. `pre` is the pre-activation (batch first); `out`, when
     not given, is computed from it; `update` is the change the step just made to `weight` (already
     applied: the update ratio is taken against the weight before it)."""
+
     name: str
     kind: str  # "conv" or "linear"
     activation: str = "none"
@@ -68,9 +80,14 @@ class Observed:
 
 
 def activate(pre: torch.Tensor, activation: str) -> torch.Tensor:
-    fn = {"relu": torch.relu, "leaky": lambda z: torch.nn.functional.leaky_relu(z, 0.01),
-          "tanh": torch.tanh, "hardtanh": torch.nn.functional.hardtanh, "sigmoid": torch.sigmoid,
-          "none": lambda z: z}
+    fn = {
+        "relu": torch.relu,
+        "leaky": lambda z: torch.nn.functional.leaky_relu(z, 0.01),
+        "tanh": torch.tanh,
+        "hardtanh": torch.nn.functional.hardtanh,
+        "sigmoid": torch.sigmoid,
+        "none": lambda z: z,
+    }
     return fn[activation](pre)
 
 
@@ -85,12 +102,12 @@ def _flat(pre: np.ndarray, out: np.ndarray, activation: str) -> np.ndarray:
     if activation == "hardtanh":
         return (pre <= -1) | (pre >= 1)
     if activation == "tanh":
-        return 1.0 - out ** 2 < FLAT_SLOPE
+        return 1.0 - out**2 < FLAT_SLOPE
     return out * (1.0 - out) < FLAT_SLOPE * 0.25  # sigmoid
 
 
 def _strided(x: np.ndarray, most: int = QUANTILE_SAMPLES) -> np.ndarray:
-    return x[::math.ceil(x.shape[0] / most)] if x.shape[0] > most else x
+    return x[:: math.ceil(x.shape[0] / most)] if x.shape[0] > most else x
 
 
 def _percentile(x: np.ndarray, q: float) -> np.ndarray:
@@ -113,8 +130,14 @@ def activation_stats(pre: torch.Tensor, out: torch.Tensor, activation: str) -> d
     """Statistics of one layer's pre-activation z and activation a (numpy: its per-call cost is a
     fraction of torch's on the small tensors most of these layers have)."""
     z, a = units(pre), units(out)
-    s = {"act_zero": (a == 0).mean(), "act_nonpos": (a <= 0).mean(), "pre_mean": z.mean(dtype=np.float64),
-         "pre_std": z.std(dtype=np.float64), "out_mean": a.mean(dtype=np.float64), "out_std": a.std(dtype=np.float64)}
+    s = {
+        "act_zero": (a == 0).mean(),
+        "act_nonpos": (a <= 0).mean(),
+        "pre_mean": z.mean(dtype=np.float64),
+        "pre_std": z.std(dtype=np.float64),
+        "out_mean": a.mean(dtype=np.float64),
+        "out_std": a.std(dtype=np.float64),
+    }
     if activation in ("relu", "leaky"):
         rate = (a > 0).mean(0)  # per unit: share of its samples it is active on
         s.update(unit_activity=rate.mean(), unit_active_lt1=(rate < SM_INACTIVE).mean())
@@ -122,9 +145,12 @@ def activation_stats(pre: torch.Tensor, out: torch.Tensor, activation: str) -> d
         lo, hi = SM_BOUNDS[activation]
         r_lo, r_hi = RANGE[activation]
         ro = np.abs(2 * (a - r_lo) / (r_hi - r_lo) - 1).mean(0)
-        s.update(sat_bound=(np.abs(z) >= DD_BOUND).mean(), sat_flat=_flat(z, a, activation).mean(),
-                 unit_inbounds_lt1=(((z > lo) & (z < hi)).mean(0) < SM_INACTIVE).mean(),
-                 unit_sat_ro=(ro > TDC_RO).mean())
+        s.update(
+            sat_bound=(np.abs(z) >= DD_BOUND).mean(),
+            sat_flat=_flat(z, a, activation).mean(),
+            unit_inbounds_lt1=(((z > lo) & (z < hi)).mean(0) < SM_INACTIVE).mean(),
+            unit_sat_ro=(ro > TDC_RO).mean(),
+        )
     else:
         thresh, q = TDC_DEAD
         s["unit_dead_p95"] = (_percentile(np.abs(_strided(a)), q) < thresh).mean()  # per unit
@@ -138,24 +164,36 @@ def _flat_numpy(x: torch.Tensor) -> np.ndarray:
 def weight_stats(w: torch.Tensor) -> dict[str, float]:
     w = _flat_numpy(w)
     absw = np.abs(w)
-    return {"w_mean": float(w.mean(dtype=np.float64)), "w_std": float(w.std(dtype=np.float64)),
-            "w_absmean": float(absw.mean(dtype=np.float64)), "w_neg": float((w < 0).mean()),
-            "w_small": float((absw < TDC_W_DEAD).mean()), "w_norm": _norm(w), "numel": float(w.size)}
+    return {
+        "w_mean": float(w.mean(dtype=np.float64)),
+        "w_std": float(w.std(dtype=np.float64)),
+        "w_absmean": float(absw.mean(dtype=np.float64)),
+        "w_neg": float((w < 0).mean()),
+        "w_small": float((absw < TDC_W_DEAD).mean()),
+        "w_norm": _norm(w),
+        "numel": float(w.size),
+    }
 
 
 def grad_stats(g: torch.Tensor) -> dict[str, float]:
     g = _flat_numpy(g)
     few = _strided(g, 16 * QUANTILE_SAMPLES)
-    return {"g_mean": float(g.mean(dtype=np.float64)), "g_absmean": float(np.abs(g).mean(dtype=np.float64)),
-            "g_norm": _norm(g), "g_zero": float((g == 0).mean()),
-            "g_range90": float(_percentile(few, 0.95) - _percentile(few, 0.05))}
+    return {
+        "g_mean": float(g.mean(dtype=np.float64)),
+        "g_absmean": float(np.abs(g).mean(dtype=np.float64)),
+        "g_norm": _norm(g),
+        "g_zero": float((g == 0).mean()),
+        "g_range90": float(_percentile(few, 0.95) - _percentile(few, 0.05)),
+    }
 
 
 def update_stats(w: torch.Tensor, dw: torch.Tensor) -> dict[str, float]:
     w, dw = _flat_numpy(w), _flat_numpy(dw)
     norm, absmean = _norm(w), float(np.abs(w).mean(dtype=np.float64))
-    return {"upd_ratio": _norm(dw) / norm if norm > 0 else math.inf,
-            "upd_absmean_ratio": float(np.abs(dw).mean(dtype=np.float64)) / absmean if absmean > 0 else math.inf}
+    return {
+        "upd_ratio": _norm(dw) / norm if norm > 0 else math.inf,
+        "upd_absmean_ratio": float(np.abs(dw).mean(dtype=np.float64)) / absmean if absmean > 0 else math.inf,
+    }
 
 
 def output_stats(y: torch.Tensor) -> dict[str, float]:
@@ -203,8 +241,7 @@ class Trace:
         self.rows.extend((step, layer, kind, activation, k, float(v)) for k, v in stats.items())
 
     # -- explicit calls -----------------------------------------------------------------------
-    def record(self, step: int, layers: list[Observed], output: torch.Tensor | None = None,
-               **scalars: float) -> None:
+    def record(self, step: int, layers: list[Observed], output: torch.Tensor | None = None, **scalars: float) -> None:
         if not self.enabled:
             return
         start = time.process_time()
@@ -249,8 +286,13 @@ class Trace:
         self._model = model
         current = None
         for name, module in model.named_modules():
-            kind = "conv" if isinstance(module, nn.modules.conv._ConvNd) else \
-                "linear" if isinstance(module, nn.Linear) else None
+            kind = (
+                "conv"
+                if isinstance(module, nn.modules.conv._ConvNd)
+                else "linear"
+                if isinstance(module, nn.Linear)
+                else None
+            )
             activation = next((v for k, v in ACTIVATIONS.items() if isinstance(module, k)), None)
             if kind:
                 current = [name, kind, "none", module, None]
@@ -272,12 +314,18 @@ class Trace:
         """The one hook on every forward: it counts training forwards and attaches the capturing
         hooks just before the forward of the next due step (a loop's log step is a fixed offset from
         its forward count), so the steps in between run with one hook, not one per layer."""
+
         def hook(module, args):
-            if torch.is_grad_enabled() and args and torch.is_tensor(args[0]) \
-                    and not torch._C._functorch.is_functorch_wrapped_tensor(args[0]):
+            if (
+                torch.is_grad_enabled()
+                and args
+                and torch.is_tensor(args[0])
+                and not torch._C._functorch.is_functorch_wrapped_tensor(args[0])
+            ):
                 self._forwards += 1
                 if not self._armed_hooks and self._forwards >= self._arm_at:
                     self._armed_hooks = [m.register_forward_hook(self._keep(n)) for n, m in self._targets]
+
         return hook
 
     def _disarm(self) -> None:
@@ -289,9 +337,13 @@ class Trace:
         seen = self._seen  # a closure, not a bound method: a deepcopy of the model shares it
 
         def hook(module, args, output):
-            if torch.is_grad_enabled() and torch.is_tensor(output) \
-                    and not torch._C._functorch.is_functorch_wrapped_tensor(output):
+            if (
+                torch.is_grad_enabled()
+                and torch.is_tensor(output)
+                and not torch._C._functorch.is_functorch_wrapped_tensor(output)
+            ):
                 seen[name] = (args[0], output)
+
         return hook
 
     def on_log(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -322,8 +374,17 @@ class Trace:
             elif weighted is not None and name in self._seen:
                 pre = out = self._seen[name][1]
             weight = getattr(weighted, "weight", None)
-            layers.append(Observed(name, kind, activation, pre=pre, out=out, weight=weight,
-                                   grad=None if weight is None else weight.grad))
+            layers.append(
+                Observed(
+                    name,
+                    kind,
+                    activation,
+                    pre=pre,
+                    out=out,
+                    weight=weight,
+                    grad=None if weight is None else weight.grad,
+                )
+            )
         output = self._seen.get("", (None, None))[1]
         self._seen.clear()
         self.record(step, layers, output=output)  # record() adds the scalars of this log call

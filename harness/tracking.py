@@ -14,6 +14,7 @@ artifact (history.csv, with the pictures, in one artifact call) and MLflow's met
 value. The writes happen on one background thread, so a sweep keeps collecting results while the
 previous point is written; it is still the store's single writer.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,9 +30,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from harness.grid import flat_params
 
@@ -77,7 +79,7 @@ def is_local_sqlite(uri: str) -> bool:
 def sqlite_path(uri: str) -> Path:
     """The database file of a sqlite:///PATH URI (PATH relative to the working directory unless it
     starts with a fourth slash)."""
-    return Path(uri[len("sqlite:///"):])
+    return Path(uri[len("sqlite:///") :])
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
@@ -122,8 +124,11 @@ def check_store(uri: str, create: bool) -> None:
         connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
         try:
             tables = {r[0] for r in connection.execute("select name from sqlite_master where type = 'table'")}
-            revision = (connection.execute("select version_num from alembic_version").fetchone() or [None])[0] \
-                if "alembic_version" in tables else None
+            revision = (
+                (connection.execute("select version_num from alembic_version").fetchone() or [None])[0]
+                if "alembic_version" in tables
+                else None
+            )
         finally:
             connection.close()
     except sqlite3.DatabaseError as exc:
@@ -152,20 +157,27 @@ def _check_schema(path: Path, uri: str, revision: str) -> None:
     except CommandError:
         known = False
     if not known:
-        raise TrackingError(f"{path} has an MLflow schema ({revision}) newer than this MLflow "
-                            f"{mlflow.__version__} knows ({head}); use the MLflow that wrote it, or another store")
-    raise TrackingError(f"{path} has an older MLflow schema ({revision}); back it up, then "
-                        f"`mlflow db upgrade {uri}`")
+        raise TrackingError(
+            f"{path} has an MLflow schema ({revision}) newer than this MLflow "
+            f"{mlflow.__version__} knows ({head}); use the MLflow that wrote it, or another store"
+        )
+    raise TrackingError(f"{path} has an older MLflow schema ({revision}); back it up, then `mlflow db upgrade {uri}`")
 
 
 def git_commit() -> str:
     """The commit of the checkout, with '-dirty' when it has uncommitted changes."""
     root = Path(__file__).resolve().parent.parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + ("-dirty" if dirty else "")
@@ -173,7 +185,7 @@ def git_commit() -> str:
 
 def _chunks(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 _PRAGMAS_SET = False
@@ -192,6 +204,7 @@ def _cheap_sqlite_commits() -> None:
     def _normal_sync(dbapi_connection, _record) -> None:
         if isinstance(dbapi_connection, sqlite3.Connection):
             dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
     _PRAGMAS_SET = True
 
 
@@ -343,16 +356,16 @@ class Tracker:
         found, token = [], None
         with self._timed():
             while True:
-                page = self.client.search_runs([experiment_id], filter_string=filter_string,
-                                               max_results=5000, page_token=token)
+                page = self.client.search_runs(
+                    [experiment_id], filter_string=filter_string, max_results=5000, page_token=token
+                )
                 found.extend(page)
                 token = page.token
                 if not token:
                     return found
 
     def finished_points(self, experiment_id: str, code_hash: str) -> set[str]:
-        runs = self.runs(experiment_id, f"tags.code_hash = '{code_hash}' "
-                                        "and attributes.status = 'FINISHED'")
+        runs = self.runs(experiment_id, f"tags.code_hash = '{code_hash}' and attributes.status = 'FINISHED'")
         return {r.data.tags["point_hash"] for r in runs if "point_hash" in r.data.tags}
 
     def history(self, run_id: str, metrics: tuple[str, ...]) -> list[tuple[str, list[int], list[float]]]:
@@ -389,17 +402,22 @@ class Tracker:
         self.flush()
         with self._timed():
             logged = {Path(a.path).stem for a in self.client.list_artifacts(run_id, "images")}
-            return {n: self.client.download_artifacts(run_id, f"images/{n}.png", str(destination / run_id))
-                    for n in names if n in logged}
+            return {
+                n: self.client.download_artifacts(run_id, f"images/{n}.png", str(destination / run_id))
+                for n in names
+                if n in logged
+            }
 
     # ---- writes -------------------------------------------------------------------------------
 
     def start_sweep(self, experiment_id: str, tags: dict[str, str]) -> str:
         self.close_abandoned(experiment_id)
         with self._timed():
-            run = self.client.create_run(experiment_id, tags={
-                **tags, "sweep": "true", "host": socket.gethostname(), "pid": str(os.getpid())},
-                run_name=f"sweep {tags['profile']} {time.strftime('%Y-%m-%d %H:%M:%S')}")
+            run = self.client.create_run(
+                experiment_id,
+                tags={**tags, "sweep": "true", "host": socket.gethostname(), "pid": str(os.getpid())},
+                run_name=f"sweep {tags['profile']} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            )
             return run.info.run_id
 
     def close_abandoned(self, experiment_id: str) -> list[str]:
@@ -409,11 +427,20 @@ class Tracker:
         A sweep on another host, or one still alive here, is left alone. Returns the run ids closed."""
         running = self.runs(experiment_id, "attributes.status = 'RUNNING'")
         host = socket.gethostname()
-        dead = {r.info.run_id for r in running if r.data.tags.get("sweep") == "true"
-                and r.data.tags.get("host") == host and not _alive(r.data.tags.get("pid"))}
+        dead = {
+            r.info.run_id
+            for r in running
+            if r.data.tags.get("sweep") == "true"
+            and r.data.tags.get("host") == host
+            and not _alive(r.data.tags.get("pid"))
+        }
         live_parents = {r.info.run_id for r in running if r.data.tags.get("sweep") == "true"} - dead
-        closed = [r.info.run_id for r in running if r.info.run_id in dead or (
-            r.data.tags.get("sweep") != "true" and r.data.tags.get("mlflow.parentRunId") not in live_parents)]
+        closed = [
+            r.info.run_id
+            for r in running
+            if r.info.run_id in dead
+            or (r.data.tags.get("sweep") != "true" and r.data.tags.get("mlflow.parentRunId") not in live_parents)
+        ]
         with self._timed():
             for run_id in closed:
                 self.client.set_terminated(run_id, status="KILLED")
@@ -484,12 +511,16 @@ class Tracker:
         is marked FINISHED last, so a point interrupted while being written is run again."""
         from mlflow.entities import Metric, Param
 
-        run = self.client.create_run(experiment_id, run_name=result.point.label(),
-                                     tags={"mlflow.parentRunId": parent_id, **{k: str(v) for k, v in tags.items()}})
+        run = self.client.create_run(
+            experiment_id,
+            run_name=result.point.label(),
+            tags={"mlflow.parentRunId": parent_id, **{k: str(v) for k, v in tags.items()}},
+        )
         run_id = run.info.run_id
         if experiment_id not in self._views:
-            self.client.set_experiment_tag(experiment_id, f"{VIEW_TAG_PREFIX}{VIEW_KEY}",
-                                           json.dumps(runs_view(tuple(result.point.axes_dict))))
+            self.client.set_experiment_tag(
+                experiment_id, f"{VIEW_TAG_PREFIX}{VIEW_KEY}", json.dumps(runs_view(tuple(result.point.axes_dict)))
+            )
             self._views.add(experiment_id)
         now = int(time.time() * 1000)
         params = [Param(k, str(v)) for k, v in flat_params(result.config).items()]
@@ -499,8 +530,11 @@ class Tracker:
         metrics.append(Metric("final/seconds", result.seconds, now, 0))
         batches = max(-(-len(params) // _MAX_PARAMS), -(-len(metrics) // _MAX_METRICS), 1)
         for i in range(batches):
-            self.client.log_batch(run_id, params=params[i * _MAX_PARAMS:(i + 1) * _MAX_PARAMS],
-                                  metrics=metrics[i * _MAX_METRICS:(i + 1) * _MAX_METRICS])
+            self.client.log_batch(
+                run_id,
+                params=params[i * _MAX_PARAMS : (i + 1) * _MAX_PARAMS],
+                metrics=metrics[i * _MAX_METRICS : (i + 1) * _MAX_METRICS],
+            )
         if run.info.artifact_uri.startswith("file:"):  # a local store: written in place, no copy
             local = urllib.request.url2pathname(urllib.parse.urlparse(run.info.artifact_uri).path)
             self._write_artifacts(result, Path(local))
@@ -531,24 +565,34 @@ def runs_view(axes: tuple[str, ...]) -> dict:
     newest first. Grouping also lifts the grid points out from under their sweep's parent run, where
     the UI would fold them. Keys as the UI's own "Share" button writes them (mlflow 3.17)."""
     return {
-        "searchFilter": "tags.verdict LIKE '%'", "orderByKey": "attributes.start_time", "orderByAsc": False,
-        "selectedColumns": [*(f"params.`{a}`" for a in axes), "tags.`variant`", "tags.`verdict`",
-                            "tags.`seed`"],
+        "searchFilter": "tags.verdict LIKE '%'",
+        "orderByKey": "attributes.start_time",
+        "orderByAsc": False,
+        "selectedColumns": [*(f"params.`{a}`" for a in axes), "tags.`variant`", "tags.`verdict`", "tags.`seed`"],
         "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "variant"}]},
     }
 
 
-def point_tags(result: Any, case_name: str, code_hash: str, env_hash: str, config_hash: str,
-               point_hash: str, commit: str) -> dict[str, str]:
+def point_tags(
+    result: Any, case_name: str, code_hash: str, env_hash: str, config_hash: str, point_hash: str, commit: str
+) -> dict[str, str]:
     import torch
 
     p = result.point
     return {
-        "case": case_name, "variant": p.variant, "axes": json.dumps(p.axes_dict, sort_keys=True),
-        "seed": str(p.seed), "profile": p.profile,
-        "overrides": json.dumps(dict(p.overrides), sort_keys=True), "device": result.device,
-        "threads": str(result.threads), "torch_version": torch.__version__, "git_commit": commit,
-        "code_hash": code_hash, "env_hash": env_hash, "config_hash": config_hash,
+        "case": case_name,
+        "variant": p.variant,
+        "axes": json.dumps(p.axes_dict, sort_keys=True),
+        "seed": str(p.seed),
+        "profile": p.profile,
+        "overrides": json.dumps(dict(p.overrides), sort_keys=True),
+        "device": result.device,
+        "threads": str(result.threads),
+        "torch_version": torch.__version__,
+        "git_commit": commit,
+        "code_hash": code_hash,
+        "env_hash": env_hash,
+        "config_hash": config_hash,
         "point_hash": point_hash,
         "verdict": result.verdict,
         **({"diverged_at_step": str(result.diverged_at_step)} if result.diverged_at_step is not None else {}),

@@ -55,11 +55,18 @@ def quick_expectations(tracker):
     from harness.snapshot import default_path, read_snapshot
     from harness.sweep import run_sweep
 
-    def judge(name: str, variants: tuple[str, ...] | None = None, seeds: int | None = None,
-              first_seed: int = 0):
+    def judge(name: str, variants: tuple[str, ...] | None = None, seeds: int | None = None, first_seed: int = 0):
         case = load_case(name)
-        run_sweep(case, "quick", tracker, torch.device("cpu"), variants=variants, seeds=seeds,
-                  progress=False, first_seed=first_seed)
+        run_sweep(
+            case,
+            "quick",
+            tracker,
+            torch.device("cpu"),
+            variants=variants,
+            seeds=seeds,
+            progress=False,
+            first_seed=first_seed,
+        )
         table = evaluate(case, load_runs(tracker, case, "quick"), "quick")
         if variants:
             table = table[table["variant"].isin(variants)]
@@ -70,9 +77,11 @@ def quick_expectations(tracker):
         reference = Side("reports/reference/quick.json", read_snapshot(default_path("quick"), [case], "quick"))
         fresh = Side("this run", load_runs(tracker, case, "quick").assign(case=name))
         drift = compare([case], reference, fresh)
-        assert not drift.failed, "drift from the reference (refresh it: README, Regression tracking)\n" \
-            + to_markdown(drift)
+        assert not drift.failed, "drift from the reference (refresh it: README, Regression tracking)\n" + to_markdown(
+            drift
+        )
         return table
+
     return judge
 
 

@@ -1,5 +1,6 @@
 """blurry_inpainting: the hole metrics against scikit-image and the blurred-truth reference, the data
 split, the post's layer counts, and the case's quick expectations."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,9 @@ def test_psnr_and_ssim_are_skimage_with_pinned_parameters():
     mse = np.mean((fill - truth) ** 2)
     assert metrics.psnr_db(fill, truth) == pytest.approx(10 * np.log10(1 / mse))
     assert metrics.psnr_db(fill, truth) == pytest.approx(peak_signal_noise_ratio(truth, fill, data_range=1.0))
-    expected = np.mean([structural_similarity(t, f, data_range=1.0, channel_axis=-1, win_size=7)
-                        for f, t in zip(fill, truth)])
+    expected = np.mean(
+        [structural_similarity(t, f, data_range=1.0, channel_axis=-1, win_size=7) for f, t in zip(fill, truth)]
+    )
     assert metrics.ssim(fill, truth) == pytest.approx(expected)
     assert metrics.ssim(truth, truth) == pytest.approx(1.0)
 

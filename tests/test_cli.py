@@ -1,4 +1,5 @@
 """The command line: bad input is one line, exit 2, and nothing written."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,19 +7,37 @@ import pytest
 from harness.cli import main
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["run", "no_such_case"], "unknown case 'no_such_case'; choose from: "),
-    (["run", "relu_blowup", "--variant", "nope"], "unknown variant 'nope' for relu_blowup; choose from: baseline"),
-    (["run", "relu_blowup", "--profile", "huge"], "unknown profile 'huge' for relu_blowup; choose from: quick, full"),
-    (["run", "relu_blowup", "--set", "no_key=1"], "unknown config key 'no_key' for case relu_blowup; choose from: "),
-    (["run", "relu_blowup", "--set", "lr=fast"], "--set value 'fast' is not a float"),
-    (["run", "relu_blowup", "--device", "tpu"], "unknown device 'tpu'; choose from: auto, cpu, cuda"),
-    (["run", "relu_blowup", "--seeds", "0"], "--seeds must be at least 1"),
-    (["--tracking-uri", "http://127.0.0.1:9", "run", "relu_blowup"], "tracking server http://127.0.0.1:9 cannot be reached"),
-    (["--tracking-uri", "sqlite:////no/such/dir/m.db", "run", "relu_blowup"], "tracking store folder /no/such/dir does not exist"),
-    (["run", "relu_blowup", "--tracking-uri", "http://127.0.0.1:9"], "tracking server http://127.0.0.1:9 cannot be reached"),
-    (["check", "no_such_case"], "unknown case"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "no_such_case"], "unknown case 'no_such_case'; choose from: "),
+        (["run", "relu_blowup", "--variant", "nope"], "unknown variant 'nope' for relu_blowup; choose from: baseline"),
+        (
+            ["run", "relu_blowup", "--profile", "huge"],
+            "unknown profile 'huge' for relu_blowup; choose from: quick, full",
+        ),
+        (
+            ["run", "relu_blowup", "--set", "no_key=1"],
+            "unknown config key 'no_key' for case relu_blowup; choose from: ",
+        ),
+        (["run", "relu_blowup", "--set", "lr=fast"], "--set value 'fast' is not a float"),
+        (["run", "relu_blowup", "--device", "tpu"], "unknown device 'tpu'; choose from: auto, cpu, cuda"),
+        (["run", "relu_blowup", "--seeds", "0"], "--seeds must be at least 1"),
+        (
+            ["--tracking-uri", "http://127.0.0.1:9", "run", "relu_blowup"],
+            "tracking server http://127.0.0.1:9 cannot be reached",
+        ),
+        (
+            ["--tracking-uri", "sqlite:////no/such/dir/m.db", "run", "relu_blowup"],
+            "tracking store folder /no/such/dir does not exist",
+        ),
+        (
+            ["run", "relu_blowup", "--tracking-uri", "http://127.0.0.1:9"],
+            "tracking server http://127.0.0.1:9 cannot be reached",
+        ),
+        (["check", "no_such_case"], "unknown case"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_nothing_written(argv, message, store_uri, tmp_path, capsys):
     (tmp_path / "mlflow.db").unlink()  # start from nothing, as a new user does
     assert main(argv) == 2

@@ -1,4 +1,5 @@
 """Statistics against scipy and by hand; compare and snapshot on the toy case and through the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -42,16 +43,24 @@ def test_share_interval_by_hand():
 def test_mann_whitney_is_scipys_and_needs_six_seeds_a_side():
     a, b = [0.1, 0.5, 0.3, 0.9, 0.7, 0.2, 0.4], [1.1, 0.8, 1.3, 0.95, 1.2, 0.6]
     assert mann_whitney_p(a, b) == pytest.approx(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-    assert mann_whitney_p(a[:MIN_SEEDS_FOR_TEST - 1], b) is None
+    assert mann_whitney_p(a[: MIN_SEEDS_FOR_TEST - 1], b) is None
     assert mann_whitney_p(a, list(a)) == 1.0
     assert mann_whitney_p([1.0] * 6, [1.0] * 6) == 1.0  # all ties: scipy would give NaN
 
 
 def _side(label: str, values: dict[str, list[float]], verdicts: list[str] | None = None) -> Side:
     n = len(next(iter(values.values())))
-    rows = [{"case": "toy", "variant": "baseline", "axes": "{}", "seed": s,
-             "verdict": (verdicts or ["symptom"] * n)[s], **{m: v[s] for m, v in values.items()}}
-            for s in range(n)]
+    rows = [
+        {
+            "case": "toy",
+            "variant": "baseline",
+            "axes": "{}",
+            "seed": s,
+            "verdict": (verdicts or ["symptom"] * n)[s],
+            **{m: v[s] for m, v in values.items()},
+        }
+        for s in range(n)
+    ]
     return Side(label, pd.DataFrame(rows))
 
 
@@ -61,8 +70,11 @@ def test_compare_tells_identical_from_shifted_from_float_noise(toy):
     assert same.identical and not same.failed and "**Identical**" in to_markdown(same)
     shifted = compare([toy], _side("a", {"loss": base}), _side("b", {"loss": [2 * v for v in base]}))
     row = shifted.metrics.iloc[0]
-    assert row["status"] == "changed" and row["p"] == pytest.approx(
-        mannwhitneyu(base, [2 * v for v in base]).pvalue) and shifted.failed
+    assert (
+        row["status"] == "changed"
+        and row["p"] == pytest.approx(mannwhitneyu(base, [2 * v for v in base]).pvalue)
+        and shifted.failed
+    )
     # Every seed moved the same way, so p is tiny, but by one part in 1e9: never a failed build.
     noise = compare([toy], _side("a", {"loss": base}), _side("b", {"loss": [v * (1 + 1e-9) for v in base]}))
     assert noise.metrics.iloc[0]["status"] == "within thresholds" and not noise.failed
@@ -74,7 +86,9 @@ def test_a_flipped_verdict_fails_and_a_moved_share_is_listed(toy):
     values = {"loss": [6.0] * 10}
     moved = compare([toy], _side("a", values, ["symptom"] * 10), _side("b", values, ["symptom"] * 8 + ["healthy"] * 2))
     assert len(moved.verdicts) == 1 and not moved.failed
-    flipped = compare([toy], _side("a", values, ["symptom"] * 10), _side("b", values, ["healthy"] * 7 + ["symptom"] * 3))
+    flipped = compare(
+        [toy], _side("a", values, ["symptom"] * 10), _side("b", values, ["healthy"] * 7 + ["symptom"] * 3)
+    )
     assert flipped.failed and "healthy 7/10" in to_markdown(flipped)
 
 
@@ -83,10 +97,18 @@ def test_relative_change():
     assert relative_change(-1.0, 1.0) == 2.0
 
 
-@pytest.mark.parametrize("text, kind", [
-    ("commit:abc1234", "commit"), ("abc1234", "commit"), ("torch:2.13.0", "torch"), ("2.13.0+cpu", "torch"),
-    ("0123456789abcdef0123456789abcdef", "sweep"), ("current", "current"), ("reports/reference/quick.json", "snapshot"),
-])
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("commit:abc1234", "commit"),
+        ("abc1234", "commit"),
+        ("torch:2.13.0", "torch"),
+        ("2.13.0+cpu", "torch"),
+        ("0123456789abcdef0123456789abcdef", "sweep"),
+        ("current", "current"),
+        ("reports/reference/quick.json", "snapshot"),
+    ],
+)
 def test_selectors_are_read_as_documented(text, kind):
     assert classify(text)[0] == kind
 
@@ -114,7 +136,9 @@ def test_snapshot_round_trips_bit_for_bit(tracker, toy, tmp_path):
     finite = merged.dropna(subset=["loss_snap"])
     assert (finite["loss_snap"] == finite["loss_store"]).all()  # the same doubles
     assert (merged["verdict_snap"] == merged["verdict_store"]).all()
-    assert compare([toy], Side("snap", back.assign(case="toy")), load_side("current", [toy], "quick", tracker)).identical
+    assert compare(
+        [toy], Side("snap", back.assign(case="toy")), load_side("current", [toy], "quick", tracker)
+    ).identical
 
 
 def test_compare_from_the_command_line(store_uri, tmp_path, capsys):
@@ -132,13 +156,16 @@ def test_compare_from_the_command_line(store_uri, tmp_path, capsys):
     assert "**Identical**" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["compare", "nothere.json", "other.json"], "no snapshot at nothere.json"),
-    (["compare", "current", "commit:abcdef1"], "no MLflow store at"),
-    (["compare", "x y", "current"], "cannot read selector 'x y'"),
-    (["compare", "current", "current", "--alpha", "2"], "--alpha must be between 0 and 1"),
-    (["snapshot", "relu_blowup"], "no MLflow store at"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["compare", "nothere.json", "other.json"], "no snapshot at nothere.json"),
+        (["compare", "current", "commit:abcdef1"], "no MLflow store at"),
+        (["compare", "x y", "current"], "cannot read selector 'x y'"),
+        (["compare", "current", "current", "--alpha", "2"], "--alpha must be between 0 and 1"),
+        (["snapshot", "relu_blowup"], "no MLflow store at"),
+    ],
+)
 def test_compare_and_snapshot_refuse_bad_input_and_write_nothing(argv, message, store_uri, tmp_path, capsys):
     (tmp_path / "mlflow.db").unlink()
     assert main(argv) == 2

@@ -1,5 +1,6 @@
 """constant_output: the port of the post's backward against its MATLAB formulas, the autograd path
 against finite differences, the update rule, the data, and the case's expectations."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,16 @@ import torch
 import torch.nn.functional as F
 
 from cases.constant_output.data import _images, load, mapminmax_rows
-from cases.constant_output.model import (Params, autograd_backward, forward, init_params, patches,
-                                         post_backward, step, summed_loss)
+from cases.constant_output.model import (
+    Params,
+    autograd_backward,
+    forward,
+    init_params,
+    patches,
+    post_backward,
+    step,
+    summed_loss,
+)
 
 N = 5  # samples in the gradient tests: enough to sum over, small enough for gradcheck
 
@@ -18,14 +27,22 @@ def _params(seed=0) -> Params:
     """Weights large enough that the sigmoid is off its linear part and x2 leaves [0, 1]."""
     g = torch.Generator().manual_seed(seed)
     r = lambda *s, scale=1.0: torch.randn(*s, generator=g, dtype=torch.float64) * scale  # noqa: E731
-    return Params(r(1, 1, 3, 3, scale=0.5), r(1, scale=0.3), r(4, 400, scale=0.05), r(4, scale=0.3),
-                  r(4, 4, scale=0.5), r(4, scale=0.3))
+    return Params(
+        r(1, 1, 3, 3, scale=0.5),
+        r(1, scale=0.3),
+        r(4, 400, scale=0.05),
+        r(4, scale=0.3),
+        r(4, 4, scale=0.5),
+        r(4, scale=0.3),
+    )
 
 
 def _batch(seed=1):
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(N, 1, 20, 20, generator=g, dtype=torch.float64),
-            torch.rand(N, 4, generator=g, dtype=torch.float64))
+    return (
+        torch.rand(N, 1, 20, 20, generator=g, dtype=torch.float64),
+        torch.rand(N, 4, generator=g, dtype=torch.float64),
+    )
 
 
 def _matlab_backward(x, w, b, theta1, beta1, theta2, beta2, y):
@@ -53,8 +70,10 @@ def test_patches_reproduce_conv2d_and_its_weight_gradient():
     x2 = forward(p, patches(x))[0]
     torch.testing.assert_close(x2, F.conv2d(x, p.w, p.b, padding=1).flatten(1))
     g = torch.randn(N, 400, dtype=torch.float64)
-    torch.testing.assert_close((patches(x) @ g.view(-1)).view(1, 1, 3, 3),
-                               torch.nn.grad.conv2d_weight(x, p.w.shape, g.view(N, 1, 20, 20), padding=1))
+    torch.testing.assert_close(
+        (patches(x) @ g.view(-1)).view(1, 1, 3, 3),
+        torch.nn.grad.conv2d_weight(x, p.w.shape, g.view(N, 1, 20, 20), padding=1),
+    )
 
 
 def test_post_backward_is_the_posts_code():
@@ -97,8 +116,9 @@ def test_update_is_the_posts_rule():
     p, grads = _params(), _params(seed=3)
     before = [t.clone() for t in p.tensors()]
     step(p, grads, n=32, lr=0.003, shrink_rate=500.0, bias_step_scale=0.1)
-    for name, old, new, g in zip(("w", "b", "theta1", "beta1", "theta2", "beta2"), before,
-                                 p.tensors(), grads.tensors()):
+    for name, old, new, g in zip(
+        ("w", "b", "theta1", "beta1", "theta2", "beta2"), before, p.tensors(), grads.tensors()
+    ):
         if name in ("w", "theta1", "theta2"):  # `w - rate * ((1/n) * dzdw + shrinkRate * w)`
             expected = old - 0.003 * ((1 / 32) * g + 500.0 * old)
         else:  # `b - rate * 0.1 * (1/n) * dzdb`
@@ -130,6 +150,7 @@ def test_mapminmax_scales_each_sample_over_its_pixels():
 def test_learnable_targets_are_a_function_of_the_input_and_random_ones_are_not():
     """A least-squares line through the 32 training images predicts held-out quadrant ink (R^2 well
     above 0), and cannot predict held-out random targets (R^2 at or below 0)."""
+
     def heldout_r2(targets):
         torch.manual_seed(0)
         x, y, x_ho, y_ho = (t.double() for t in load(32, 256, targets, torch.device("cpu")))
@@ -137,6 +158,7 @@ def test_learnable_targets_are_a_function_of_the_input_and_random_ones_are_not()
         coef = torch.linalg.pinv(design(x)) @ y
         pred = design(x_ho) @ coef
         return float((1 - ((pred - y_ho) ** 2).sum(0) / ((y_ho - y_ho.mean(0)) ** 2).sum(0)).mean())
+
     assert heldout_r2("quadrant_ink") > 0.5
     assert heldout_r2("random") < 0.0
 

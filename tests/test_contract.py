@@ -1,5 +1,6 @@
 """Contract tests over every discovered case: discovery is the one list, so a new case folder is
 tested the moment it exists."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -90,8 +91,9 @@ def _smoke_points(name):
     return [(name, v, axes) for v in case.variants]
 
 
-@pytest.mark.parametrize("name,variant,axes", [p for n in CASES for p in _smoke_points(n)],
-                         ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    "name,variant,axes", [p for n in CASES for p in _smoke_points(n)], ids=lambda x: x if isinstance(x, str) else ""
+)
 def test_every_variant_runs_a_few_steps_on_cpu(name, variant, axes):
     case = load_case(name)
     make_reproducible(0, 1)

@@ -1,5 +1,6 @@
 """Each published rule against a hand-built trace where it must fire, and the same healthy trace
 where it must stay quiet (not abstain: the healthy trace gives every signal the rules read)."""
+
 from __future__ import annotations
 
 import math
@@ -18,16 +19,41 @@ def healthy() -> dict:
     n = len(STEPS)
     ramp = lambda a, b: [a + (b - a) * i / (n - 1) for i in range(n)]  # noqa: E731
     per_layer = {
-        "act_zero": 0.3, "act_nonpos": 0.3, "pre_std": 1.0, "out_std": 1.0, "unit_activity": 0.7,
-        "unit_active_lt1": 0.0, "unit_dead_p95": 0.0, "sat_bound": 0.01, "sat_flat": 0.01,
-        "unit_inbounds_lt1": 0.0, "unit_sat_ro": 0.1, "w_std": 0.1, "w_neg": 0.5, "w_small": 0.01,
-        "numel": 100.0, "w_unchanged": 0.0, "g_absmean": 1e-2, "g_norm": 0.1, "g_zero": 0.0, "g_range90": 0.05,
-        "upd_ratio": 1e-3, "upd_absmean_ratio": 1e-3, "reg_grad_norm": 0.01}
+        "act_zero": 0.3,
+        "act_nonpos": 0.3,
+        "pre_std": 1.0,
+        "out_std": 1.0,
+        "unit_activity": 0.7,
+        "unit_active_lt1": 0.0,
+        "unit_dead_p95": 0.0,
+        "sat_bound": 0.01,
+        "sat_flat": 0.01,
+        "unit_inbounds_lt1": 0.0,
+        "unit_sat_ro": 0.1,
+        "w_std": 0.1,
+        "w_neg": 0.5,
+        "w_small": 0.01,
+        "numel": 100.0,
+        "w_unchanged": 0.0,
+        "g_absmean": 1e-2,
+        "g_norm": 0.1,
+        "g_zero": 0.0,
+        "g_range90": 0.05,
+        "upd_ratio": 1e-3,
+        "upd_absmean_ratio": 1e-3,
+        "reg_grad_norm": 0.01,
+    }
     stats = {k: {layer: [v] * n for layer in LAYERS} for k, v in per_layer.items()}
-    for k, (a, b) in {"pre_mean": (0.1, 0.3), "out_mean": (0.2, 0.4), "w_mean": (0.01, 0.03),
-                      "w_absmean": (0.08, 0.09), "w_norm": (1.0, 1.1), "g_mean": (1e-3, 2e-3)}.items():
+    for k, (a, b) in {
+        "pre_mean": (0.1, 0.3),
+        "out_mean": (0.2, 0.4),
+        "w_mean": (0.01, 0.03),
+        "w_absmean": (0.08, 0.09),
+        "w_norm": (1.0, 1.1),
+        "g_mean": (1e-3, 2e-3),
+    }.items():
         stats[k] = {layer: ramp(a, b) for layer in LAYERS}
-    stats["loss"] = {"": [2.0 * 0.9 ** i for i in range(n)]}
+    stats["loss"] = {"": [2.0 * 0.9**i for i in range(n)]}
     stats["train_accuracy"] = {"": ramp(0.5, 0.95)}
     stats["val_accuracy"] = {"": ramp(0.45, 0.9)}
     stats["out_var_min"] = {"": [0.1] * n}
@@ -48,12 +74,14 @@ def setting(stat, value, layers=tuple(LAYERS)):
     def change(s):
         for layer in layers:
             s[stat][layer] = value if isinstance(value, list) else [value] * len(STEPS)
+
     return change
 
 
 def scalar(stat, values):
     def change(s):
         s[stat] = {"": values}
+
     return change
 
 
@@ -61,6 +89,7 @@ def both(*changes):
     def change(s):
         for c in changes:
             c(s)
+
     return change
 
 
@@ -72,8 +101,11 @@ CASES = [
     (autotrainer.TOOL, "exploding_gradient", both(STUCK, FIRST_LAST(100.0, 0.1))),
     (autotrainer.TOOL, "vanishing_gradient", both(STUCK, FIRST_LAST(1e-6, 0.1))),
     (autotrainer.TOOL, "slow_convergence", STUCK),
-    (autotrainer.TOOL, "oscillating_loss", both(scalar("train_accuracy", [0.7, 0.8] * (n // 2)),
-                                                scalar("val_accuracy", [0.7, 0.8] * (n // 2)))),
+    (
+        autotrainer.TOOL,
+        "oscillating_loss",
+        both(scalar("train_accuracy", [0.7, 0.8] * (n // 2)), scalar("val_accuracy", [0.7, 0.8] * (n // 2))),
+    ),
     (autotrainer.TOOL_UNGATED, "dying_relu", setting("g_zero", 0.9)),
     (autotrainer.TOOL_UNGATED, "exploding_gradient", FIRST_LAST(100.0, 0.1)),
     (autotrainer.TOOL_UNGATED, "vanishing_gradient", FIRST_LAST(1e-6, 0.1)),
@@ -92,9 +124,9 @@ CASES = [
     (thedeepchecker.TOOL, "updates_too_small", setting("upd_absmean_ratio", 1e-5, ("fc",))),
     (thedeepchecker.TOOL, "negative_weights", setting("w_neg", 0.99, ("conv1",))),
     (thedeepchecker.TOOL, "dead_weights", setting("w_small", 0.99, ("fc",))),
-    (thedeepchecker.TOOL, "diverging_weights", setting("w_absmean", [0.08 * 2 ** i for i in range(n)], ("fc",))),
+    (thedeepchecker.TOOL, "diverging_weights", setting("w_absmean", [0.08 * 2**i for i in range(n)], ("fc",))),
     (thedeepchecker.TOOL, "loss_not_decreasing", scalar("loss", [1.0] * n)),
-    (thedeepchecker.TOOL, "loss_diverging", scalar("loss", [1.0] * 5 + [2.0 ** i for i in range(n - 5)])),
+    (thedeepchecker.TOOL, "loss_diverging", scalar("loss", [1.0] * 5 + [2.0**i for i in range(n - 5)])),
     (thedeepchecker.TOOL, "loss_fluctuating", scalar("loss", [1.0, 1.2] * (n // 2))),
     (thedeepchecker.TOOL, "constant_outputs", scalar("out_var_min", [0.0] * n)),
     (thedeepchecker.TOOL, "overwhelming_regularization", setting("reg_grad_norm", 0.5, ("fc",))),
@@ -118,8 +150,12 @@ def _finding(tool, rule, stats):
 
 def test_every_rule_of_every_tool_is_tested():
     covered = {(t.name, r) for t, r, _ in CASES}
-    every = {(t.name, r.name) for t in tools() for r in t.rules
-             if not (t is autotrainer.TOOL_UNGATED and r.name in ("slow_convergence", "oscillating_loss"))}
+    every = {
+        (t.name, r.name)
+        for t in tools()
+        for r in t.rules
+        if not (t is autotrainer.TOOL_UNGATED and r.name in ("slow_convergence", "oscillating_loss"))
+    }
     assert every == covered
 
 
@@ -183,8 +219,15 @@ def test_detect_scores_stored_traces(tracker, store_uri, capsys):
     from harness.sweep import run_sweep
 
     case = __import__("harness.discovery", fromlist=["load_case"]).load_case("relu_blowup")
-    run_sweep(case, "quick", tracker, torch.device("cpu"), variants=("baseline", "small_init+scaled_pixels"),
-              seeds=1, progress=False)
+    run_sweep(
+        case,
+        "quick",
+        tracker,
+        torch.device("cpu"),
+        variants=("baseline", "small_init+scaled_pixels"),
+        seeds=1,
+        progress=False,
+    )
     assert main(["detect", "relu_blowup", "--tracking-uri", store_uri, "--by-variant"]) == 0
     out = capsys.readouterr().out
     for tool in tools():

@@ -47,8 +47,9 @@ def test_grid_is_variants_by_axes_by_seeds(toy):
 
 
 def test_a_profile_may_run_fewer_axis_values(toy):
-    cheap = dataclasses.replace(toy, profiles={**toy.profiles, "quick": dataclasses.replace(
-        toy.profiles["quick"], axes={"scale": (2.0,)})})
+    cheap = dataclasses.replace(
+        toy, profiles={**toy.profiles, "quick": dataclasses.replace(toy.profiles["quick"], axes={"scale": (2.0,)})}
+    )
     assert {p.axes_dict["scale"] for p in expand(cheap, "quick")} == {2.0}
     assert len(expand(cheap, "full", seeds=1)) == len(expand(toy, "full", seeds=1))
 
@@ -69,17 +70,24 @@ def test_point_identity_covers_seed_threads_device_code_and_environment(toy):
     config = toy.config("baseline")
     base = point_hash(config, 0, "cpu", 1, "code", "env")
     assert base == point_hash(config, 0, "cpu", 1, "code", "env")
-    assert len({base, point_hash(config, 1, "cpu", 1, "code", "env"),
+    assert (
+        len(
+            {
+                base,
+                point_hash(config, 1, "cpu", 1, "code", "env"),
                 point_hash(config, 0, "cpu", 2, "code", "env"),
                 point_hash(config, 0, "cuda", 1, "code", "env"),
                 point_hash(config, 0, "cpu", 1, "edited", "env"),
-                point_hash(config, 0, "cpu", 1, "code", "torch 2.14")}) == 6
+                point_hash(config, 0, "cpu", 1, "code", "torch 2.14"),
+            }
+        )
+        == 6
+    )
     assert config_hash(config) != config_hash(toy.config("fast"))
 
 
 def test_same_seed_same_metrics_other_seed_other_metrics(toy):
-    a, b, c = (run_point(toy, p, torch.device("cpu"), 1)
-               for p in [expand(toy, "quick")[i] for i in (0, 0, 1)])
+    a, b, c = (run_point(toy, p, torch.device("cpu"), 1) for p in [expand(toy, "quick")[i] for i in (0, 0, 1)])
     assert a.metrics == b.metrics
     assert a.metrics["loss"] != c.metrics["loss"]
 
@@ -96,8 +104,10 @@ def test_divergence_is_recorded_with_its_step_and_last_finite_values(toy):
 
 
 def test_verdicts_follow_the_symptom(toy):
-    results = {p.variant: run_point(toy, p, torch.device("cpu"), 1)
-               for p in expand(toy, "quick", seeds=1, where={"scale": 1.0})}
+    results = {
+        p.variant: run_point(toy, p, torch.device("cpu"), 1)
+        for p in expand(toy, "quick", seeds=1, where={"scale": 1.0})
+    }
     assert results["baseline"].verdict == "symptom"
     assert results["fast"].verdict == "healthy"
 

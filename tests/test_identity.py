@@ -1,5 +1,6 @@
 """A run's identity holds what changes results and leaves out what does not (harness/identity.py):
 both directions are pinned here, on a copy of the toy case edited one way at a time."""
+
 from __future__ import annotations
 
 import shutil
@@ -26,31 +27,41 @@ def copy_of_toy(tmp_path):
         path.write_text(text.replace(old, new))
         load_case.cache_clear()
         return load_case("toy", root)
+
     load_case.cache_clear()
     yield load_case("toy", root), edit
     load_case.cache_clear()
 
 
-@pytest.mark.parametrize("old, new", [
-    ('why="decays 10x per step"', 'why="ten times smaller each step"'),  # a fix's reason
-    ('why="100 * 0.5**4 = 6.25", profiles=_BOTH)', 'why="reworded", profiles=("quick",))'),  # an expectation
-    ('"A scalar that decays"', '"A decaying scalar"'),  # the title
-    ('Threshold("loss", ">", 1.0, why="test")', 'Threshold("loss", ">", 2.0, why="test")'),  # the symptom: recomputed
-    ("# a loss that needs 7 halvings", "# a comment that says something else"),
-    ("    loss = torch.tensor(cfg.start", "\n    loss = torch.tensor(  cfg.start"),  # layout
-    ('"""toy: a case small enough', '"""toy: a case tiny enough'),  # the docstring
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ('why="decays 10x per step"', 'why="ten times smaller each step"'),  # a fix's reason
+        ('why="100 * 0.5**4 = 6.25", profiles=_BOTH)', 'why="reworded", profiles=("quick",))'),  # an expectation
+        ('"A scalar that decays"', '"A decaying scalar"'),  # the title
+        (
+            'Threshold("loss", ">", 1.0, why="test")',
+            'Threshold("loss", ">", 2.0, why="test")',
+        ),  # the symptom: recomputed
+        ("# a loss that needs 7 halvings", "# a comment that says something else"),
+        ("    loss = torch.tensor(cfg.start", "\n    loss = torch.tensor(  cfg.start"),  # layout
+        ('"""toy: a case small enough', '"""toy: a case tiny enough'),  # the docstring
+    ],
+)
 def test_what_does_not_change_results_keeps_the_identity(copy_of_toy, old, new):
     case, edit = copy_of_toy
     before = code_hash(case)
     assert code_hash(edit(old, new)) == before
 
 
-@pytest.mark.parametrize("old, new", [
-    ("loss = loss * cfg.rate", "loss = loss * cfg.rate * 1.0"),  # a line of the training loop
-    ("rate: float = 0.5", "rate: float = 0.25"),  # a default
-    ("run.log(step, loss=loss)", "run.log(step, loss=loss, doubled=2 * loss)"),  # what is logged
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("loss = loss * cfg.rate", "loss = loss * cfg.rate * 1.0"),  # a line of the training loop
+        ("rate: float = 0.5", "rate: float = 0.25"),  # a default
+        ("run.log(step, loss=loss)", "run.log(step, loss=loss, doubled=2 * loss)"),  # what is logged
+    ],
+)
 def test_what_changes_results_changes_the_identity(copy_of_toy, old, new):
     case, edit = copy_of_toy
     before = code_hash(case)
@@ -73,9 +84,7 @@ def test_the_harness_code_a_point_runs_through_is_part_of_it(copy_of_toy, tmp_pa
 
 
 def test_a_helper_that_builds_expectations_is_a_declaration():
-    text = ("def _at(v):\n    return (Expectation(v),)\n"
-            "E = (*_at('a'),)\n"
-            "def train(c):\n    return c\n")
+    text = "def _at(v):\n    return (Expectation(v),)\nE = (*_at('a'),)\ndef train(c):\n    return c\n"
     reworded = text.replace("Expectation(v)", "Expectation(v, why='x')").replace("'a'", "'b'")
     assert normalised_source(text) == normalised_source(reworded)
     assert "train" in normalised_source(text) and "_at" not in normalised_source(text)

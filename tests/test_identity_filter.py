@@ -1,15 +1,24 @@
 """identity_filter: the measures against references, the Dirac identity, the stability limits the
 learning constants are read against, and the expectations."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from cases.identity_filter.data import load_faces, split
 from cases.identity_filter.case import LARGE_LR, SMALL_LR
-from cases.identity_filter.model import (FaceFilter, impulse_response, initialise, off_centre_share,
-                                         probe_metrics, psnr_db, stability_limit, tanh_ceiling)
+from cases.identity_filter.data import load_faces, split
+from cases.identity_filter.model import (
+    FaceFilter,
+    impulse_response,
+    initialise,
+    off_centre_share,
+    probe_metrics,
+    psnr_db,
+    stability_limit,
+    tanh_ceiling,
+)
 from harness.probes import Probe
 
 

@@ -1,4 +1,5 @@
 """harness/probes.py against values worked out by hand on tiny modules, and against autograd."""
+
 from __future__ import annotations
 
 import math

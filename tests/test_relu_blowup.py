@@ -1,4 +1,5 @@
 """relu_blowup: the hand-written backward against autograd, and the case's expectations."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,9 +11,11 @@ from cases.relu_blowup.model import Params, clip, draw_shapes, forward, gradient
 
 def _params(seed=0, size=8):
     g = torch.Generator().manual_seed(seed)
-    return Params(torch.randn(1, 3, 3, 3, generator=g, dtype=torch.float64),
-                  torch.randn(size * size, generator=g, dtype=torch.float64) * 0.1,
-                  torch.tensor(0.3, dtype=torch.float64))
+    return Params(
+        torch.randn(1, 3, 3, 3, generator=g, dtype=torch.float64),
+        torch.randn(size * size, generator=g, dtype=torch.float64) * 0.1,
+        torch.tensor(0.3, dtype=torch.float64),
+    )
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
@@ -37,8 +40,7 @@ def test_post_backward_hands_back_the_weight_gradient_and_averages_it_for_the_bi
     torch.testing.assert_close(grad_weights, h * mapped.flatten())  # `error = h*x[i-1]`
     torch.testing.assert_close(grad_bias, grad_weights.mean())  # `m_pWeights[0] -= lr*average`
     # the conv layer receives h*x where the chain rule would give h*w
-    expected = torch.nn.grad.conv2d_weight(image[None], p.filter.shape,
-                                           (h * mapped) * (conv > 0), padding=1)
+    expected = torch.nn.grad.conv2d_weight(image[None], p.filter.shape, (h * mapped) * (conv > 0), padding=1)
     torch.testing.assert_close(grad_filter, expected)
 
 

@@ -1,6 +1,7 @@
 """Reports render headless from a small temporary store: figures embedded, symptom table present,
 no error cell, no stderr or progress text; a case with no runs gets a report that says how to make
 them; the figures choose legible scales and never pool axis points."""
+
 from __future__ import annotations
 
 import re
@@ -26,8 +27,7 @@ def test_a_rendered_report_holds_no_stderr_progress_or_error_output(tracker, sto
     and no error, in the notebook or in the HTML."""
     run_sweep(toy, "quick", tracker, torch.device("cpu"), progress=False)
     tracker.flush()
-    render(["toy"], store_uri, "quick", out_dir=tmp_path / "out", log=lambda _: None,
-           cases_root=FIXTURE_CASES)
+    render(["toy"], store_uri, "quick", out_dir=tmp_path / "out", log=lambda _: None, cases_root=FIXTURE_CASES)
     for name in ("toy", "summary", "detectors"):
         assert _streams(tmp_path / "out" / f"{name}.ipynb") == [], name
         page = (tmp_path / "out" / f"{name}.html").read_text()
@@ -46,8 +46,24 @@ def test_a_rendered_report_holds_no_stderr_progress_or_error_output(tracker, sto
 
 @pytest.mark.slow
 def test_report_from_a_small_store_has_figures_and_the_symptom_table(store_uri, tmp_path, capsys):
-    assert main(["run", "relu_blowup", "--seeds", "2", "--quiet", "--variant", "baseline",
-                 "--variant", "leaky_relu", "--variant", "small_init+scaled_pixels"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "relu_blowup",
+                "--seeds",
+                "2",
+                "--quiet",
+                "--variant",
+                "baseline",
+                "--variant",
+                "leaky_relu",
+                "--variant",
+                "small_init+scaled_pixels",
+            ]
+        )
+        == 0
+    )
     index = render(["relu_blowup"], store_uri, "quick", out_dir=tmp_path / "out", log=lambda _: None)
     page = (tmp_path / "out" / "relu_blowup.html").read_text()
     curves = re.findall(r"<p><strong>(\w+)</strong></p>", page)  # one heading and figure per curve
@@ -80,9 +96,14 @@ def test_curves_never_pool_axis_points_and_leave_final_only_metrics_to_finals():
 
     from harness import plots
 
-    rows = [{"variant": v, "seed": s, "metric": "loss", "step": t, "value": t * (1 + s), "axis.network": n,
-             "axis.lr": lr} for v in ("baseline", "fix") for s in (0, 1) for t in (1, 2, 3, 4)
-            for n in ("mlp", "conv", "lenet5") for lr in (5e-4, 1e-2)]
+    rows = [
+        {"variant": v, "seed": s, "metric": "loss", "step": t, "value": t * (1 + s), "axis.network": n, "axis.lr": lr}
+        for v in ("baseline", "fix")
+        for s in (0, 1)
+        for t in (1, 2, 3, 4)
+        for n in ("mlp", "conv", "lenet5")
+        for lr in (5e-4, 1e-2)
+    ]
     rows += [{**r, "metric": "test_accuracy", "step": 4} for r in rows if r["step"] == 4]
     history = pd.DataFrame(rows)
     assert plots.stepped_metrics(history, ("loss", "test_accuracy")) == ("loss",)
@@ -98,8 +119,14 @@ def test_a_few_variants_share_one_panel():
     from harness import plots
 
     variants = ["baseline", "fix", "other"]
-    history = pd.DataFrame([{"variant": v, "seed": s, "metric": "loss", "step": t, "value": float(t + i + s)}
-                            for i, v in enumerate(variants) for s in (0, 1) for t in range(10)])
+    history = pd.DataFrame(
+        [
+            {"variant": v, "seed": s, "metric": "loss", "step": t, "value": float(t + i + s)}
+            for i, v in enumerate(variants)
+            for s in (0, 1)
+            for t in range(10)
+        ]
+    )
     [panel] = [ax for ax in plots.curves(history, "loss", variants).axes if ax.get_visible()]
     assert [line.get_label() for line in panel.lines] == variants
 
@@ -110,8 +137,14 @@ def test_ten_variants_get_a_panel_per_fix_beside_the_baseline():
     from harness import plots
 
     variants = ["baseline", *(f"fix{i}" for i in range(9))]
-    history = pd.DataFrame([{"variant": v, "seed": s, "metric": "loss", "step": t, "value": float(t + i + s)}
-                            for i, v in enumerate(variants) for s in (0, 1) for t in range(10)])
+    history = pd.DataFrame(
+        [
+            {"variant": v, "seed": s, "metric": "loss", "step": t, "value": float(t + i + s)}
+            for i, v in enumerate(variants)
+            for s in (0, 1)
+            for t in range(10)
+        ]
+    )
     fig = plots.curves(history, "loss", variants)
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in panels] == variants[1:]
@@ -120,13 +153,16 @@ def test_ten_variants_get_a_panel_per_fix_beside_the_baseline():
         assert ax.lines[1].get_label() == ax.get_title()
 
 
-@pytest.mark.parametrize("values, scale", [
-    ([-0.05, -0.01, 0.0, 0.02, 0.06], "linear"),          # a bias crossing zero within a decade
-    ([0.4, 0.5, 0.7, 0.9, 1e-10], "linear"),              # one stray near-zero value decides nothing
-    ([17.0, 18.5, 19.0], "linear"),
-    ([1e3, 1e2, 10.0, 1.0, 0.1, 0.01], "log"),            # a loss falling five decades
-    ([-5e4, -3e4, -1e3, -0.3, 0.1, 0.2], "symlog"),       # a filter at -5e4 beside cured ones at 0.1
-])
+@pytest.mark.parametrize(
+    "values, scale",
+    [
+        ([-0.05, -0.01, 0.0, 0.02, 0.06], "linear"),  # a bias crossing zero within a decade
+        ([0.4, 0.5, 0.7, 0.9, 1e-10], "linear"),  # one stray near-zero value decides nothing
+        ([17.0, 18.5, 19.0], "linear"),
+        ([1e3, 1e2, 10.0, 1.0, 0.1, 0.01], "log"),  # a loss falling five decades
+        ([-5e4, -3e4, -1e3, -0.3, 0.1, 0.2], "symlog"),  # a filter at -5e4 beside cured ones at 0.1
+    ],
+)
 def test_axis_scales_are_chosen_for_legibility(values, scale):
     from harness.plots import choose_scale
 
@@ -141,9 +177,15 @@ def test_finals_tell_every_axis_point_apart():
 
     from harness import plots
 
-    runs = pd.DataFrame([{"variant": v, "seed": s, "axis.network": n, "axis.lr": lr, "verdict": "symptom",
-                          "test_accuracy": 0.1 + s} for v in ("baseline", "fix") for s in (0, 1)
-                         for n in ("mlp", "conv", "lenet5") for lr in (5e-4, 1e-2)])
+    runs = pd.DataFrame(
+        [
+            {"variant": v, "seed": s, "axis.network": n, "axis.lr": lr, "verdict": "symptom", "test_accuracy": 0.1 + s}
+            for v in ("baseline", "fix")
+            for s in (0, 1)
+            for n in ("mlp", "conv", "lenet5")
+            for lr in (5e-4, 1e-2)
+        ]
+    )
     fig = plots.finals(runs, ("test_accuracy",), ["baseline", "fix"])
     legend = fig.axes[0].get_legend()
     labels = {t.get_text() for t in legend.get_texts()}
@@ -175,11 +217,23 @@ def test_tradeoff_marks_each_variants_median_and_the_symptom_line():
 
     from harness import plots
 
-    runs = pd.DataFrame({"variant": ["baseline"] * 3 + ["fix"] * 3, "psnr_db": [17, 18, 19, 15, 16, 17],
-                         "sharpness_ratio": [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]})
-    fig = plots.tradeoff(runs, "psnr_db", "sharpness_ratio", ["baseline", "fix", "absent"],
-                         lines={"sharpness_ratio": 0.58, "unrelated": 1.0})
+    runs = pd.DataFrame(
+        {
+            "variant": ["baseline"] * 3 + ["fix"] * 3,
+            "psnr_db": [17, 18, 19, 15, 16, 17],
+            "sharpness_ratio": [0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        }
+    )
+    fig = plots.tradeoff(
+        runs,
+        "psnr_db",
+        "sharpness_ratio",
+        ["baseline", "fix", "absent"],
+        lines={"sharpness_ratio": 0.58, "unrelated": 1.0},
+    )
     ax = fig.axes[0]
-    crosses = {c.get_label(): c.get_offsets()[0].tolist() for c in ax.collections if c.get_label() in ("baseline", "fix")}
+    crosses = {
+        c.get_label(): c.get_offsets()[0].tolist() for c in ax.collections if c.get_label() in ("baseline", "fix")
+    }
     assert crosses == {"baseline": [18.0, 0.5], "fix": [16.0, 0.8]}
     assert [line.get_ydata()[0] for line in ax.lines] == [0.58]  # the symptom's line, nothing else

@@ -1,5 +1,6 @@
 """Parallel and distributed grids land the same runs as a serial one; a killed worker loses
 nothing that finished."""
+
 from __future__ import annotations
 
 import socket
@@ -23,8 +24,10 @@ CPU = torch.device("cpu")
 def finals(tracker, case):
     runs = load_runs(tracker, case, "quick")
     keys = ["variant", "axes", "seed"]
-    return {tuple(r[k] for k in keys): (r["loss"] if "loss" in r else r["filter_min"], r["verdict"])
-            for r in runs.to_dict("records")}
+    return {
+        tuple(r[k] for k in keys): (r["loss"] if "loss" in r else r["filter_min"], r["verdict"])
+        for r in runs.to_dict("records")
+    }
 
 
 def test_workers_give_the_same_runs_as_serial(tmp_path, toy):
@@ -39,8 +42,7 @@ def test_workers_give_the_same_runs_as_serial(tmp_path, toy):
 def test_workers_reproduce_a_real_case_bit_for_bit(tmp_path):
     case = load_case("relu_blowup")
     serial, parallel = Tracker(f"sqlite:///{tmp_path}/a.db"), Tracker(f"sqlite:///{tmp_path}/b.db")
-    kwargs = dict(variants=["baseline", "small_init+scaled_pixels"], seeds=2, overrides={"steps": 300},
-                  progress=False)
+    kwargs = dict(variants=["baseline", "small_init+scaled_pixels"], seeds=2, overrides={"steps": 300}, progress=False)
     run_sweep(case, "quick", serial, CPU, **kwargs)
     run_sweep(case, "quick", parallel, CPU, workers=2, **kwargs)
     assert finals(serial, case) == finals(parallel, case)
@@ -70,10 +72,25 @@ def _free_port() -> int:
 def mlflow_server(tmp_path):
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/server.db",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):  # up to 120 s on a loaded 2-core machine
@@ -96,10 +113,13 @@ def test_dask_grid_lands_every_run_on_the_server_exactly_once(mlflow_server, toy
     from distributed import LocalCluster
 
     # daemon off: a grid point may start DataLoader workers of its own
-    with dask.config.set({"distributed.worker.daemon": False}), \
-            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                         host="127.0.0.1", dashboard_address=None) as cluster:
-        executor = "dask://" + cluster.scheduler_address[len("tcp://"):]
+    with (
+        dask.config.set({"distributed.worker.daemon": False}),
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+    ):
+        executor = "dask://" + cluster.scheduler_address[len("tcp://") :]
         tracker = Tracker(mlflow_server)
         summary = run_sweep(toy, "quick", tracker, CPU, progress=False, executor=executor)
         assert summary.ran == 12

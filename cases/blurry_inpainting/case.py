@@ -6,6 +6,7 @@ upsampling layers, ReLU, Adam and binary cross-entropy, input = the image withou
 target = the full image. The fills are blurry; with batch norm or dropout, darker. The baseline keeps
 all of that; README.md says what the post leaves open (filter counts, sigmoid output, the hole's fill).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,22 +42,36 @@ def train(cfg: Config, run) -> dict[str, float]:
 
 SHARPNESS = 0.58  # the sharpness ratio of the truth blurred by sigma 1.5 px (README, tests)
 FIXES = (
-    Fix("unet", {"skips": True},
-        why="U-Net skips hand the decoder the border at full resolution, past the 4x-pooled bottleneck"),
-    Fix("dilated", {"dilation": 2},
+    Fix(
+        "unet",
+        {"skips": True},
+        why="U-Net skips hand the decoder the border at full resolution, past the 4x-pooled bottleneck",
+    ),
+    Fix(
+        "dilated",
+        {"dilation": 2},
         why="the bottleneck's 3 convs dilated by 2 widen the receptive field from ~40 to ~64 px, so on "
-            "the post's 64x64 patches the hole's centre sees 14-17 px of border instead of 2-5"),
-    Fix("adversarial_0.1", {"adv_weight": 0.1},
+        "the post's 64x64 patches the hole's centre sees 14-17 px of border instead of 2-5",
+    ),
+    Fix(
+        "adversarial_0.1",
+        {"adv_weight": 0.1},
         why="an average of plausible fills is easy for a discriminator to tell from a real one; Context "
-            "Encoders' 0.001 is for 128 px and long training, and moves the fill only slowly here"),
-    Fix("batchnorm", {"norm": "batch"},
-        why="the post: BN after each conv for faster convergence"),
-    Fix("dropout", {"dropout": 0.25},
+        "Encoders' 0.001 is for 128 px and long training, and moves the fill only slowly here",
+    ),
+    Fix("batchnorm", {"norm": "batch"}, why="the post: BN after each conv for faster convergence"),
+    Fix(
+        "dropout",
+        {"dropout": 0.25},
         why="the post tried dropout 'for fun'; 0.25 element-wise after every hidden ReLU (Keras' Dropout "
-            "after each conv block, as in its mnist_cnn example)"),
-    Fix("spatial_dropout", {"spatial_dropout": 0.25},
+        "after each conv block, as in its mnist_cnn example)",
+    ),
+    Fix(
+        "spatial_dropout",
+        {"spatial_dropout": 0.25},
         why="the same rate, once after the bottleneck, whole feature maps (Dropout2d): its noise meets "
-            "one ReLU on its way out, where element-wise dropout's six layers meet up to five"),
+        "one ReLU on its way out, where element-wise dropout's six layers meet up to five",
+    ),
 )
 
 # `quick` (250 steps) and `long` (800 steps) run 10 seeds each on 32x32 patches; `full` (64x64 patches,
@@ -64,43 +79,92 @@ FIXES = (
 FLAT_PSNR = 16.6  # dB: each hole filled with its own true mean colour (an oracle flat fill), 32x32 patches
 WEBER = 0.02  # a uniform darkening becomes visible at a Weber contrast of ~1-2% (Weber's fraction)
 _LEARNED = Threshold("psnr_db", ">", FLAT_PSNR, why="the fill beats the oracle flat fill: a blur, not nothing")
-_DARK = (Threshold("brightness_bias", "<", 0.0, why="the post's 'darker': the fill is darker than the truth"),
-         Threshold("inference_shift", "<", 0.0,
-                   why="paired, per seed, against zero: the same weights are darker in inference mode than "
-                       "with dropout's masks averaged (or BN's statistics recomputed); exactly 0 without either"),
-         Threshold("inference_contrast", "<", -WEBER,
-                   why="visibly: the shift's Weber contrast is past the eye's ~2% for a uniform darkening"))
-_NOT_VISIBLY_DARK = Threshold("inference_contrast", ">", -WEBER,
-                              why="inference mode does not darken the fill visibly (Weber contrast under 2%)")
+_DARK = (
+    Threshold("brightness_bias", "<", 0.0, why="the post's 'darker': the fill is darker than the truth"),
+    Threshold(
+        "inference_shift",
+        "<",
+        0.0,
+        why="paired, per seed, against zero: the same weights are darker in inference mode than "
+        "with dropout's masks averaged (or BN's statistics recomputed); exactly 0 without either",
+    ),
+    Threshold(
+        "inference_contrast",
+        "<",
+        -WEBER,
+        why="visibly: the shift's Weber contrast is past the eye's ~2% for a uniform darkening",
+    ),
+)
+_NOT_VISIBLY_DARK = Threshold(
+    "inference_contrast", ">", -WEBER, why="inference mode does not darken the fill visibly (Weber contrast under 2%)"
+)
 _BLURRY = ("quick", "long")
 EXPECTATIONS = (
-    Expectation("baseline", SYMPTOM, profiles=("quick",),
-                why="the post's failure: a blur (the pixel loss's optimum is the mean of plausible fills); "
-                    "after 250 steps it beats a flat fill by only 0.0-1.2 dB (README)"),
-    Expectation("baseline", SYMPTOM, also=(_LEARNED,), profiles=("long",),
-                why="the post's failure, persistent: a blur that beats the oracle flat fill"),
+    Expectation(
+        "baseline",
+        SYMPTOM,
+        profiles=("quick",),
+        why="the post's failure: a blur (the pixel loss's optimum is the mean of plausible fills); "
+        "after 250 steps it beats a flat fill by only 0.0-1.2 dB (README)",
+    ),
+    Expectation(
+        "baseline",
+        SYMPTOM,
+        also=(_LEARNED,),
+        profiles=("long",),
+        why="the post's failure, persistent: a blur that beats the oracle flat fill",
+    ),
     Expectation("baseline", SYMPTOM, profiles=("full",), why="the post's failure at the post's scale"),
-    Expectation("unet", SYMPTOM, profiles=_BLURRY,
-                why="does not cure: the skips carry the border, but the hole's content is still a mean"),
-    Expectation("dilated", SYMPTOM, profiles=_BLURRY,
-                why="does not cure on 32x32 patches, where the plain receptive field (~40 px) already "
-                    "spans the whole patch; the post's 64x64 is where it could matter (full)"),
-    Expectation("adversarial_0.1", HEALTHY, profiles=("long",), min_share=0.7,
-                why="the cure: sharper than the blurred truth on 18 of 20 seeds (0-9 and 100-109; "
-                    "Wilson 95% CI 70-97%): the adversary oscillates, so a seed can sit below the line "
-                    "at step 800. Its cost, 0.8-1.0 dB of PSNR against the baseline, is a two-sample "
-                    "comparison (README); per seed the sharpest fill pays the most"),
-    Expectation("batchnorm", SYMPTOM, also=_DARK, profiles=("quick",), min_share=0.7,
-                why="the post's darker fills: Keras' 0.99 moving averages lag the weights after 250 "
-                    "steps; statistics recomputed at the final weights give the truth's brightness. "
-                    "Measured on 9 of 10 seeds (95% CI 60-98%): where the weights are heading at step "
-                    "250 decides the lag's sign, so 'most seeds', not 90%"),
-    Expectation("dropout", SYMPTOM, also=_DARK, profiles=("quick", "long", "full"),
-                why="the post's darker fills: inverted dropout keeps each layer's mean input, but ReLU "
-                    "outputs shrink without the noise, so the logit falls at inference (variance shift)"),
-    Expectation("spatial_dropout", SYMPTOM, also=(_NOT_VISIBLY_DARK,), profiles=_BLURRY,
-                why="the placement decides the darkening: one Dropout2d after the bottleneck shifts the "
-                    "fill far less than element-wise dropout after every ReLU (README: the paired test)"),
+    Expectation(
+        "unet",
+        SYMPTOM,
+        profiles=_BLURRY,
+        why="does not cure: the skips carry the border, but the hole's content is still a mean",
+    ),
+    Expectation(
+        "dilated",
+        SYMPTOM,
+        profiles=_BLURRY,
+        why="does not cure on 32x32 patches, where the plain receptive field (~40 px) already "
+        "spans the whole patch; the post's 64x64 is where it could matter (full)",
+    ),
+    Expectation(
+        "adversarial_0.1",
+        HEALTHY,
+        profiles=("long",),
+        min_share=0.7,
+        why="the cure: sharper than the blurred truth on 18 of 20 seeds (0-9 and 100-109; "
+        "Wilson 95% CI 70-97%): the adversary oscillates, so a seed can sit below the line "
+        "at step 800. Its cost, 0.8-1.0 dB of PSNR against the baseline, is a two-sample "
+        "comparison (README); per seed the sharpest fill pays the most",
+    ),
+    Expectation(
+        "batchnorm",
+        SYMPTOM,
+        also=_DARK,
+        profiles=("quick",),
+        min_share=0.7,
+        why="the post's darker fills: Keras' 0.99 moving averages lag the weights after 250 "
+        "steps; statistics recomputed at the final weights give the truth's brightness. "
+        "Measured on 9 of 10 seeds (95% CI 60-98%): where the weights are heading at step "
+        "250 decides the lag's sign, so 'most seeds', not 90%",
+    ),
+    Expectation(
+        "dropout",
+        SYMPTOM,
+        also=_DARK,
+        profiles=("quick", "long", "full"),
+        why="the post's darker fills: inverted dropout keeps each layer's mean input, but ReLU "
+        "outputs shrink without the noise, so the logit falls at inference (variance shift)",
+    ),
+    Expectation(
+        "spatial_dropout",
+        SYMPTOM,
+        also=(_NOT_VISIBLY_DARK,),
+        profiles=_BLURRY,
+        why="the placement decides the darkening: one Dropout2d after the bottleneck shifts the "
+        "fill far less than element-wise dropout after every ReLU (README: the paired test)",
+    ),
 )
 
 CASE = Case(
@@ -110,17 +174,34 @@ CASE = Case(
     train=train,
     symptom=Symptom(
         "the fill has less edge than the truth blurred by sigma 1.5 px (on 32x32 patches)",
-        all_of=(Threshold("sharpness_ratio", "<", SHARPNESS,
-                          why="the held-out truth blurred by a Gaussian of sigma 1.5 px (skimage's "
-                              "anti-aliasing sigma for the bottleneck's 4x down-sampling) scores 0.58 on "
-                              "32x32 patches (0.60 on 64x64: each run logs its blurred_truth_sharpness_ratio)"),)),
+        all_of=(
+            Threshold(
+                "sharpness_ratio",
+                "<",
+                SHARPNESS,
+                why="the held-out truth blurred by a Gaussian of sigma 1.5 px (skimage's "
+                "anti-aliasing sigma for the bottleneck's 4x down-sampling) scores 0.58 on "
+                "32x32 patches (0.60 on 64x64: each run logs its blurred_truth_sharpness_ratio)",
+            ),
+        ),
+    ),
     fixes=FIXES,
     expectations=EXPECTATIONS,
-    profiles={"quick": Profile(seeds=10, budget={"patch_size": 32, "steps": 250}),
-              "long": Profile(seeds=10, budget={"patch_size": 32, "steps": 800}),
-              "full": Profile(seeds=5, budget={"patch_size": 64, "steps": 20000})},
-    key_metrics=("psnr_db", "ssim", "sharpness_ratio", "blur_effect", "brightness_bias", "inference_shift",
-                 "image_sharpness_ratio", "loss"),
+    profiles={
+        "quick": Profile(seeds=10, budget={"patch_size": 32, "steps": 250}),
+        "long": Profile(seeds=10, budget={"patch_size": 32, "steps": 800}),
+        "full": Profile(seeds=5, budget={"patch_size": 64, "steps": 20000}),
+    },
+    key_metrics=(
+        "psnr_db",
+        "ssim",
+        "sharpness_ratio",
+        "blur_effect",
+        "brightness_bias",
+        "inference_shift",
+        "image_sharpness_ratio",
+        "loss",
+    ),
     pictures=("masked_input", "fill", "truth"),
     tradeoff=("psnr_db", "sharpness_ratio"),  # distortion against perception (Blau & Michaeli 2018)
     smoke_budget={"patch_size": 32, "steps": 2},

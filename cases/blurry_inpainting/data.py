@@ -11,6 +11,7 @@ photo at that scale and at twice it; the held-out patches are a fixed grid, neve
 `image_dir` points at a folder of images instead (the class project used MSCOCO at 64x64): each is
 centre-cropped to a square and resized to the patch size; the last `held_out_images` are held out.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,19 @@ import torch
 
 from harness.images import image_paths, square
 
-TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "china", "camera", "coins", "clock", "moon", "grass",
-                "gravel", "brick")
+TRAIN_PHOTOS = (
+    "astronaut",
+    "coffee",
+    "rocket",
+    "china",
+    "camera",
+    "coins",
+    "clock",
+    "moon",
+    "grass",
+    "gravel",
+    "brick",
+)
 HELD_OUT_PHOTOS = ("chelsea", "flower")  # a cat and a flower: neither subject is in the train photos
 
 
@@ -44,16 +56,18 @@ def photo(name: str) -> np.ndarray:
 def rescaled(image: np.ndarray, short_side: int) -> np.ndarray:
     from skimage.transform import rescale
 
-    return rescale(image, short_side / min(image.shape[:2]), anti_aliasing=True,
-                   channel_axis=-1).astype(np.float32)
+    return rescale(image, short_side / min(image.shape[:2]), anti_aliasing=True, channel_axis=-1).astype(np.float32)
 
 
 def grid_patches(image: np.ndarray, size: int) -> list[np.ndarray]:
     """Crops on a grid of stride size/2 (half-overlapping), the same layout at any patch size."""
     h, w = image.shape[:2]
     step = size // 2
-    return [image[t:t + size, l:l + size] for t in range(0, h - size + 1, step)
-            for l in range(0, w - size + 1, step)]
+    return [
+        image[top : top + size, left : left + size]
+        for top in range(0, h - size + 1, step)
+        for left in range(0, w - size + 1, step)
+    ]
 
 
 def _folder(image_dir: str, size: int) -> np.ndarray:
@@ -71,6 +85,7 @@ def _chw(array: np.ndarray) -> torch.Tensor:
 @dataclass
 class Patches:
     """Where training batches come from, and the fixed held-out patches (N x 3 x size x size)."""
+
     size: int
     held_out: torch.Tensor
     photos: list[torch.Tensor]  # 3 x H x W training photos to crop from (default data)
@@ -87,7 +102,7 @@ class Patches:
                 source = self.photos[i]
                 top = int(torch.randint(source.shape[1] - self.size + 1, ()))
                 left = int(torch.randint(source.shape[2] - self.size + 1, ()))
-                crops.append(source[:, top:top + self.size, left:left + self.size])
+                crops.append(source[:, top : top + self.size, left : left + self.size])
             picked = torch.stack(crops)
         flip = torch.rand(n) < 0.5  # mirror images: a scene read left-to-right is as likely
         picked[flip] = picked[flip].flip(-1)

@@ -9,6 +9,7 @@ All take N x H x W x 3 float arrays in [0, 1]: the hole of the fill and the hole
 - brightness bias: mean of the fill minus mean of the truth, over pixels and RGB channels, in [0, 1]
   units (x255 gives 8-bit levels).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,9 @@ import torch
 
 # Pinned SSIM parameters: Wang et al. 2004's K1, K2 with a 7x7 uniform window (skimage's default
 # window, which also fits the quick profile's 16x16 hole); pinned so a library upgrade cannot move them.
-SSIM = dict(data_range=1.0, channel_axis=-1, win_size=7, gaussian_weights=False, K1=0.01, K2=0.03,
-            use_sample_covariance=True)
+SSIM = dict(
+    data_range=1.0, channel_axis=-1, win_size=7, gaussian_weights=False, K1=0.01, K2=0.03, use_sample_covariance=True
+)
 
 
 def hole_slice(size: int) -> slice:
@@ -92,5 +94,10 @@ def blurred(images: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def hole_metrics(fill: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
     f, t = hole_hwc(fill), hole_hwc(truth)
-    return {"psnr_db": psnr_db(f, t), "ssim": ssim(f, t), "sharpness_ratio": sharpness_ratio(f, t),
-            "blur_effect": blur_effect(f), "brightness_bias": brightness_bias(f, t)}
+    return {
+        "psnr_db": psnr_db(f, t),
+        "ssim": ssim(f, t),
+        "sharpness_ratio": sharpness_ratio(f, t),
+        "blur_effect": blur_effect(f),
+        "brightness_bias": brightness_bias(f, t),
+    }

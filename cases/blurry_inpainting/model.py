@@ -11,19 +11,22 @@ hole, 16 px from the border, sees 2-5 px of context on each side. `dilation=2` i
 three convs widens it to 62-66 px (14-17 px of context). On the quick 32x32 patches either one
 already spans the whole patch. `spatial_dropout` drops whole feature maps once, after the bottleneck.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 
-def _block(c_in: int, c_out: int, depth: int, norm: str, dropout: float, last: bool = False,
-           dilation: int = 1) -> nn.Sequential:
+def _block(
+    c_in: int, c_out: int, depth: int, norm: str, dropout: float, last: bool = False, dilation: int = 1
+) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(depth):
         final = last and i == depth - 1
-        layers.append(nn.Conv2d(c_in if i == 0 else c_out, 3 if final else c_out, 3, padding=dilation,
-                                dilation=dilation))
+        layers.append(
+            nn.Conv2d(c_in if i == 0 else c_out, 3 if final else c_out, 3, padding=dilation, dilation=dilation)
+        )
         if norm == "batch":  # the post: "I added BN for each conv layer"; Keras 2 defaults
             layers.append(nn.BatchNorm2d(3 if final else c_out, eps=1e-3, momentum=0.01))
         elif norm != "none":
@@ -41,8 +44,16 @@ class Inpainter(nn.Module):
     """Masked image in, full image out (the post: "Input: Full image without middle, Target: Full
     image"). With `skips`, each decoder stage also sees the encoder's features of its resolution."""
 
-    def __init__(self, filters: int = 8, depth: int = 1, norm: str = "none", dropout: float = 0.0,
-                 skips: bool = False, dilation: int = 1, spatial_dropout: float = 0.0):
+    def __init__(
+        self,
+        filters: int = 8,
+        depth: int = 1,
+        norm: str = "none",
+        dropout: float = 0.0,
+        skips: bool = False,
+        dilation: int = 1,
+        spatial_dropout: float = 0.0,
+    ):
         super().__init__()
         f, k = filters, dict(depth=depth, norm=norm, dropout=dropout)
         self.skips = skips
@@ -78,10 +89,15 @@ class Discriminator(nn.Module):
         super().__init__()
         f = filters
         self.net = nn.Sequential(
-            nn.Conv2d(3, f, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(f, 2 * f, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * f, 4 * f, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Flatten(), nn.Linear(4 * f * (size // 8) ** 2, 1))
+            nn.Conv2d(3, f, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(f, 2 * f, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * f, 4 * f, 4, 2, 1),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(4 * f * (size // 8) ** 2, 1),
+        )
         for m in self.modules():  # DCGAN's init, which Context Encoders uses: N(0, 0.02), zero bias
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.normal_(m.weight, 0.0, 0.02)
@@ -107,8 +123,8 @@ def inference_gap(model: Inpainter, x: torch.Tensor, hole: slice, passes: int = 
         seen: dict[str, list[torch.Tensor]] = {"logit": []}
         relus = [m for m in twin.modules() if isinstance(m, nn.ReLU)]
         for i, relu in enumerate(relus):
-            relu.register_forward_hook(lambda m, a, o, i=i: seen.setdefault(i, []).append(o.mean()))
-        twin.out[-1].register_forward_hook(lambda m, a, o: seen["logit"].append(a[0][..., hole, hole]))
+            relu.register_forward_hook(lambda m, a, o, i=i: seen.setdefault(i, []).append(o.mean()))  # noqa: B023 - runs in this iteration
+        twin.out[-1].register_forward_hook(lambda m, a, o: seen["logit"].append(a[0][..., hole, hole]))  # noqa: B023 - likewise
         with torch.no_grad():
             fills = [twin(x)[..., hole, hole] for _ in range(passes if mode == "train" else 1)]
         results[mode] = torch.stack(fills).mean(0)

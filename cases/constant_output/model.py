@@ -12,6 +12,7 @@ steps are correct given that dzdx2. tests/test_constant_output.py checks both pa
 MATLAB flattens column-major and torch row-major: a fixed permutation of theta1's columns, which are
 i.i.d. at init, so the two nets are the same in distribution.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -47,14 +48,20 @@ def init_params(init: str, device: torch.device) -> Params:
         theta2 = torch.rand(N_OUT, N_HIDDEN) * (1 / 2) - 1 / 4  # `rand(4,4) * 1/2 - 1/4`
     elif init == "torch_default":
         # nn.Conv2d / nn.Linear's default weights, U(-1/sqrt(fan_in), 1/sqrt(fan_in)): fan_in 9, 400, 4.
-        w = (torch.rand(1, 1, 3, 3) * 2 - 1) / 9 ** 0.5
-        theta1 = (torch.rand(N_HIDDEN, SIDE * SIDE) * 2 - 1) / 400 ** 0.5
-        theta2 = (torch.rand(N_OUT, N_HIDDEN) * 2 - 1) / N_HIDDEN ** 0.5
+        w = (torch.rand(1, 1, 3, 3) * 2 - 1) / 9**0.5
+        theta1 = (torch.rand(N_HIDDEN, SIDE * SIDE) * 2 - 1) / 400**0.5
+        theta2 = (torch.rand(N_OUT, N_HIDDEN) * 2 - 1) / N_HIDDEN**0.5
     else:
         raise ValueError(f"unknown init {init!r}")
     zeros = torch.zeros  # the post: `b = single(0)`, `beta1 = zeros(4,1)`, `beta2 = zeros(4,1)`
-    return Params(w.to(device), zeros(1, device=device), theta1.to(device), zeros(N_HIDDEN, device=device),
-                  theta2.to(device), zeros(N_OUT, device=device))
+    return Params(
+        w.to(device),
+        zeros(1, device=device),
+        theta1.to(device),
+        zeros(N_HIDDEN, device=device),
+        theta2.to(device),
+        zeros(N_OUT, device=device),
+    )
 
 
 def patches(x: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Predicted vs target, one colour per output, train and held-out side by side, rendered with
 matplotlib's Agg canvas into an RGB array in [0, 1] for run.image."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,16 +13,19 @@ def _limits(*tensors: torch.Tensor) -> tuple[float, float]:
     return min(-0.1, finite.min(initial=0.0) - 0.05), max(1.1, finite.max(initial=1.0) + 0.05)
 
 
-def pred_vs_target(pred_train: torch.Tensor, y_train: torch.Tensor, pred_heldout: torch.Tensor,
-                   y_heldout: torch.Tensor, title: str) -> np.ndarray:
+def pred_vs_target(
+    pred_train: torch.Tensor, y_train: torch.Tensor, pred_heldout: torch.Tensor, y_heldout: torch.Tensor, title: str
+) -> np.ndarray:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.4, 3.0), dpi=80)
     canvas = FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
-    panels = ((axes[0], pred_train, y_train, f"train (n={len(y_train)})"),
-              (axes[1], pred_heldout, y_heldout, f"held-out (n={len(y_heldout)})"))
+    panels = (
+        (axes[0], pred_train, y_train, f"train (n={len(y_train)})"),
+        (axes[1], pred_heldout, y_heldout, f"held-out (n={len(y_heldout)})"),
+    )
     for ax, pred, y, name in panels:
         pred, y = pred.detach().cpu().numpy(), y.detach().cpu().numpy()
         for k in range(y.shape[1]):

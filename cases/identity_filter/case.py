@@ -8,6 +8,7 @@ post: fine with 0-1, unbearable with 3) and the learning constant (large: halts;
 At the large constant the first updates drive the hidden hard tanh units into their flat region,
 where they pass no gradient, and the deep nets stay there.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,60 +44,136 @@ class Config:
 
 
 FIXES = (
-    Fix("dirac", {"init": "dirac"},
+    Fix(
+        "dirac",
+        {"init": "dirac"},
         why="the post's hand-set kernel at every layer (torch.nn.init.dirac_): the net starts as the "
-            "identity through hard tanh and tanh, so there is nothing to find, only a gain to tune"),
-    Fix("residual", {"skip": True},
+        "identity through hard tanh and tanh, so there is nothing to find, only a gain to tune",
+    ),
+    Fix(
+        "residual",
+        {"skip": True},
         why="learn x + f(x): the input reaches the output whatever the hidden layers do, so the "
-            "start is the hand-set identity and a flat hidden unit cannot cut the copy"),
-    Fix("adam", {"optimizer": "adam"},
+        "start is the hand-set identity and a flat hidden unit cannot cut the copy",
+    ),
+    Fix(
+        "adam",
+        {"optimizer": "adam"},
         why="a per-weight step bounded by Adam's 1e-3 whatever the gradient, so no single update "
-            "can throw the pre-activations past the hard tanh's corners"),
+        "can throw the pre-activations past the hard tanh's corners",
+    ),
 )
 # The plain lower learning constant is the lr axis's small value, not a fix: a fix may not touch
 # an axis (a nuisance axis is never hidden inside a fix), so "baseline at lr 0.1" is that cure.
 
 _BOTH, _QUICK = ("quick", "full"), ("quick",)
-_HALTED = Threshold("open_paths", "<", 0.5,
-                    why="more than half of the input-to-output paths cross a hard tanh unit in its "
-                        "flat region, where it passes exactly zero gradient: the post's halt")
-_LEARNING = (Threshold("open_paths", ">", 0.5, why="most paths pass gradient: not halted"),
-             Threshold("late_gain_db", ">", 0.0, why="still gaining over the last half of the budget"))
+_HALTED = Threshold(
+    "open_paths",
+    "<",
+    0.5,
+    why="more than half of the input-to-output paths cross a hard tanh unit in its "
+    "flat region, where it passes exactly zero gradient: the post's halt",
+)
+_LEARNING = (
+    Threshold("open_paths", ">", 0.5, why="most paths pass gradient: not halted"),
+    Threshold("late_gain_db", ">", 0.0, why="still gaining over the last half of the budget"),
+)
 
 
 def _at(variant: str, shows, lr: float, depths, profiles, why: str, **kw) -> tuple[Expectation, ...]:
-    return tuple(Expectation(variant, shows, why=why, where={"hidden_layers": d, "lr": lr},
-                             profiles=profiles, **kw) for d in depths)
+    return tuple(
+        Expectation(variant, shows, why=why, where={"hidden_layers": d, "lr": lr}, profiles=profiles, **kw)
+        for d in depths
+    )
 
 
 # Measured: quick on seeds 0-9 and 100-109, full on seeds 0-4 (README has the tables). The full
 # grid runs the baseline and dirac only (`--variant`): on a 2-core CPU the other two would double
 # its ~30 minutes, so nothing is claimed for them at the full budget.
 EXPECTATIONS = (
-    *_at("baseline", SYMPTOM, LARGE_LR, (3, 5), _BOTH, also=(_HALTED,),
-         why="the post's failure, persistent: the first updates at the large constant pin most "
-             "hidden units flat, and 10x the updates do not bring the deep nets back"),
-    *_at("baseline", HEALTHY, LARGE_LR, (0,), _BOTH, min_share=1.0,
-         why="the post: 'less noticeable with 0~1 hidden layers'; 0.5 is inside depth 0's stable range"),
+    *_at(
+        "baseline",
+        SYMPTOM,
+        LARGE_LR,
+        (3, 5),
+        _BOTH,
+        also=(_HALTED,),
+        why="the post's failure, persistent: the first updates at the large constant pin most "
+        "hidden units flat, and 10x the updates do not bring the deep nets back",
+    ),
+    *_at(
+        "baseline",
+        HEALTHY,
+        LARGE_LR,
+        (0,),
+        _BOTH,
+        min_share=1.0,
+        why="the post: 'less noticeable with 0~1 hidden layers'; 0.5 is inside depth 0's stable range",
+    ),
     *_at("baseline", HEALTHY, SMALL_LR, (0,), _BOTH, why="the small constant at depth 0: learns"),
-    *_at("baseline", (SYMPTOM, HEALTHY), SMALL_LR, (3, 5), _QUICK, also=_LEARNING,
-         why="the same deep nets at the small constant: no unit pinned, still climbing at the "
-             "quick budget (a slow start, not a halt)"),
-    *_at("baseline", HEALTHY, SMALL_LR, (3, 5), ("full",),
-         why="and past the hand-set kernel at 10x the updates: the plain lower constant cures"),
-    *_at("dirac", SYMPTOM, LARGE_LR, (3, 5), _BOTH,
-         why="started at the identity, the large step is past the deep chain's stability limit "
-             "there (2/lambda = 0.26 at depth 3, 0.18 at depth 5) and it bounces off it"),
-    *_at("dirac", HEALTHY, SMALL_LR, (0, 3, 5), _BOTH,
-         why="the identity prior cures once the step is inside the stable range"),
-    *_at("residual", HEALTHY, LARGE_LR, (3, 5), _QUICK, min_share=0.8,
-         why="the skip carries x past the flat units; the hidden layers learn a small correction "
-             "(1 seed in 10 still halts at depth 3 on quick: the skip sits inside the output tanh)"),
-    *_at("adam", HEALTHY, LARGE_LR, (3, 5), _QUICK,
-         why="bounded per-weight steps never throw the units flat (Adam ignores the SGD constant)"),
-    *_at("adam", SYMPTOM, LARGE_LR, (0,), _QUICK, min_share=0.8,
-         why="a centre tap must travel ~0.9 from its U(-1/3, 1/3) draw; at <= 1e-3 a step 1000 "
-             "updates are barely enough"),
+    *_at(
+        "baseline",
+        (SYMPTOM, HEALTHY),
+        SMALL_LR,
+        (3, 5),
+        _QUICK,
+        also=_LEARNING,
+        why="the same deep nets at the small constant: no unit pinned, still climbing at the "
+        "quick budget (a slow start, not a halt)",
+    ),
+    *_at(
+        "baseline",
+        HEALTHY,
+        SMALL_LR,
+        (3, 5),
+        ("full",),
+        why="and past the hand-set kernel at 10x the updates: the plain lower constant cures",
+    ),
+    *_at(
+        "dirac",
+        SYMPTOM,
+        LARGE_LR,
+        (3, 5),
+        _BOTH,
+        why="started at the identity, the large step is past the deep chain's stability limit "
+        "there (2/lambda = 0.26 at depth 3, 0.18 at depth 5) and it bounces off it",
+    ),
+    *_at(
+        "dirac",
+        HEALTHY,
+        SMALL_LR,
+        (0, 3, 5),
+        _BOTH,
+        why="the identity prior cures once the step is inside the stable range",
+    ),
+    *_at(
+        "residual",
+        HEALTHY,
+        LARGE_LR,
+        (3, 5),
+        _QUICK,
+        min_share=0.8,
+        why="the skip carries x past the flat units; the hidden layers learn a small correction "
+        "(1 seed in 10 still halts at depth 3 on quick: the skip sits inside the output tanh)",
+    ),
+    *_at(
+        "adam",
+        HEALTHY,
+        LARGE_LR,
+        (3, 5),
+        _QUICK,
+        why="bounded per-weight steps never throw the units flat (Adam ignores the SGD constant)",
+    ),
+    *_at(
+        "adam",
+        SYMPTOM,
+        LARGE_LR,
+        (0,),
+        _QUICK,
+        min_share=0.8,
+        why="a centre tap must travel ~0.9 from its U(-1/3, 1/3) draw; at <= 1e-3 a step 1000 "
+        "updates are barely enough",
+    ),
 )
 
 CASE = Case(
@@ -106,17 +183,22 @@ CASE = Case(
     train=train,
     symptom=Symptom(
         "held-out faces come back worse than through the post's hand-set identity kernel",
-        all_of=(Threshold("vs_handset_db", "<", 0.0,
-                          why="the post calls the hand-set kernel (tanh(x), ~30 dB here) 'almost "
-                              "exactly the identity function I wanted'; a filter that learned less "
-                              "than that has not learned the identity"),)),
+        all_of=(
+            Threshold(
+                "vs_handset_db",
+                "<",
+                0.0,
+                why="the post calls the hand-set kernel (tanh(x), ~30 dB here) 'almost "
+                "exactly the identity function I wanted'; a filter that learned less "
+                "than that has not learned the identity",
+            ),
+        ),
+    ),
     fixes=FIXES,
     expectations=EXPECTATIONS,
-    profiles={"quick": Profile(seeds=10, budget={"steps": 1000}),
-              "full": Profile(seeds=5, budget={"steps": 10000})},
+    profiles={"quick": Profile(seeds=10, budget={"steps": 1000}), "full": Profile(seeds=5, budget={"steps": 10000})},
     axes={"hidden_layers": (0, 3, 5), "lr": (LARGE_LR, SMALL_LR)},
-    key_metrics=("test_psnr_db", "gap_to_ceiling_db", "sat_hidden", "open_paths",
-                 "grad_first_over_last"),
+    key_metrics=("test_psnr_db", "gap_to_ceiling_db", "sat_hidden", "open_paths", "grad_first_over_last"),
     pictures=("faces_input", "faces_output", "response", "kernels"),
     picture_where={"hidden_layers": 3, "lr": LARGE_LR},
     smoke_budget={"steps": 3},

@@ -4,6 +4,7 @@ Default: the 100 faces of `skimage.data.lfw_subset()` (25x25 grey, already in [0
 100 images are not faces). `face_dir` points at a folder of face images instead (any size, colour
 or grey): each is turned grey, centre-cropped to a square and resized to `size` x `size`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,4 +32,4 @@ def split(faces: torch.Tensor, n_train: int, n_held_out: int) -> tuple[torch.Ten
     """The first n_train faces to train on, the last n_held_out to judge; never overlapping."""
     if n_train + n_held_out > len(faces):
         raise ValueError(f"{n_train} train + {n_held_out} held-out faces, but only {len(faces)} found")
-    return faces[:n_train], faces[len(faces) - n_held_out:]
+    return faces[:n_train], faces[len(faces) - n_held_out :]

@@ -4,6 +4,7 @@ hidden layers of 3x3 'same' convolutions + hard tanh (no pooling), then a 3x3 co
 tanh. `skip` adds the input to the output conv's pre-activation (learn x + f(x), kept inside the
 post's tanh so the output range does not change).
 """
+
 from __future__ import annotations
 
 import torch
@@ -53,7 +54,7 @@ def initialise(model: FaceFilter, init: str) -> None:
 
 def psnr_db(output: torch.Tensor, target: torch.Tensor) -> float:
     mse = torch.mean((output.double() - target.double()) ** 2)
-    return float(10.0 * torch.log10(PEAK ** 2 / mse))
+    return float(10.0 * torch.log10(PEAK**2 / mse))
 
 
 def tanh_ceiling(faces: torch.Tensor) -> tuple[float, float, float]:
@@ -66,7 +67,7 @@ def tanh_ceiling(faces: torch.Tensor) -> tuple[float, float, float]:
     theta = torch.tensor([1.0, 0.0], dtype=torch.float64)
     for _ in range(20):
         y = torch.tanh(theta[0] * x + theta[1])
-        slope = 1.0 - y ** 2
+        slope = 1.0 - y**2
         jac = torch.stack([slope * x, slope], dim=1)
         theta = theta - torch.linalg.solve(jac.T @ jac, jac.T @ (y - x))
     gain, bias = float(theta[0]), float(theta[1])
@@ -82,13 +83,13 @@ def impulse_response(model: FaceFilter, faces: torch.Tensor) -> torch.Tensor:
     tangent = torch.zeros_like(faces)
     tangent[:, :, cy, cx] = 1.0
     _, response = torch.func.jvp(model, (faces,), (tangent,))
-    return response[:, 0, max(cy - r, 0):cy + r + 1, max(cx - r, 0):cx + r + 1].detach()
+    return response[:, 0, max(cy - r, 0) : cy + r + 1, max(cx - r, 0) : cx + r + 1].detach()
 
 
 def off_centre_share(response: torch.Tensor) -> torch.Tensor:
     """Per face: share of the response's energy outside the centre tap; 0 for a scaled delta."""
     n, h, w = response.shape
-    energy = (response ** 2).flatten(1).sum(1)
+    energy = (response**2).flatten(1).sum(1)
     centre = response[:, h // 2, w // 2] ** 2
     return torch.where(energy > 0, 1.0 - centre / energy.clamp_min(1e-30), torch.ones_like(energy))
 
@@ -107,11 +108,15 @@ def probe_metrics(probe, model: FaceFilter, per_layer: bool = False) -> dict[str
     open_paths = 1.0
     for n in hidden:
         open_paths *= 1.0 - probe.saturation[n]
-    out = {"sat_out": probe.saturation["squash"], "grad_norm_first": first, "grad_norm_last": last,
-           "sat_hidden": sum(probe.saturation[n] for n in hidden) / len(hidden) if hidden else 0.0,
-           "open_paths": open_paths,
-           # 0 when not even the output layer gets a gradient: nothing flows anywhere
-           "grad_first_over_last": first / last if last > 0 else 0.0}
+    out = {
+        "sat_out": probe.saturation["squash"],
+        "grad_norm_first": first,
+        "grad_norm_last": last,
+        "sat_hidden": sum(probe.saturation[n] for n in hidden) / len(hidden) if hidden else 0.0,
+        "open_paths": open_paths,
+        # 0 when not even the output layer gets a gradient: nothing flows anywhere
+        "grad_first_over_last": first / last if last > 0 else 0.0,
+    }
     if probe.dead:
         out["dead_hidden"] = sum(probe.dead.values()) / len(probe.dead)
     if per_layer:
@@ -141,10 +146,12 @@ def pictures(model: FaceFilter, faces: torch.Tensor, response: torch.Tensor) -> 
         shown = faces[:4]
         copies = model(shown)
         kernels = model.convs()[0].weight[:, 0]  # one input map: maps x 3 x 3, on one scale
-        return {"faces_input": _tile([(f[0] + 1) / 2 for f in shown], 4),
-                "faces_output": _tile([(f[0] + 1) / 2 for f in copies], 4),
-                "response": _tile([_signed(response.mean(0))], 8),
-                "kernels": _tile(list(_signed(kernels)), 8)}
+        return {
+            "faces_input": _tile([(f[0] + 1) / 2 for f in shown], 4),
+            "faces_output": _tile([(f[0] + 1) / 2 for f in copies], 4),
+            "response": _tile([_signed(response.mean(0))], 8),
+            "kernels": _tile(list(_signed(kernels)), 8),
+        }
 
 
 def stability_limit(model: FaceFilter, faces: torch.Tensor) -> torch.Tensor:
@@ -159,7 +166,7 @@ def stability_limit(model: FaceFilter, faces: torch.Tensor) -> torch.Tensor:
     params = {k: v.detach() for k, v in model.named_parameters()}
     limits = []
     for face in faces.double():
-        jac = jacrev(lambda p: functional_call(model, p, (face[None],)).flatten())(params)
+        jac = jacrev(lambda p: functional_call(model, p, (face[None],)).flatten())(params)  # noqa: B023 - called at once
         jac = torch.cat([j.reshape(j.shape[0], -1) for j in jac.values()], dim=1)
         lam = 2.0 / jac.shape[0] * torch.linalg.matrix_norm(jac, 2) ** 2  # mse = mean over pixels
         limits.append(2.0 / lam)

@@ -1,13 +1,22 @@
 """The loop: plain SGD, one face per update, drawn from the training faces (the post's online
 updates); every `steps // 25` updates the held-out faces are scored and the units probed."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 from cases.identity_filter.data import load_faces, split
-from cases.identity_filter.model import (FaceFilter, impulse_response, initialise, off_centre_share,
-                                         pictures, probe_metrics, psnr_db, tanh_ceiling)
+from cases.identity_filter.model import (
+    FaceFilter,
+    impulse_response,
+    initialise,
+    off_centre_share,
+    pictures,
+    probe_metrics,
+    psnr_db,
+    tanh_ceiling,
+)
 from harness.probes import Probe
 
 LOGGED_POINTS = 20  # a logged point costs ~3 updates (a 20-face forward and backward) and MLflow rows
@@ -45,8 +54,9 @@ def optimiser(cfg, model: torch.nn.Module):
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
 
 
-def measure(model: FaceFilter, probe: Probe, opt, loss_fn, held: torch.Tensor,
-            per_layer: bool = False) -> dict[str, float]:
+def measure(
+    model: FaceFilter, probe: Probe, opt, loss_fn, held: torch.Tensor, per_layer: bool = False
+) -> dict[str, float]:
     """Held-out PSNR and loss, and the probes (saturation, gradient norms) on one held-out forward
     and backward pass; the step zeroes that gradient, so measuring never moves the weights."""
     probe.attach()
@@ -57,13 +67,15 @@ def measure(model: FaceFilter, probe: Probe, opt, loss_fn, held: torch.Tensor,
     probe.detach()
     # The held-out gradient stays on the weights for the trace (run.trace reads .grad at this
     # log step); the next training step zeroes it before its own backward.
-    return {"test_psnr_db": psnr_db(out.detach(), held), "loss": float(loss.detach()),
-            **probe_metrics(probe, model, per_layer=per_layer)}
+    return {
+        "test_psnr_db": psnr_db(out.detach(), held),
+        "loss": float(loss.detach()),
+        **probe_metrics(probe, model, per_layer=per_layer),
+    }
 
 
 def train(cfg, run) -> dict[str, float]:
-    faces, held = split(load_faces(cfg.face_dir, cfg.image_size).to(run.device),
-                        cfg.train_faces, cfg.held_out_faces)
+    faces, held = split(load_faces(cfg.face_dir, cfg.image_size).to(run.device), cfg.train_faces, cfg.held_out_faces)
     ceiling, _, _ = tanh_ceiling(held)
     handset = psnr_db(torch.tanh(held), held)  # the post's hand-set kernel: a lone 1 in the centre
     model = FaceFilter(cfg.hidden_layers, cfg.maps, cfg.activation, cfg.skip).to(run.device)
@@ -79,8 +91,9 @@ def train(cfg, run) -> dict[str, float]:
         if step % every == 0 or step == cfg.steps:
             last = step == cfg.steps
             metrics = measure(model, probe, opt, loss_fn, held, per_layer=last)
-            metrics.update(vs_handset_db=metrics["test_psnr_db"] - handset,
-                           gap_to_ceiling_db=ceiling - metrics["test_psnr_db"])
+            metrics.update(
+                vs_handset_db=metrics["test_psnr_db"] - handset, gap_to_ceiling_db=ceiling - metrics["test_psnr_db"]
+            )
             if step <= cfg.steps // 2:
                 half = metrics
             if last:
@@ -94,9 +107,14 @@ def train(cfg, run) -> dict[str, float]:
     response = impulse_response(model, held)  # the end-to-end response, a jvp
     with torch.no_grad():
         train_psnr = psnr_db(model(faces), faces)  # the post: "how well it does on that same training example"
-    metrics.update(train_psnr_db=train_psnr, response_off_centre=float(off_centre_share(response).mean()),
-                   late_gain_db=metrics["test_psnr_db"] - half["test_psnr_db"],
-                   init_response_norm=init_response, ceiling_psnr_db=ceiling, handset_psnr_db=handset)
+    metrics.update(
+        train_psnr_db=train_psnr,
+        response_off_centre=float(off_centre_share(response).mean()),
+        late_gain_db=metrics["test_psnr_db"] - half["test_psnr_db"],
+        init_response_norm=init_response,
+        ceiling_psnr_db=ceiling,
+        handset_psnr_db=handset,
+    )
     run.log(cfg.steps, **metrics)
     if run.seed == 0:  # the report shows seed 0; a run's four PNGs cost ~0.07 s to log
         for name, picture in pictures(model, held, response).items():

@@ -6,6 +6,7 @@ and a circle (label 1), weights U(0, 1), one image per update. The baseline keep
 its unscaled pixels, its hand-written update (bias stepped by the average weight gradient) and its
 backward pass, which hands the conv layer h*x (the classifier's weight gradient) instead of h*w.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from cases.relu_blowup.model import activate, clip, draw_shapes, forward, gradients, init_params
-from harness.trace import Observed
 from harness.contract import DIVERGED, HEALTHY, SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Threshold
+from harness.trace import Observed
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,13 @@ def measure(p, images, labels, cfg: Config) -> dict[str, float]:
         total += mapped.numel()
         losses.append(float(F.binary_cross_entropy_with_logits(logit, torch.tensor(label, device=logit.device))))
         correct += int((logit > 0) == (label == 1.0))
-    return {"filter_min": float(p.filter.min()), "filter_max": float(p.filter.max()),
-            "relu_zero_fraction": zero / total, "loss": sum(losses) / len(losses),
-            "accuracy": correct / len(images)}
+    return {
+        "filter_min": float(p.filter.min()),
+        "filter_max": float(p.filter.max()),
+        "relu_zero_fraction": zero / total,
+        "loss": sum(losses) / len(losses),
+        "accuracy": correct / len(images),
+    }
 
 
 def observe(p, images, cfg: Config, grads=None) -> list[Observed]:
@@ -56,9 +61,18 @@ def observe(p, images, cfg: Config, grads=None) -> list[Observed]:
     logits = activate(conv, cfg.activation).flatten(1) @ p.weights + p.bias
     g = grads or (None, None)
     step = [None if x is None else -cfg.lr * x for x in g[:2]]
-    return [Observed("conv", "conv", "relu" if cfg.activation == "relu" else "leaky", pre=conv,
-                     weight=p.filter, grad=g[0], update=step[0]),
-            Observed("classifier", "linear", pre=logits[:, None], weight=p.weights, grad=g[1], update=step[1])]
+    return [
+        Observed(
+            "conv",
+            "conv",
+            "relu" if cfg.activation == "relu" else "leaky",
+            pre=conv,
+            weight=p.filter,
+            grad=g[0],
+            update=step[0],
+        ),
+        Observed("classifier", "linear", pre=logits[:, None], weight=p.weights, grad=g[1], update=step[1]),
+    ]
 
 
 def train(cfg: Config, run) -> dict[str, float]:
@@ -92,23 +106,44 @@ def train(cfg: Config, run) -> dict[str, float]:
 
 
 FIXES = (
-    Fix("small_init", {"init": "normal_0.02"},
-        why="the answer: a zero-centred, small init (N(0, 0.02)) removes U(0,1)'s all-positive bias"),
-    Fix("low_lr", {"lr": 3e-6},
-        why="the answer: ReLU nets need a low learning rate; 100x lower shrinks the first step 100x"),
-    Fix("leaky_relu", {"activation": "leaky_relu"},
-        why="a negative slope (0.01) keeps a gradient flowing through negative outputs, so a unit cannot die"),
-    Fix("grad_clip", {"clip_norm": 1.0},
-        why="caps the joint gradient norm at 1, so one update cannot move a weight by 5e4"),
-    Fix("scaled_pixels", {"pixel_max": 1.0},
-        why="pixels in [0, 1] shrink every activation and gradient by 255"),
-    Fix("chain_rule_backward", {"backward": "chain_rule"},
-        why="hands the conv layer h*w (dLoss/dx) instead of h*x (dLoss/dw), the gradient the post meant"),
-    Fix("small_init+low_lr", {"init": "normal_0.02", "lr": 3e-6}, combines=("small_init", "low_lr"),
-        why="the answer's whole advice at once"),
-    Fix("small_init+scaled_pixels", {"init": "normal_0.02", "pixel_max": 1.0},
+    Fix(
+        "small_init",
+        {"init": "normal_0.02"},
+        why="the answer: a zero-centred, small init (N(0, 0.02)) removes U(0,1)'s all-positive bias",
+    ),
+    Fix(
+        "low_lr",
+        {"lr": 3e-6},
+        why="the answer: ReLU nets need a low learning rate; 100x lower shrinks the first step 100x",
+    ),
+    Fix(
+        "leaky_relu",
+        {"activation": "leaky_relu"},
+        why="a negative slope (0.01) keeps a gradient flowing through negative outputs, so a unit cannot die",
+    ),
+    Fix(
+        "grad_clip",
+        {"clip_norm": 1.0},
+        why="caps the joint gradient norm at 1, so one update cannot move a weight by 5e4",
+    ),
+    Fix("scaled_pixels", {"pixel_max": 1.0}, why="pixels in [0, 1] shrink every activation and gradient by 255"),
+    Fix(
+        "chain_rule_backward",
+        {"backward": "chain_rule"},
+        why="hands the conv layer h*w (dLoss/dx) instead of h*x (dLoss/dw), the gradient the post meant",
+    ),
+    Fix(
+        "small_init+low_lr",
+        {"init": "normal_0.02", "lr": 3e-6},
+        combines=("small_init", "low_lr"),
+        why="the answer's whole advice at once",
+    ),
+    Fix(
+        "small_init+scaled_pixels",
+        {"init": "normal_0.02", "pixel_max": 1.0},
         combines=("small_init", "scaled_pixels"),
-        why="a zero-centred init only helps when the inputs are on the scale it was meant for"),
+        why="a zero-centred init only helps when the inputs are on the scale it was meant for",
+    ),
 )
 
 # What the quick profile measured over 10 seeds (cases/relu_blowup/README.md has the table).
@@ -117,35 +152,73 @@ _BLACK = "the map still goes black"
 _CLASSIFIES = (Threshold("accuracy", ">=", 1.0, why="a cure also classifies both images"),)
 _QUICK = ("quick",)  # the full profile (10x the updates) has not been measured for these claims
 EXPECTATIONS = (
-    Expectation("baseline", SYMPTOM, profiles=_QUICK,
-                why="the post's failure: one update takes every weight to ~-5e4",
-                also=(Threshold("filter_max", "<", 0.0, why="the post: 'all of my weights move to "
-                                                                "massively negative values'"),)),
-    Expectation("small_init", SYMPTOM, profiles=_QUICK,
-                why=f"{_BLACK}: on 0..255 pixels the ReLU outputs and the h*x it sends back are still "
-                    "hundreds of times the N(0, 0.02) weights"),
-    Expectation("low_lr", SYMPTOM, profiles=_QUICK,
-                why=f"{_BLACK}: 100x lower still moves each weight by ~-500 in one update; the step "
-                    "is below the weights' own scale only under lr ~ 1e-9"),
-    Expectation("leaky_relu", DIVERGED, profiles=_QUICK,
-                why="the negative slope lets the post's h*x feedback act on the negative map too: "
-                    "the weights grow geometrically and the logit overflows float32 at update 12"),
-    Expectation("grad_clip", HEALTHY, profiles=_QUICK,
-                why="a clipped step cannot kill the map, but with lr 3e-4 and unit-norm steps the "
-                    "classifier's logit of ~4e5 (U(0,1) weights on thousands) stays saturated",
-                also=(Threshold("accuracy", "<=", 0.5, why="measured: it never learns to classify"),)),
-    Expectation("scaled_pixels", (SYMPTOM, HEALTHY), profiles=_QUICK,
-                why=f"{_BLACK} on most seeds (8/10), and all but ~1% of it on the rest: U(0,1) weights "
-                    "still saturate the classifier, so each cross update pushes the filter down by ~0.9",
-                also=(Threshold("accuracy", "<=", 0.5, why="measured: it never learns to classify"),)),
-    Expectation("chain_rule_backward", SYMPTOM, profiles=_QUICK,
-                why=f"{_BLACK}: the correct gradient h*w is ~3000x smaller than the post's h*x but "
-                    "has the same sign on every pixel, so the filter still goes to ~-9"),
-    Expectation("small_init+low_lr", SYMPTOM, profiles=_QUICK,
-                why=f"{_BLACK}: the answer's whole advice does not cure on unscaled pixels"),
-    Expectation("small_init+scaled_pixels", HEALTHY, profiles=_QUICK, also=_CLASSIFIES,
-                why="the cure: zero-centred small weights on [0, 1] pixels keep the map alive and "
-                    "classify both images, even with the post's backward pass"),
+    Expectation(
+        "baseline",
+        SYMPTOM,
+        profiles=_QUICK,
+        why="the post's failure: one update takes every weight to ~-5e4",
+        also=(
+            Threshold("filter_max", "<", 0.0, why="the post: 'all of my weights move to massively negative values'"),
+        ),
+    ),
+    Expectation(
+        "small_init",
+        SYMPTOM,
+        profiles=_QUICK,
+        why=f"{_BLACK}: on 0..255 pixels the ReLU outputs and the h*x it sends back are still "
+        "hundreds of times the N(0, 0.02) weights",
+    ),
+    Expectation(
+        "low_lr",
+        SYMPTOM,
+        profiles=_QUICK,
+        why=f"{_BLACK}: 100x lower still moves each weight by ~-500 in one update; the step "
+        "is below the weights' own scale only under lr ~ 1e-9",
+    ),
+    Expectation(
+        "leaky_relu",
+        DIVERGED,
+        profiles=_QUICK,
+        why="the negative slope lets the post's h*x feedback act on the negative map too: "
+        "the weights grow geometrically and the logit overflows float32 at update 12",
+    ),
+    Expectation(
+        "grad_clip",
+        HEALTHY,
+        profiles=_QUICK,
+        why="a clipped step cannot kill the map, but with lr 3e-4 and unit-norm steps the "
+        "classifier's logit of ~4e5 (U(0,1) weights on thousands) stays saturated",
+        also=(Threshold("accuracy", "<=", 0.5, why="measured: it never learns to classify"),),
+    ),
+    Expectation(
+        "scaled_pixels",
+        (SYMPTOM, HEALTHY),
+        profiles=_QUICK,
+        why=f"{_BLACK} on most seeds (8/10), and all but ~1% of it on the rest: U(0,1) weights "
+        "still saturate the classifier, so each cross update pushes the filter down by ~0.9",
+        also=(Threshold("accuracy", "<=", 0.5, why="measured: it never learns to classify"),),
+    ),
+    Expectation(
+        "chain_rule_backward",
+        SYMPTOM,
+        profiles=_QUICK,
+        why=f"{_BLACK}: the correct gradient h*w is ~3000x smaller than the post's h*x but "
+        "has the same sign on every pixel, so the filter still goes to ~-9",
+    ),
+    Expectation(
+        "small_init+low_lr",
+        SYMPTOM,
+        profiles=_QUICK,
+        why=f"{_BLACK}: the answer's whole advice does not cure on unscaled pixels",
+    ),
+    Expectation(
+        "small_init+scaled_pixels",
+        HEALTHY,
+        profiles=_QUICK,
+        also=_CLASSIFIES,
+        why="the cure: zero-centred small weights on [0, 1] pixels keep the map alive and "
+        "classify both images, even with the post's backward pass",
+    ),
 )
 
 CASE = Case(
@@ -156,15 +229,19 @@ CASE = Case(
     symptom=Symptom(
         "the ReLU map is all zero on both images: black, and dead for good",
         all_of=(
-            Threshold("relu_zero_fraction", ">=", 1.0,
-                      why="the post: 'the output image always being completely black'. Once every "
-                          "output is zero, the ReLU passes no gradient to the filter or the classifier "
-                          "weights on these images, so the map can never light again"),
-        )),
+            Threshold(
+                "relu_zero_fraction",
+                ">=",
+                1.0,
+                why="the post: 'the output image always being completely black'. Once every "
+                "output is zero, the ReLU passes no gradient to the filter or the classifier "
+                "weights on these images, so the map can never light again",
+            ),
+        ),
+    ),
     fixes=FIXES,
     expectations=EXPECTATIONS,
-    profiles={"quick": Profile(seeds=10, budget={"steps": 2000}),
-              "full": Profile(seeds=20, budget={"steps": 10000})},
+    profiles={"quick": Profile(seeds=10, budget={"steps": 2000}), "full": Profile(seeds=20, budget={"steps": 10000})},
     key_metrics=("filter_min", "filter_max", "relu_zero_fraction", "loss", "accuracy"),
     pictures=("relu_map_cross", "relu_map_circle"),
     smoke_budget={"steps": 3},

@@ -5,6 +5,7 @@ The backward pass is explicit because the failure lives in it: the post's classi
 `m_pGradients[i] = h * x[i]`, the gradient of its *weights*, as the gradient of its *inputs* (the
 chain rule gives h * w[i]). tests/test_relu_blowup.py checks the chain-rule path against autograd.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +23,11 @@ def draw_shapes(size: int, pixel_max: float) -> tuple[torch.Tensor, torch.Tensor
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     centre = (size - 1) / 2
     arm, reach = size * 0.08, size * 0.35
-    cross = (((xx - centre).abs() <= arm) | ((yy - centre).abs() <= arm)) \
-        & ((xx - centre).abs() <= reach) & ((yy - centre).abs() <= reach)
+    cross = (
+        (((xx - centre).abs() <= arm) | ((yy - centre).abs() <= arm))
+        & ((xx - centre).abs() <= reach)
+        & ((yy - centre).abs() <= reach)
+    )
     radius = torch.sqrt((xx - centre) ** 2 + (yy - centre) ** 2)
     ring = (radius <= reach) & (radius >= reach - size * 0.12)
     return tuple(m.float().expand(3, -1, -1).clone() * pixel_max for m in (cross, ring))
@@ -66,8 +70,9 @@ def forward(p: Params, image: torch.Tensor, activation: str):
     return conv, mapped, logit
 
 
-def gradients(p: Params, image: torch.Tensor, label: float, activation: str,
-              backward: str, bias_step: str) -> tuple[torch.Tensor, ...]:
+def gradients(
+    p: Params, image: torch.Tensor, label: float, activation: str, backward: str, bias_step: str
+) -> tuple[torch.Tensor, ...]:
     """Gradients of the log-loss for one image (filter, weights, bias), as the post computes them
     or by the chain rule, then the logit they came from (its overflow is the first sign of
     divergence)."""

@@ -8,13 +8,14 @@ its sum of squared errors on a linear output, sigmoid/tanh units, a gradient sum
 each network at its own learning rate, and its "Xavier (2 / volume size)" init, read as a standard
 deviation (README: the four readings tried, and what each gives).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cases.slow_conv_mnist.expectations import EXPECTATIONS
 from cases.slow_conv_mnist.training import train
 from harness.contract import Case, Fix, Profile, Symptom, Threshold
-from cases.slow_conv_mnist.expectations import EXPECTATIONS
 
 
 @dataclass(frozen=True)
@@ -37,26 +38,44 @@ class Config:
 
 
 FIXES = (
-    Fix("cross_entropy", {"loss": "softmax_ce"},
+    Fix(
+        "cross_entropy",
+        {"loss": "softmax_ce"},
         why="softmax + cross-entropy, the classification loss: its output gradient p - t stays "
-            "large on a wrong answer, where a squared error on a near-constant output is tiny"),
-    Fix("glorot_init", {"init": "glorot"},
+        "large on a wrong answer, where a squared error on a near-constant output is tiny",
+    ),
+    Fix(
+        "glorot_init",
+        {"init": "glorot"},
         why="Glorot & Bengio's (2010) 'Xavier' init keeps signals and gradients at unit scale; the "
-            "post's std 2/V is 7-60x smaller layer by layer (2/3920 = 5e-4 against 0.022 for the "
-            "conv net's 3920->100 layer)"),
-    Fix("relu", {"activation": "relu"},
+        "post's std 2/V is 7-60x smaller layer by layer (2/3920 = 5e-4 against 0.022 for the "
+        "conv net's 3920->100 layer)",
+    ),
+    Fix(
+        "relu",
+        {"activation": "relu"},
         why="ReLU does not saturate: slope 1 wherever a unit is active, so gradients do not shrink "
-            "by sigmoid's <= 0.25 per layer"),
-    Fix("adam", {"optimizer": "adam"},
+        "by sigmoid's <= 0.25 per layer",
+    ),
+    Fix(
+        "adam",
+        {"optimizer": "adam"},
         why="Adam scales each weight's step by its own gradient's size, so a weight whose gradient "
-            "is 1e-6 small moves as fast as any other: the plateau's tiny gradients stop mattering"),
-    Fix("averaged_batches", {"batch_grad": "mean"},
+        "is 1e-6 small moves as fast as any other: the plateau's tiny gradients stop mattering",
+    ),
+    Fix(
+        "averaged_batches",
+        {"batch_grad": "mean"},
         why="the usual mini-batch: the batch's gradients averaged, not summed, the advice a "
-            "summed gradient usually gets (a step that does not grow with the batch)"),
-    Fix("glorot_init+adam", {"init": "glorot", "optimizer": "adam"},
+        "summed gradient usually gets (a step that does not grow with the batch)",
+    ),
+    Fix(
+        "glorot_init+adam",
+        {"init": "glorot", "optimizer": "adam"},
         combines=("glorot_init", "adam"),
         why="a unit-scale init removes the plateau, Adam takes steps that do not wait for the "
-            "gradient to grow: the recipe of today's tutorials, on the post's loss and units"),
+        "gradient to grow: the recipe of today's tutorials, on the post's loss and units",
+    ),
 )
 
 # The post's contrast, told through time: with the post's tiny init every network first outputs
@@ -66,10 +85,15 @@ FIXES = (
 SYMPTOM = Symptom(
     "the network sits at chance more than twice as long as the post's MLP trained the same way",
     all_of=(
-        Threshold("plateau_vs_mlp", ">", 2.0,
-                  why="twice the images the post's MLP needs beside it (same images, same order): "
-                      "beyond the x1.3 steps of the log-spaced checks that time an escape"),
-    ))
+        Threshold(
+            "plateau_vs_mlp",
+            ">",
+            2.0,
+            why="twice the images the post's MLP needs beside it (same images, same order): "
+            "beyond the x1.3 steps of the log-spaced checks that time an escape",
+        ),
+    ),
+)
 
 CASE = Case(
     title="A hand-written conv net on MNIST: 14 hours for 2 epochs, and far slower to learn than an MLP",
@@ -85,10 +109,19 @@ CASE = Case(
     # seeds measured); LeNet-5 costs ~2.5x the conv net per image and at quick only shows what the
     # conv net shows, so quick leaves it to full. full: the post's 120,000 images (2 epochs of
     # MNIST), the 4,000 digits seen 30 times.
-    profiles={"quick": Profile(seeds=10, budget={"images": 12_000}, axes={"network": ("mlp", "conv")}),
-              "full": Profile(seeds=5, budget={"images": 120_000})},
-    key_metrics=("fixed_eval_accuracy", "mlp_fixed_eval_accuracy", "post_eval_accuracy",
-                 "post_eval_error", "plateau_vs_mlp", "images_to_leave_chance", "test_accuracy"),
+    profiles={
+        "quick": Profile(seeds=10, budget={"images": 12_000}, axes={"network": ("mlp", "conv")}),
+        "full": Profile(seeds=5, budget={"images": 120_000}),
+    },
+    key_metrics=(
+        "fixed_eval_accuracy",
+        "mlp_fixed_eval_accuracy",
+        "post_eval_accuracy",
+        "post_eval_error",
+        "plateau_vs_mlp",
+        "images_to_leave_chance",
+        "test_accuracy",
+    ),
     pictures=("first_layer",),
     picture_where={"network": "conv"},
     smoke_budget={"images": 64, "test_size": 100},

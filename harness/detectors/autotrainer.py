@@ -13,12 +13,24 @@ validation accuracy the gated rules abstain. TOOL_UNGATED reports the gradient f
 first check where they count, without the gate: the gate is where the paper's tool avoids false
 alarms on runs that learn anyway, and leaving it out shows what the gradient rules see alone.
 """
+
 from __future__ import annotations
 
 import math
 
-from harness.detectors import (DEAD_RELU, EXPLODING, SLOW_CONVERGENCE, VANISHING_GRADIENT, QUIET, Finding,
-                               Rule, Tool, View, abstain, fire)
+from harness.detectors import (
+    DEAD_RELU,
+    EXPLODING,
+    QUIET,
+    SLOW_CONVERGENCE,
+    VANISHING_GRADIENT,
+    Finding,
+    Rule,
+    Tool,
+    View,
+    abstain,
+    fire,
+)
 
 SOURCE = "shiningrain/AUTOTRAINER AutoTrainer/utils/monitor.py"
 BETA_1 = 1e-3  # gradient_issue threshold_low: |g_first| / |g_last| below it ...
@@ -115,16 +127,23 @@ def _rule(issue: str, gate: bool):
         if issue in ("not_converge", "unstable") and view.scalar("train_accuracy").empty:
             return abstain("no accuracy")
         return fire(step, why) if found == issue else QUIET
+
     return check
 
 
 def _rules(gate: bool) -> tuple[Rule, ...]:
-    return (Rule("dying_relu", DEAD_RELU, _rule("relu", gate), SOURCE + " gradient_issue threshold_die_1 0.7"),
-            Rule("exploding_gradient", EXPLODING, _rule("explode", gate), SOURCE + " gradient_issue threshold_high 70"),
-            Rule("vanishing_gradient", VANISHING_GRADIENT, _rule("vanish", gate),
-                 SOURCE + " gradient_issue threshold_low 1e-3, threshold_low_1 1e-4"),
-            Rule("slow_convergence", SLOW_CONVERGENCE, _rule("not_converge", gate), SOURCE + " loss_issue sc_threshold"),
-            Rule("oscillating_loss", "oscillation", _rule("unstable", gate), SOURCE + " ol_judge"))
+    return (
+        Rule("dying_relu", DEAD_RELU, _rule("relu", gate), SOURCE + " gradient_issue threshold_die_1 0.7"),
+        Rule("exploding_gradient", EXPLODING, _rule("explode", gate), SOURCE + " gradient_issue threshold_high 70"),
+        Rule(
+            "vanishing_gradient",
+            VANISHING_GRADIENT,
+            _rule("vanish", gate),
+            SOURCE + " gradient_issue threshold_low 1e-3, threshold_low_1 1e-4",
+        ),
+        Rule("slow_convergence", SLOW_CONVERGENCE, _rule("not_converge", gate), SOURCE + " loss_issue sc_threshold"),
+        Rule("oscillating_loss", "oscillation", _rule("unstable", gate), SOURCE + " ol_judge"),
+    )
 
 
 TOOL = Tool("AUTOTRAINER", _rules(gate=True), first_alarm_only=True)

@@ -6,17 +6,34 @@ unchanged tensors and loss; FRQ = 20 for accuracy. Its gradient and weight check
 layers only (`list_name[layer].find('dense')`): conv layers are not checked. Hard tanh is read as
 tanh (the tool names only 'tanh' and 'sigmoid').
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from harness.detectors import (DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE, VANISHING_GRADIENT, QUIET,
-                               Finding, Rule, Tool, View, abstain, any_layer, fire, first)
+from harness.detectors import (
+    DEAD_RELU,
+    EXPLODING,
+    QUIET,
+    SATURATION,
+    SLOW_CONVERGENCE,
+    VANISHING_GRADIENT,
+    Finding,
+    Rule,
+    Tool,
+    View,
+    abstain,
+    any_layer,
+    fire,
+    first,
+)
 
 SOURCE = "DeepDiagnosis/ICSE2022 callback/callbacks.py"
 N, FRQ = 5, 20  # on_epoch_end: N = 5, FRQ = 20
 DEAD = 0.7  # threshold_layer_1: share of a ReLU layer's outputs <= 0
-SATURATED = 0.5  # threshold_layer: share of a tanh/sigmoid layer's inputs beyond +-5 (the bound is in the trace's sat_bound)
+SATURATED = (
+    0.5  # threshold_layer: share of a tanh/sigmoid layer's inputs beyond +-5 (the bound is in the trace's sat_bound)
+)
 VANISHING = 1e-7  # threshold_VG: mean |dL/dW| of a dense layer
 
 
@@ -24,11 +41,17 @@ def numerical_error(view: View) -> Finding:
     """identifyNumerical: a layer's mean output, a dense layer's mean weight gradient, a layer's
     mean weight or the loss is NaN, inf, or exactly 0 (the tool counts 0 as a numerical error)."""
     dense = view.weighted("linear")
-    steps = [s for s in (view.nonfinite_at(),
-                         first(any_layer(view.stat("out_mean"), lambda t: t == 0)),
-                         first(any_layer(view.stat("pre_mean"), lambda t: t == 0)),
-                         first(any_layer(view.stat("g_mean", dense), lambda t: t == 0)),
-                         first(any_layer(view.stat("w_mean"), lambda t: t == 0))) if s is not None]
+    steps = [
+        s
+        for s in (
+            view.nonfinite_at(),
+            first(any_layer(view.stat("out_mean"), lambda t: t == 0)),
+            first(any_layer(view.stat("pre_mean"), lambda t: t == 0)),
+            first(any_layer(view.stat("g_mean", dense), lambda t: t == 0)),
+            first(any_layer(view.stat("w_mean"), lambda t: t == 0)),
+        )
+        if s is not None
+    ]
     return fire(min(steps), "NaN, inf or 0") if steps else QUIET
 
 
@@ -48,9 +71,12 @@ def saturation(view: View) -> Finding:
     if not layers:
         return abstain("no tanh or sigmoid layer")
     table = view.stat("sat_bound", layers)
-    every_n = table.iloc[N - 1::N]
-    return fire(step, "|x| >= 5 on most inputs") if (step := first(any_layer(every_n, lambda t: t > SATURATED))) \
-        is not None else QUIET
+    every_n = table.iloc[N - 1 :: N]
+    return (
+        fire(step, "|x| >= 5 on most inputs")
+        if (step := first(any_layer(every_n, lambda t: t > SATURATED))) is not None
+        else QUIET
+    )
 
 
 def vanishing_gradient(view: View) -> Finding:
@@ -64,7 +90,7 @@ def vanishing_gradient(view: View) -> Finding:
 def _unchanged(table) -> int | None:
     """meanResult over the last N values, every N checks: mean == max, i.e. all N equal."""
     for end in range(N, len(table) + 1, N):
-        window = table.iloc[end - N:end]
+        window = table.iloc[end - N : end]
         if window.notna().all().any():
             same = (window.mean() == window.max()) & window.notna().all()
             if same.any():
@@ -77,8 +103,11 @@ def unchanged_tensor(view: View) -> Finding:
     layer the same over N checks."""
     dense = view.weighted("linear")
     outputs = view.stat("out_mean", view.layers[:-1])
-    steps = [s for s in (_unchanged(outputs), _unchanged(view.stat("w_mean", dense)),
-                         _unchanged(view.stat("g_mean", dense))) if s is not None]
+    steps = [
+        s
+        for s in (_unchanged(outputs), _unchanged(view.stat("w_mean", dense)), _unchanged(view.stat("g_mean", dense)))
+        if s is not None
+    ]
     return fire(min(steps), "unchanged over 5 checks") if steps else QUIET
 
 
@@ -93,7 +122,7 @@ def loss_not_decreasing(view: View) -> Finding:
     if not acc.empty:
         steps.append(first(acc == 0))
         for end in range(FRQ, len(acc) + 1, FRQ):
-            window = acc.iloc[end - FRQ:end]
+            window = acc.iloc[end - FRQ : end]
             if np.mean(window) == np.max(window):
                 steps.append(int(acc.index[end - 1]))
                 break
@@ -101,11 +130,15 @@ def loss_not_decreasing(view: View) -> Finding:
     return fire(min(steps), "loss (or accuracy) unchanged") if steps else QUIET
 
 
-TOOL = Tool("DeepDiagnosis", (
-    Rule("numerical_error", EXPLODING, numerical_error, SOURCE + " identifyNumerical"),
-    Rule("dead_node", DEAD_RELU, dead_node, SOURCE + " identifyDead, threshold_layer_1 0.7"),
-    Rule("saturated_activation", SATURATION, saturation, SOURCE + " identifySaturated, +-5, threshold_layer 0.5"),
-    Rule("vanishing_gradient", VANISHING_GRADIENT, vanishing_gradient, SOURCE + " identifyVanishingGradient 1e-7"),
-    Rule("unchanged_tensor", SLOW_CONVERGENCE, unchanged_tensor, SOURCE + " meanResult, N 5"),
-    Rule("loss_not_decreasing", SLOW_CONVERGENCE, loss_not_decreasing, SOURCE + " meanResult, N 5, FRQ 20"),
-), first_alarm_only=True)
+TOOL = Tool(
+    "DeepDiagnosis",
+    (
+        Rule("numerical_error", EXPLODING, numerical_error, SOURCE + " identifyNumerical"),
+        Rule("dead_node", DEAD_RELU, dead_node, SOURCE + " identifyDead, threshold_layer_1 0.7"),
+        Rule("saturated_activation", SATURATION, saturation, SOURCE + " identifySaturated, +-5, threshold_layer 0.5"),
+        Rule("vanishing_gradient", VANISHING_GRADIENT, vanishing_gradient, SOURCE + " identifyVanishingGradient 1e-7"),
+        Rule("unchanged_tensor", SLOW_CONVERGENCE, unchanged_tensor, SOURCE + " meanResult, N 5"),
+        Rule("loss_not_decreasing", SLOW_CONVERGENCE, loss_not_decreasing, SOURCE + " meanResult, N 5, FRQ 20"),
+    ),
+    first_alarm_only=True,
+)

@@ -5,15 +5,34 @@ Each rule reports independently at each saved step (here: each trace point). Unc
 WeightUpdateRatio compare consecutive saved steps; the trace keeps, per traced step, whether a
 weight is numpy.allclose to the last traced one and the ratio of the first update after it.
 """
+
 from __future__ import annotations
 
-from harness.detectors import (DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE, VANISHING_GRADIENT, QUIET,
-                               Finding, Rule, Tool, View, abstain, any_layer, fire, first)
+from harness.detectors import (
+    DEAD_RELU,
+    EXPLODING,
+    QUIET,
+    SATURATION,
+    SLOW_CONVERGENCE,
+    VANISHING_GRADIENT,
+    Finding,
+    Rule,
+    Tool,
+    View,
+    abstain,
+    any_layer,
+    fire,
+    first,
+)
 
 SOURCE = "docs.aws.amazon.com/sagemaker/latest/dg/"
 LAYER = 0.5  # DeadRelu / SaturatedActivation threshold_layer 50.0 (%); threshold_inactivity 1.0 (%) is in the trace
 VANISHING = 1e-7  # VanishingGradient threshold 0.0000001 (mean |g|)
-VARIANCE_RATIO, DISTRIBUTION_RANGE, INIT_STEPS = 10.0, 0.001, 10  # PoorWeightInitialization threshold, distribution_range, steps
+VARIANCE_RATIO, DISTRIBUTION_RANGE, INIT_STEPS = (
+    10.0,
+    0.001,
+    10,
+)  # PoorWeightInitialization threshold, distribution_range, steps
 LARGE, SMALL = 10.0, 1e-8  # WeightUpdateRatio large_threshold, small_threshold
 LOSS_STEPS, DIFF_PERCENT = 10, 0.1  # LossNotDecreasing num_steps 10, diff_percent 0.1 (%)
 UNCHANGED_STEPS = 3  # UnchangedTensor num_steps 3 (rtol 1e-5, atol 1e-8 are in the trace)
@@ -109,9 +128,11 @@ def loss_not_decreasing(view: View) -> Finding:
 
 def all_zero(view: View) -> Finding:
     """Any recorded tensor entirely zero: activations, gradients, weights."""
-    steps = [first(any_layer(view.stat("act_zero"), lambda t: t >= 1.0)),
-             first(any_layer(view.stat("g_zero"), lambda t: t >= 1.0)),
-             first(any_layer(view.stat("w_norm"), lambda t: t == 0))]
+    steps = [
+        first(any_layer(view.stat("act_zero"), lambda t: t >= 1.0)),
+        first(any_layer(view.stat("g_zero"), lambda t: t >= 1.0)),
+        first(any_layer(view.stat("w_norm"), lambda t: t == 0)),
+    ]
     steps = [s for s in steps if s is not None]
     return fire(min(steps), "a tensor is all zero") if steps else QUIET
 
@@ -123,21 +144,28 @@ def unchanged_tensor(view: View) -> Finding:
     same = table.fillna(0) >= 1
     run = UNCHANGED_STEPS - 1  # 3 saved steps = 2 consecutive comparisons
     for i in range(run - 1, len(same)):
-        if same.iloc[i + 1 - run:i + 1].all().any():
+        if same.iloc[i + 1 - run : i + 1].all().any():
             return fire(same.index[i], "a weight allclose over 3 saved steps")
     return QUIET
 
 
-TOOL = Tool("SageMaker Debugger", (
-    Rule("DeadRelu", DEAD_RELU, dead_relu, SOURCE + "dead-relu.html"),
-    Rule("SaturatedActivation", SATURATION, saturated_activation, SOURCE + "saturated-activation.html"),
-    Rule("VanishingGradient", VANISHING_GRADIENT, vanishing_gradient, SOURCE + "vanishing-gradient.html"),
-    Rule("ExplodingTensor", EXPLODING, exploding_tensor, SOURCE + "exploding-tensor.html"),
-    Rule("PoorWeightInitialization", "poor_initialization", poor_weight_initialization,
-         SOURCE + "poor-weight-initialization.html"),
-    Rule("WeightUpdateRatio (large)", EXPLODING, updates_large, SOURCE + "weight-update-ratio.html"),
-    Rule("WeightUpdateRatio (small)", SLOW_CONVERGENCE, updates_small, SOURCE + "weight-update-ratio.html"),
-    Rule("LossNotDecreasing", SLOW_CONVERGENCE, loss_not_decreasing, SOURCE + "loss-not-decreasing.html"),
-    Rule("AllZero", "all_zero", all_zero, SOURCE + "all-zero.html"),
-    Rule("UnchangedTensor", SLOW_CONVERGENCE, unchanged_tensor, SOURCE + "unchanged-tensor.html"),
-))
+TOOL = Tool(
+    "SageMaker Debugger",
+    (
+        Rule("DeadRelu", DEAD_RELU, dead_relu, SOURCE + "dead-relu.html"),
+        Rule("SaturatedActivation", SATURATION, saturated_activation, SOURCE + "saturated-activation.html"),
+        Rule("VanishingGradient", VANISHING_GRADIENT, vanishing_gradient, SOURCE + "vanishing-gradient.html"),
+        Rule("ExplodingTensor", EXPLODING, exploding_tensor, SOURCE + "exploding-tensor.html"),
+        Rule(
+            "PoorWeightInitialization",
+            "poor_initialization",
+            poor_weight_initialization,
+            SOURCE + "poor-weight-initialization.html",
+        ),
+        Rule("WeightUpdateRatio (large)", EXPLODING, updates_large, SOURCE + "weight-update-ratio.html"),
+        Rule("WeightUpdateRatio (small)", SLOW_CONVERGENCE, updates_small, SOURCE + "weight-update-ratio.html"),
+        Rule("LossNotDecreasing", SLOW_CONVERGENCE, loss_not_decreasing, SOURCE + "loss-not-decreasing.html"),
+        Rule("AllZero", "all_zero", all_zero, SOURCE + "all-zero.html"),
+        Rule("UnchangedTensor", SLOW_CONVERGENCE, unchanged_tensor, SOURCE + "unchanged-tensor.html"),
+    ),
+)

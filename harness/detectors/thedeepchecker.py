@@ -5,21 +5,41 @@ It checks every `period` iterations from iteration `start` = 10 on (here: every 
 step 10), keeps windows of 5 checks, and reports every check that fails. Activations: the dead
 check for units other than tanh/sigmoid, the saturation check for those (hard tanh read as tanh).
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from harness.detectors import (CONSTANT_OUTPUT, DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE,
-                               VANISHING_GRADIENT, QUIET, Finding, Rule, Tool, View, abstain, any_layer, fire, first)
+from harness.detectors import (
+    CONSTANT_OUTPUT,
+    DEAD_RELU,
+    EXPLODING,
+    QUIET,
+    SATURATION,
+    SLOW_CONVERGENCE,
+    VANISHING_GRADIENT,
+    Finding,
+    Rule,
+    Tool,
+    View,
+    abstain,
+    any_layer,
+    fire,
+    first,
+)
 
 SOURCE = "thedeepchecker deep_checker/config/settings.yaml"
 START = 10  # OverfitCheck.start
 WINDOW = 5  # window_size of Gradient.Vanishing/Exploding, Weight.Diverging, Loss.NonDecreasing/Diverging, patience 5
 DEAD_UNITS = 0.5  # Activation.Dead.neurons_ratio_max_thresh (a unit: 95th pct of |a| < 1e-5, in the trace)
 SAT_UNITS = 0.5  # Activation.Saturation.neurons_ratio_max_thresh (a unit: ro_B > 0.85, in the trace)
-STD_MIN, STD_MAX, F_CRIT = 0.5, 2.0, 2.70554  # Activation.Distribution; f_test_alpha 0.1 -> F critical 2.70554 (metrics.py)
+STD_MIN, STD_MAX, F_CRIT = (
+    0.5,
+    2.0,
+    2.70554,
+)  # Activation.Distribution; f_test_alpha 0.1 -> F critical 2.70554 (metrics.py)
 VANISH_MAV, VANISH_RATE = 1e-6, 0.5  # Gradient.Vanishing: mav_min_thresh, dec_rate_min_thresh
 EXPLODE_MAV, EXPLODE_RATE = 1e6, 2  # Gradient.Exploding: mav_max_thresh, inc_rate_max_thresh
 UPDATE_HIGH, UPDATE_LOW = -1, -4  # Gradient.Unstable_Learning: log10 of mean|dw| / mean|w|
@@ -43,6 +63,7 @@ def _layer_rule(stat: str, layers_of, condition, why: str):
             return abstain("no such layer")
         step = first(any_layer(_checked(view.stat(stat, layers)), condition))
         return fire(step, why) if step is not None else QUIET
+
     return check
 
 
@@ -62,7 +83,7 @@ def _trend(table, mav_hit, rate_hit):
         if mav_hit(row).any():
             return int(step)
         if i + 1 >= WINDOW:
-            window = table.iloc[i + 1 - WINDOW:i + 1]
+            window = table.iloc[i + 1 - WINDOW : i + 1]
             with np.errstate(invalid="ignore", divide="ignore"):
                 rates = window.iloc[1:].to_numpy() / window.iloc[:-1].to_numpy()
                 if (rate_hit(rates).all(axis=0) & np.isfinite(rates).all(axis=0)).any():
@@ -78,7 +99,7 @@ def activation_distribution(view: View) -> Finding:
         return abstain("no activation layer")
     std = _checked(view.stat("out_std", layers))
     ref = STD_MAX + (std < STD_MIN) * (STD_MIN - STD_MAX)  # the bound it is compared with
-    f = np.maximum(std ** 2, ref ** 2) / np.minimum(std ** 2, ref ** 2)
+    f = np.maximum(std**2, ref**2) / np.minimum(std**2, ref**2)
     bad = ((std < STD_MIN) | (std > STD_MAX)) & (f > F_CRIT)
     step = first(bad.any(axis=1))
     return fire(step, "activation std far from [0.5, 2]") if step is not None else QUIET
@@ -134,7 +155,7 @@ def loss_not_decreasing(view: View) -> Finding:
     if loss.empty:
         return abstain("no loss")
     for i in range(WINDOW - 1, len(loss)):
-        window = loss.iloc[i + 1 - WINDOW:i + 1].to_numpy()
+        window = loss.iloc[i + 1 - WINDOW : i + 1].to_numpy()
         decreases = (window[:-1] - window[1:]) / window[:-1]
         if (decreases < DECREASE).all():
             return fire(loss.index[i], "loss falls by < 5% per check")
@@ -147,7 +168,7 @@ def loss_diverging(view: View) -> Finding:
         return abstain("no loss")
     best = loss.cummin()
     for i in range(WINDOW - 1, len(loss)):
-        scaled = (loss.iloc[i + 1 - WINDOW:i + 1] / best.iloc[i]).to_numpy()
+        scaled = (loss.iloc[i + 1 - WINDOW : i + 1] / best.iloc[i]).to_numpy()
         if (scaled[1:] / scaled[:-1] >= LOSS_DIV_RATE).all():
             return fire(loss.index[i], "loss doubling against its minimum")
     return QUIET
@@ -167,7 +188,7 @@ def loss_fluctuating(view: View) -> Finding:
     if loss.empty:
         return abstain("no loss")
     for i in range(len(loss)):
-        if smoothness(loss.iloc[max(0, i + 1 - FLUCT_WINDOW):i + 1].to_numpy()) < SMOOTHNESS:
+        if smoothness(loss.iloc[max(0, i + 1 - FLUCT_WINDOW) : i + 1].to_numpy()) < SMOOTHNESS:
             return fire(loss.index[i], "loss slope changes sign on > half the checks")
     return QUIET
 
@@ -177,9 +198,9 @@ def constant_output(view: View) -> Finding:
     var = view.scalar("out_var_min")
     if var.empty:
         return abstain("no output recorded")
-    constant = (var.cummax() == 0)  # status |= var > 0: once varied, never constant again
+    constant = var.cummax() == 0  # status |= var > 0: once varied, never constant again
     for i in range(WINDOW - 1, len(constant)):
-        if constant.iloc[i + 1 - WINDOW:i + 1].all():
+        if constant.iloc[i + 1 - WINDOW : i + 1].all():
             return fire(constant.index[i], "an output never varies across the batch")
     return QUIET
 
@@ -191,9 +212,9 @@ def overwhelming_regularization(view: View) -> Finding:
     if reg.empty or reg.isna().all().all():
         return abstain("no regulariser's gradient recorded")
     ratio = reg / view.stat("g_norm", list(reg.columns)).replace(0, math.nan)
-    high = (ratio >= REG_RATE)
+    high = ratio >= REG_RATE
     for i in range(WINDOW - 1, len(high)):
-        if high.iloc[i + 1 - WINDOW:i + 1].all().any():
+        if high.iloc[i + 1 - WINDOW : i + 1].all().any():
             return fire(high.index[i], "the regulariser's gradient >= 2x the loss's")
     return QUIET
 
@@ -203,27 +224,54 @@ def numerical_instability(view: View) -> Finding:
     return fire(step, "NaN or inf") if step is not None else QUIET
 
 
-TOOL = Tool("TheDeepChecker", (
-    Rule("dead_activations", DEAD_RELU, _layer_rule("unit_dead_p95", _hidden_nonsaturating, lambda t: t > DEAD_UNITS,
-                                                     "most units dead"), SOURCE + " Activation.Dead"),
-    Rule("saturated_activations", SATURATION, _layer_rule("unit_sat_ro", _saturating, lambda t: t > SAT_UNITS,
-                                                          "most units saturated"), SOURCE + " Activation.Saturation"),
-    Rule("activation_distribution", "activation_distribution", activation_distribution,
-         SOURCE + " Activation.Distribution"),
-    Rule("vanishing_gradient", VANISHING_GRADIENT, vanishing_gradient, SOURCE + " Gradient.Vanishing"),
-    Rule("exploding_gradient", EXPLODING, exploding_gradient, SOURCE + " Gradient.Exploding"),
-    Rule("updates_too_large", EXPLODING, updates_too_large, SOURCE + " Gradient.Unstable_Learning -1"),
-    Rule("updates_too_small", SLOW_CONVERGENCE, updates_too_small, SOURCE + " Gradient.Unstable_Learning -4"),
-    Rule("negative_weights", "weight_sign", _layer_rule("w_neg", lambda v: v.weighted(), lambda t: t > NEGATIVE,
-                                                        "> 95% of weights negative"), SOURCE + " Weight.Negative"),
-    Rule("dead_weights", "dead_weights", _layer_rule("w_small", lambda v: v.weighted(), lambda t: t > DEAD_WEIGHTS,
-                                                     "> 95% of |w| < 1e-5"), SOURCE + " Weight.Dead"),
-    Rule("diverging_weights", EXPLODING, weights_diverging, SOURCE + " Weight.Diverging"),
-    Rule("loss_not_decreasing", SLOW_CONVERGENCE, loss_not_decreasing, SOURCE + " Loss.NonDecreasing"),
-    Rule("loss_diverging", EXPLODING, loss_diverging, SOURCE + " Loss.Diverging"),
-    Rule("loss_fluctuating", "oscillation", loss_fluctuating, SOURCE + " Loss.Fluctuating"),
-    Rule("constant_outputs", CONSTANT_OUTPUT, constant_output, SOURCE + " Activation.Output.patience 5"),
-    Rule("overwhelming_regularization", "overwhelming_regularization", overwhelming_regularization,
-         SOURCE + " Loss.Overwhelming_Reg"),
-    Rule("numerical_instability", EXPLODING, numerical_instability, SOURCE + " Numerical_Instability"),
-))
+TOOL = Tool(
+    "TheDeepChecker",
+    (
+        Rule(
+            "dead_activations",
+            DEAD_RELU,
+            _layer_rule("unit_dead_p95", _hidden_nonsaturating, lambda t: t > DEAD_UNITS, "most units dead"),
+            SOURCE + " Activation.Dead",
+        ),
+        Rule(
+            "saturated_activations",
+            SATURATION,
+            _layer_rule("unit_sat_ro", _saturating, lambda t: t > SAT_UNITS, "most units saturated"),
+            SOURCE + " Activation.Saturation",
+        ),
+        Rule(
+            "activation_distribution",
+            "activation_distribution",
+            activation_distribution,
+            SOURCE + " Activation.Distribution",
+        ),
+        Rule("vanishing_gradient", VANISHING_GRADIENT, vanishing_gradient, SOURCE + " Gradient.Vanishing"),
+        Rule("exploding_gradient", EXPLODING, exploding_gradient, SOURCE + " Gradient.Exploding"),
+        Rule("updates_too_large", EXPLODING, updates_too_large, SOURCE + " Gradient.Unstable_Learning -1"),
+        Rule("updates_too_small", SLOW_CONVERGENCE, updates_too_small, SOURCE + " Gradient.Unstable_Learning -4"),
+        Rule(
+            "negative_weights",
+            "weight_sign",
+            _layer_rule("w_neg", lambda v: v.weighted(), lambda t: t > NEGATIVE, "> 95% of weights negative"),
+            SOURCE + " Weight.Negative",
+        ),
+        Rule(
+            "dead_weights",
+            "dead_weights",
+            _layer_rule("w_small", lambda v: v.weighted(), lambda t: t > DEAD_WEIGHTS, "> 95% of |w| < 1e-5"),
+            SOURCE + " Weight.Dead",
+        ),
+        Rule("diverging_weights", EXPLODING, weights_diverging, SOURCE + " Weight.Diverging"),
+        Rule("loss_not_decreasing", SLOW_CONVERGENCE, loss_not_decreasing, SOURCE + " Loss.NonDecreasing"),
+        Rule("loss_diverging", EXPLODING, loss_diverging, SOURCE + " Loss.Diverging"),
+        Rule("loss_fluctuating", "oscillation", loss_fluctuating, SOURCE + " Loss.Fluctuating"),
+        Rule("constant_outputs", CONSTANT_OUTPUT, constant_output, SOURCE + " Activation.Output.patience 5"),
+        Rule(
+            "overwhelming_regularization",
+            "overwhelming_regularization",
+            overwhelming_regularization,
+            SOURCE + " Loss.Overwhelming_Reg",
+        ),
+        Rule("numerical_instability", EXPLODING, numerical_instability, SOURCE + " Numerical_Instability"),
+    ),
+)

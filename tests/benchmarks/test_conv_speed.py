@@ -6,6 +6,7 @@ Run with `make bench` (pytest-benchmark; disabled in the normal test run, where 
 once). After the group, the extrapolation to the post's 2 epochs x 60,000 images is printed next to
 its 14 hours (the same table as `python -m cases.slow_conv_mnist.speed`). Numbers, never asserted.
 """
+
 from __future__ import annotations
 
 import pytest

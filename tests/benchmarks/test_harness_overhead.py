@@ -3,6 +3,7 @@
 Run with `make bench` (pytest-benchmark; disabled in the normal test run). Numbers, never asserted:
 a benchmark reports, a test asserts behaviour.
 """
+
 from __future__ import annotations
 
 import torch
