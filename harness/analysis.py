@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.contract import VERDICTS, Case, Expectation
+from harness.formatting import markdown_table
 from harness.identity import code_hash
 from harness.stats import share
 from harness.tracking import Tracker
@@ -101,9 +102,9 @@ def _selected(runs: pd.DataFrame, expectation: Expectation) -> pd.DataFrame:
 
 def evaluate(case: Case, runs: pd.DataFrame, profile: str) -> pd.DataFrame:
     """One row per expectation that applies to `profile`: what was expected, what was observed,
-    the share of matching seeds with its Wilson 95% interval, and whether it is thin (< 10 seeds).
-    An expectation passes on its observed share; the interval says how much that share can be
-    trusted, and is printed beside it."""
+    the share of matching seeds (a Share, with its Wilson 95% interval), and whether it is thin
+    (< 10 seeds). An expectation passes on its observed share; the interval says how much that
+    share can be trusted, and is printed beside it."""
     rows = []
     for exp in case.expectations:
         if profile not in exp.profiles:
@@ -126,10 +127,7 @@ def evaluate(case: Case, runs: pd.DataFrame, profile: str) -> pd.DataFrame:
                 "where": ", ".join(f"{k}={v}" for k, v in exp.where.items()) or "all",
                 "expected": exp.describe(),
                 "seeds": n,
-                "matching": n_match,
-                "share": matched.value if n else 0.0,
-                "share_low": matched.low,
-                "share_high": matched.high,
+                "share": matched,
                 "thin": matched.thin,
                 "observed": observed,
                 "passed": bool(n) and matched.value >= exp.min_share - 1e-12,
@@ -139,19 +137,16 @@ def evaluate(case: Case, runs: pd.DataFrame, profile: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdict_shares(runs: pd.DataFrame) -> pd.DataFrame:
-    """Share of seeds per verdict for each variant and axis point (the report's symptom table)."""
-    if runs.empty:
-        return runs
-    axis_cols = [c for c in runs.columns if c.startswith("axis.")]
-    keys = ["variant", *axis_cols]
-    table = runs.groupby(keys, sort=False)["verdict"].value_counts(normalize=True).unstack(fill_value=0.0).reset_index()
-    return table
+def result_label(passed: bool, thin: bool) -> str:
+    """An expectation's result as check and the reports print it: `pass`, `FAIL`, `(thin)` added
+    when fewer than 10 seeds judged it."""
+    return ("pass" if passed else "FAIL") + (" (thin)" if thin else "")
 
 
 def summary_table(case: Case, runs: pd.DataFrame, metrics: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """Per variant (and axis point): seeds, share of each verdict with its 95% interval (columns
-    `symptom`, `symptom_low`, `symptom_high`, ...), median of the final metrics."""
+    """Per variant (and axis point): seeds, the share of each verdict (a Share, with its 95%
+    interval), median of the final metrics. The one place verdict shares are counted: `table`,
+    the case reports and the summary's heatmap read it."""
     if runs.empty:
         return runs
     metrics = tuple(m for m in (metrics or case.key_metrics) if m in runs)
@@ -160,38 +155,17 @@ def summary_table(case: Case, runs: pd.DataFrame, metrics: tuple[str, ...] | Non
     table = grouped.size().rename("seeds").to_frame()
     for verdict in VERDICTS:
         counts = grouped["verdict"].apply(lambda v, w=verdict: int((v == w).sum()))
-        shares = [share(k, n) for k, n in zip(counts, table["seeds"])]
-        table[verdict] = [s.value for s in shares]
-        table[f"{verdict}_low"] = [s.low for s in shares]
-        table[f"{verdict}_high"] = [s.high for s in shares]
+        table[verdict] = [share(int(k), int(n)) for k, n in zip(counts, table["seeds"])]
     for metric in metrics:
         table[f"median {metric}"] = grouped[metric].median()
     return table.reset_index()
 
 
-def share_text(value: float, low: float, high: float) -> str:
-    """`90% [60-98]`: a share with its 95% interval, as check, table and the reports print it."""
-    return f"{value:.0%} [{low:.0%}-{high:.0%}]"
-
-
 def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub table, numbers in 3 significant figures, shares as percentages with their 95%
-    interval in brackets (the `_low`/`_high` columns fold into their share)."""
-    folded = [c for c in table.columns if not c.endswith(("_low", "_high"))]
-
-    def cell(row: dict, column: str) -> str:
-        value = row[column]
-        if column in VERDICTS:
-            return share_text(value, row[f"{column}_low"], row[f"{column}_high"])
-        if isinstance(value, float):
-            return f"{value:.3g}"
-        return str(value)
-
-    header = [f"{c} (95% CI)" if c in VERDICTS else c for c in folded]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(folded)]
-    for row in table.to_dict("records"):
-        lines.append("| " + " | ".join(cell(row, c) for c in folded) + " |")
-    return "\n".join(lines)
+    """`summary_table` as a GitHub table: numbers in 3 significant figures, each verdict's share
+    with its 95% interval."""
+    headers = {v: f"{v} (95% CI)" for v in VERDICTS}
+    return markdown_table(table.to_dict("records"), list(table.columns), headers)
 
 
 def step_history(tracker: Tracker, runs: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:

@@ -155,7 +155,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from harness.analysis import evaluate, load_runs, share_text
+    from harness.analysis import evaluate, load_runs, result_label
+    from harness.formatting import share_text
     from harness.stats import THIN_SEEDS
 
     cases = _cases(args.cases)
@@ -177,13 +178,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 failed = True
                 continue
             table = evaluate(case, runs, args.profile)
-            table["share (95% CI)"] = [
-                share_text(*v) for v in zip(table["share"], table["share_low"], table["share_high"])
-            ]
-            table["result"] = [
-                ("pass" if ok else "FAIL") + (" (thin)" if thin else "")
-                for ok, thin in zip(table["passed"], table["thin"])
-            ]
+            table["share (95% CI)"] = table["share"].map(share_text)
+            table["result"] = [result_label(ok, thin) for ok, thin in zip(table["passed"], table["thin"])]
             print(f"\n{case.name} ({args.profile}, {len(runs)} runs)")
             print(
                 table[["variant", "where", "expected", "observed", "seeds", "share (95% CI)", "result"]].to_string(

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.analysis import judged_metrics, load_runs, share_text
+from harness.analysis import judged_metrics, load_runs
 from harness.contract import VERDICTS, Case
+from harness.formatting import markdown_table, number, share_text
 from harness.stats import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE, mann_whitney_p, share
 
 KEY = ["case", "variant", "axes"]
@@ -236,34 +237,23 @@ def compare(
 
 
 def _shares(shares: dict) -> str:
-    return ", ".join(f"{v} {s.k}/{s.n} {share_text(s.value, s.low, s.high)}" for v, s in shares.items() if s.k)
+    return ", ".join(f"{v} {share_text(s)}" for v, s in shares.items() if s.k)
 
 
 def _axes(text: str) -> str:
     return ", ".join(f"{k}={v}" for k, v in json.loads(text).items()) or "-"
 
 
-def _number(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.3g}"
+def _cell(column: str, value) -> str:
+    if column == "axes":
+        return _axes(value)
+    if column == "flip":
+        return "yes" if value else "no"
+    return number(value)
 
 
 def _table(frame: pd.DataFrame, columns: list[str]) -> list[str]:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in frame.to_dict("records"):
-        cells = [
-            _axes(row[c])
-            if c == "axes"
-            else _number(row[c])
-            if c in ("median_base", "median_head", "ratio", "p")
-            else ("yes" if row[c] else "no")
-            if c == "flip"
-            else str(row[c])
-            for c in columns
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    return markdown_table(frame.to_dict("records"), columns, cell=_cell).split("\n")
 
 
 def to_markdown(result: Comparison, alpha: float = DEFAULT_ALPHA, min_change: float = DEFAULT_MIN_CHANGE) -> str:

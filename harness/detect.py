@@ -20,6 +20,7 @@ import pandas as pd
 
 from harness.contract import DIVERGED, HEALTHY, Case
 from harness.detectors import Tool, View, tools
+from harness.formatting import markdown_table
 from harness.stats import share
 from harness.tracking import TRACE_ARTIFACT, Tracker
 
@@ -149,24 +150,21 @@ def scores(judged: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _rate(s) -> str:
-    return "-" if not s.n else f"{s.k}/{s.n} {s.value:.0%} [{s.low:.0%}, {s.high:.0%}]"
+COLUMNS = {
+    "case": "case",
+    "tool": "tool",
+    "detection": "detection (sick runs)",
+    "false_alarm": "false alarms (healthy runs)",
+    "right_diagnosis": "right diagnosis",
+    "abstained": "abstained",
+    "first_alarm_step": "first alarm (median step)",
+    "symptom_final_step": "symptom final (median step)",
+}
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    head = (
-        "| case | tool | detection (sick runs) | false alarms (healthy runs) | right diagnosis | "
-        "abstained | first alarm (median step) | symptom final (median step) |"
-    )
-    lines = [head, "|" + "---|" * 8]
-    for r in table.to_dict("records"):
-        step = lambda v: "-" if math.isnan(v) else f"{v:g}"  # noqa: E731
-        lines.append(
-            f"| {r['case']} | {r['tool']} | {_rate(r['detection'])} | {_rate(r['false_alarm'])} | "
-            f"{_rate(r['right_diagnosis'])} | {r['abstained']}/{r['runs']} | "
-            f"{step(r['first_alarm_step'])} | {step(r['symptom_final_step'])} |"
-        )
-    return "\n".join(lines)
+    rows = [{**r, "abstained": f"{r['abstained']}/{r['runs']}"} for r in table.to_dict("records")]
+    return markdown_table(rows, list(COLUMNS), COLUMNS)
 
 
 def fired_by_variant(judged: pd.DataFrame) -> pd.DataFrame:

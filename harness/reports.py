@@ -19,8 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from harness import analysis, plots
+from harness.contract import VERDICTS, Case
 from harness.discovery import CASES_DIR, load_case
-from harness.stats import share
+from harness.formatting import share_text
 from harness.tracking import Tracker, resolve_uri
 
 REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
@@ -38,15 +39,6 @@ def quiet() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     warnings.filterwarnings("ignore", message="IProgress not found")
-
-
-def interval(k: int, n: int) -> str:
-    """A share as the report tables print it: `9/10 (90%, 60-98%)`, the 95% Wilson interval, with a
-    `*` where fewer than THIN_SEEDS seeds make the interval wide."""
-    if not n:
-        return "no seeds"
-    s = share(k, n)
-    return f"{k}/{n} ({s.value:.0%}, {s.low:.0%}-{s.high:.0%})" + ("*" if s.thin else "")
 
 
 class CaseReport:
@@ -92,18 +84,16 @@ class CaseReport:
     @cached_property
     def expectations(self) -> pd.DataFrame:
         table = analysis.evaluate(self.case, self.runs, self.profile)
-        table["result"] = table["passed"].map({True: "pass", False: "FAIL"})
-        table["share"] = [interval(int(k), int(n)) for k, n in zip(table["matching"], table["seeds"])]
+        table["result"] = [analysis.result_label(ok, thin) for ok, thin in zip(table["passed"], table["thin"])]
+        table["share"] = table["share"].map(share_text)
         return table[["variant", "where", "expected", "observed", "share", "result", "why"]]
 
     def results(self) -> pd.DataFrame:
         """Per variant and axis point: seeds, each verdict's share with its interval, medians."""
         table = analysis.summary_table(self.case, self.runs)
-        for verdict in ("symptom", "healthy", "diverged"):
-            if verdict in table:
-                table[verdict] = [interval(round(s * n), int(n)) for s, n in zip(table[verdict], table["seeds"])]
-        # the interval is in each share's cell; its bounds as columns of their own would repeat it
-        return table[[c for c in table.columns if not c.endswith(("_low", "_high"))]]
+        for verdict in VERDICTS:
+            table[verdict] = table[verdict].map(share_text)
+        return table
 
     def curves_pngs(self) -> list[tuple[str, bytes]]:
         """(metric, PNG) for each key metric logged at more than two steps."""
@@ -162,31 +152,27 @@ def summary_rows(
                 "passed": f"{int((table['result'] == 'pass').sum())}/{len(table)}",
             }
         )
-        cells.append(heatmap_cells(name, runs, report.order))
+        cells.append(heatmap_cells(report.case, runs, report.order))
     columns = ["case", "variant", "where", "expected", "observed", "share", "result"]
     all_verdicts = pd.concat(verdicts)[columns] if verdicts else pd.DataFrame(columns=columns)
     all_cells = pd.concat(cells, ignore_index=True) if cells else pd.DataFrame()
     return all_verdicts, pd.DataFrame(environment), all_cells
 
 
-def heatmap_cells(case_name: str, runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """One row per variant x axis point: the share of seeds per verdict and the seed count."""
-    axes = [c for c in runs.columns if c.startswith("axis.")]
-    frame = runs.assign(
-        point=["\n".join(f"{c[len('axis.') :]}={row[c]}" for c in axes) or "all" for row in runs.to_dict("records")]
-    )
-    grouped = frame.groupby(["variant", "point"], sort=False)["verdict"]
-    table = grouped.value_counts().unstack(fill_value=0)
-    for verdict in ("symptom", "healthy", "diverged"):
-        if verdict not in table:
-            table[verdict] = 0
-    table["seeds"] = table[["symptom", "healthy", "diverged"]].sum(axis=1)
-    table["symptom"] = table["symptom"] / table["seeds"]
-    table = table.reset_index()
+def heatmap_cells(case: Case, runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """One row per variant x axis point: the share of seeds per verdict and the seed count, from
+    the same `analysis.summary_table` the case pages print."""
+    table = analysis.summary_table(case, runs, metrics=())
+    axes = [c for c in table.columns if c.startswith("axis.")]
+    table["point"] = [
+        "\n".join(f"{c[len('axis.') :]}={row[c]}" for c in axes) or "all" for row in table.to_dict("records")
+    ]
+    table["symptom"] = table["symptom"].map(lambda s: s.value)  # the colour: a share
+    table["diverged"] = table["diverged"].map(lambda s: s.k)  # the label's "+Nd": a count
     table["variant"] = pd.Categorical(table["variant"], order, ordered=True)
     table = table.sort_values(["variant", "point"])
     table["variant"] = table["variant"].astype(str)
-    return table.assign(case=case_name)[["case", "variant", "point", "symptom", "diverged", "seeds"]]
+    return table.assign(case=case.name)[["case", "variant", "point", "symptom", "diverged", "seeds"]]
 
 
 def ensure_kernel() -> None:

@@ -50,11 +50,6 @@ class Share:
     def thin(self) -> bool:
         return self.n < THIN_SEEDS
 
-    def __str__(self) -> str:
-        if not self.n:
-            return "no seeds"
-        return f"{self.k}/{self.n} ({self.value:.0%}, 95% CI {self.low:.0%}-{self.high:.0%})"
-
 
 def share(k: int, n: int, confidence: float = CONFIDENCE) -> Share:
     """k successes in n seeds with Wilson's score interval; n = 0 gives an empty, NaN interval."""

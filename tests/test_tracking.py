@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from harness import executors
-from harness.analysis import evaluate, load_runs, verdict_shares
+from harness.analysis import evaluate, load_runs, summary_table
 from harness.grid import flat_params
 from harness.identity import code_hash, environment_hash
 from harness.sweep import run_sweep
@@ -125,8 +125,9 @@ def test_check_judges_the_stored_runs(tracker, toy):
     table = evaluate(toy, runs, "quick")
     assert list(table["variant"]) == ["baseline", "fast", "blowup"]
     assert table["passed"].all() and (table["seeds"] == 4).all()
-    shares = verdict_shares(runs)
+    shares = summary_table(toy, runs)
     assert set(shares.columns) >= {"variant", "axis.scale", "symptom", "healthy", "diverged"}
+    assert shares["seeds"].sum() == 12 and (shares["symptom"].map(lambda s: s.n) == shares["seeds"]).all()
 
 
 def test_check_fails_an_expectation_the_runs_contradict(tracker, toy):
