@@ -8,7 +8,6 @@ results of edited code are never mixed with old ones.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
@@ -54,6 +53,7 @@ def load_runs(
         rows.append(
             {
                 "run_id": run.info.run_id,
+                "artifact_uri": run.info.artifact_uri,
                 "start_time": run.info.start_time,
                 "variant": tags["variant"],
                 "seed": int(tags["seed"]),
@@ -174,7 +174,7 @@ def step_history(tracker: Tracker, runs: pd.DataFrame, metrics: tuple[str, ...])
     axis_cols = [c for c in runs.columns if c.startswith("axis.")]
     frames = []
     for row in runs.to_dict("records"):
-        for metric, steps, values in tracker.history(row["run_id"], metrics):
+        for metric, steps, values in tracker.history(row["run_id"], metrics, row["artifact_uri"]):
             frames.append(
                 pd.DataFrame(
                     {
@@ -191,7 +191,7 @@ def step_history(tracker: Tracker, runs: pd.DataFrame, metrics: tuple[str, ...])
 
 
 def picture_paths(
-    tracker: Tracker, runs: pd.DataFrame, names: tuple[str, ...], seed: int, where: dict, destination
+    tracker: Tracker, runs: pd.DataFrame, names: tuple[str, ...], seed: int, where: dict
 ) -> dict[str, dict[str, str]]:
     """variant -> picture name -> local PNG path, for one seed at one axis point. A run that
     diverged before logging its pictures simply has none."""
@@ -199,5 +199,5 @@ def picture_paths(
     for axis, value in where.items():
         chosen = chosen[chosen[f"axis.{axis}"] == value]
     return {
-        row["variant"]: tracker.pictures(row["run_id"], names, Path(destination)) for row in chosen.to_dict("records")
+        row["variant"]: tracker.pictures(row["run_id"], names, row["artifact_uri"]) for row in chosen.to_dict("records")
     }

@@ -104,7 +104,7 @@ def _run_selectors(tracker, case: Case, kind: str, value: str) -> list[str]:
     if kind == "torch":
         return [f"tags.torch_version = '{value}'"]
     if kind == "sweep":
-        return [f"tags.`mlflow.parentRunId` = '{value}'"]
+        return [tracker.sweep_filter(value)]
     experiment_id = tracker.experiment_id(case.name, create=False)
     if experiment_id is None:
         return []

@@ -11,9 +11,6 @@ as quiet. Reads the store only.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-import urllib.parse
 from pathlib import Path
 
 import pandas as pd
@@ -22,38 +19,24 @@ from harness.contract import DIVERGED, HEALTHY, Case
 from harness.detectors import Tool, View, tools
 from harness.formatting import markdown_table
 from harness.stats import share
-from harness.tracking import TRACE_ARTIFACT, Tracker
+from harness.tracking import Tracker
 
 SICK = ("symptom", DIVERGED)
 
 
-def load_trace(tracker: Tracker, run_id: str, folder: Path) -> pd.DataFrame | None:
-    """The run's trace.parquet, or None for a run stored without one. A local artifact store is
-    read in place; a server's is downloaded."""
-    with tracker._timed():
-        uri = tracker.client.get_run(run_id).info.artifact_uri
-        if uri.startswith("file:"):
-            path = Path(urllib.parse.unquote(urllib.parse.urlparse(uri).path)) / TRACE_ARTIFACT
-            return pd.read_parquet(path) if path.exists() else None
-        if TRACE_ARTIFACT not in {Path(a.path).name for a in tracker.client.list_artifacts(run_id)}:
-            return None
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        path = tracker.client.download_artifacts(run_id, TRACE_ARTIFACT, str(folder / run_id))
-    return pd.read_parquet(path)
-
-
 def final_step(tracker: Tracker, case: Case, row: dict) -> float:
     """The first logged step from which the symptom holds at every later logged step (each
-    threshold read on its metric's latest logged value); a divergence's own step; NaN if the
-    symptom's metrics are not logged as step metrics or it never settles."""
+    threshold read on its metric's latest logged value, every logged step from the run's history);
+    a divergence's own step; NaN if the symptom's metrics are not logged as step metrics or it never
+    settles."""
     if row.get("diverged", 0.0):
         return float(row.get("diverged_at_step", math.nan))
     if row["verdict"] != "symptom":
         return math.nan
-    history = {}
-    with tracker._timed():
-        for t in case.symptom.all_of:
-            history[t.metric] = {m.step: m.value for m in tracker.client.get_metric_history(row["run_id"], t.metric)}
+    metrics = tuple(dict.fromkeys(t.metric for t in case.symptom.all_of))
+    found = tracker.history(row["run_id"], metrics, row.get("artifact_uri"))
+    history = {metric: dict(zip(steps, values)) for metric, steps, values in found}
+    history.update({m: {} for m in metrics if m not in history})
     if not all(history.values()):
         return math.nan
     steps = sorted(set().union(*history.values()))
@@ -95,35 +78,32 @@ def judge(tool: Tool, view: View, failure_class: str) -> dict:
 def judge_runs(tracker: Tracker, case: Case, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run x tool."""
     rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        for row in runs.to_dict("records"):
-            trace = load_trace(tracker, row["run_id"], Path(folder))
-            settled = final_step(tracker, case, row)
-            base = {
-                "case": case.name,
-                "variant": row["variant"],
-                "axes": row["axes"],
-                "seed": row["seed"],
-                "verdict": row["verdict"],
-                "symptom_final": settled,
-            }
-            for tool in tools():
-                if trace is None or trace.empty:
-                    rows.append(
-                        {
-                            **base,
-                            "tool": tool.name,
-                            "alarm": None,
-                            "right": False,
-                            "first_alarm": math.nan,
-                            "fired": "",
-                            "traced": False,
-                        }
-                    )
-                else:
-                    rows.append(
-                        {**base, "tool": tool.name, "traced": True, **judge(tool, View(trace), case.failure_class)}
-                    )
+    for row in runs.to_dict("records"):
+        trace = tracker.trace(row["run_id"], row.get("artifact_uri"))
+        settled = final_step(tracker, case, row)
+        base = {
+            "case": case.name,
+            "variant": row["variant"],
+            "axes": row["axes"],
+            "seed": row["seed"],
+            "verdict": row["verdict"],
+            "symptom_final": settled,
+        }
+        for tool in tools():
+            if trace is None or trace.empty:
+                rows.append(
+                    {
+                        **base,
+                        "tool": tool.name,
+                        "alarm": None,
+                        "right": False,
+                        "first_alarm": math.nan,
+                        "fired": "",
+                        "traced": False,
+                    }
+                )
+            else:
+                rows.append({**base, "tool": tool.name, "traced": True, **judge(tool, View(trace), case.failure_class)})
     return pd.DataFrame(rows)
 
 
@@ -206,7 +186,6 @@ def judge_stored(tracker: Tracker, cases: list, profile: str, missing=lambda cas
 def judge_cases(case_names: list[str], tracking_uri: str, profile: str, cases_root: str = "") -> pd.DataFrame:
     """`judge_stored` for the detectors page, by case name; `cases_root` is another folder of cases (a
     test's fixtures), as for the other reports."""
-    from pathlib import Path
 
     from harness.discovery import CASES_DIR, load_case
     from harness.tracking import resolve_uri

@@ -1,17 +1,13 @@
 """Expand a case into grid points: variant x axes x seed, under one profile's budget.
 
-A grid point is the unit of work: pure, seeded, idempotent. Its identity (`point_hash`) is the
-config, the seed, the device type and the thread count, because thread count changes results
-bit-wise (measured with torch 2.13 on CPU) and so does the device; and the code and environment
-hashes of harness/identity.py, so edited training code or a torch upgrade runs the point again.
+A grid point is the unit of work: pure, seeded, idempotent. Its identity (what makes two runs the
+same point) lives in harness/identity.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,16 +45,6 @@ def flat_params(config: Any) -> dict[str, Any]:
         else:
             flat[key] = value
     return flat
-
-
-def config_hash(config: Any) -> str:
-    text = json.dumps(flat_params(config), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def point_hash(config: Any, seed: int, device_type: str, threads: int, code: str, env: str) -> str:
-    text = json.dumps([config_hash(config), seed, device_type, threads, code, env])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def expand(

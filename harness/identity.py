@@ -2,7 +2,8 @@
 hash of its source, so results of edited code are never mixed with old ones).
 
 A point is finished, and reused, when a run with the same identity is in the store. The identity is
-the config, the seed, the device, the thread count, and two hashes:
+the config, the seed, the device type and the thread count (thread count changes results bit-wise,
+measured with torch 2.13 on CPU, and so does the device), and two hashes:
 
 - the **code hash**: the case folder's Python and the harness modules a point runs through (the
   runner, the probes, what the case imports from the harness), compared as syntax trees with the
@@ -20,10 +21,13 @@ import ast
 import hashlib
 import json
 import platform
+import subprocess
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from harness.contract import Case
+from harness.grid import GridPoint, flat_params
 
 HARNESS_DIR = Path(__file__).resolve().parent
 LOCK_FILE = HARNESS_DIR.parent / "requirements.lock"
@@ -151,3 +155,37 @@ def environment() -> dict[str, str]:
 def environment_hash(env: dict[str, str] | None = None) -> str:
     text = json.dumps(env if env is not None else environment(), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def config_hash(config: Any) -> str:
+    text = json.dumps(flat_params(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def point_hash(config: Any, seed: int, device_type: str, threads: int, code: str, env: str) -> str:
+    text = json.dumps([config_hash(config), seed, device_type, threads, code, env])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def point_identity(
+    case: Case, point: GridPoint, device_type: str, threads: int, code: str, env: str
+) -> tuple[str, str]:
+    """(config hash, point hash) of one grid point: a FINISHED run with this point hash is reused."""
+    config = point.config(case)
+    return config_hash(config), point_hash(config, point.seed, device_type, threads, code, env)
+
+
+def git_commit() -> str:
+    """The commit of the checkout, with '-dirty' when it has uncommitted changes: tagged on every run
+    so that `failbench compare commit:SHA` finds them (not part of a point's identity)."""
+
+    def git(*words: str) -> str:
+        return subprocess.run(
+            ["git", *words], cwd=HARNESS_DIR.parent, capture_output=True, text=True, check=True
+        ).stdout
+
+    try:
+        sha, dirty = git("rev-parse", "HEAD").strip(), git("status", "--porcelain", "--untracked-files=no").strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")

@@ -114,17 +114,11 @@ class CaseReport:
     def pictures_png(self) -> bytes | None:
         if not self.case.pictures:
             return None
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = analysis.picture_paths(
-                self.tracker,
-                self.runs,
-                self.case.pictures,
-                seed=0,
-                where=dict(self.case.picture_where),
-                destination=Path(tmp),
-            )
-            paths = {v: p for v, p in paths.items() if p}
-            return plots.png(plots.pictures(paths, self.case.pictures, self.order)) if paths else None
+        paths = analysis.picture_paths(
+            self.tracker, self.runs, self.case.pictures, seed=0, where=dict(self.case.picture_where)
+        )
+        paths = {v: p for v, p in paths.items() if p}
+        return plots.png(plots.pictures(paths, self.case.pictures, self.order)) if paths else None
 
 
 def summary_rows(

@@ -87,6 +87,7 @@ class RunResult:
     threads: int
     diverged_at_step: int | None = None
     trace: Any = None  # the per-layer trace, a tidy pandas DataFrame (harness/trace.py)
+    started_at: float = 0.0  # wall clock (time.time()) when training began: the MLflow run's start
 
 
 def resolve_device(name: str) -> torch.device:
@@ -115,7 +116,7 @@ def run_point(case: Case, point: GridPoint, device: torch.device, threads: int) 
     config = point.config(case)
     run = RunContext(device=device, seed=point.seed)
     diverged_at = None
-    start = time.perf_counter()
+    started_at, start = time.time(), time.perf_counter()
     try:
         metrics = {k: float(v) for k, v in case.train(config, run).items()}
         bad = [k for k, v in metrics.items() if not math.isfinite(v)]
@@ -146,4 +147,5 @@ def run_point(case: Case, point: GridPoint, device: torch.device, threads: int) 
         threads=threads,
         diverged_at_step=diverged_at,
         trace=run.trace.frame(),
+        started_at=started_at,
     )

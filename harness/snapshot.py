@@ -16,8 +16,7 @@ import pandas as pd
 
 from harness.analysis import judged_metrics, load_runs
 from harness.contract import Case
-from harness.identity import code_hash, environment
-from harness.tracking import git_commit
+from harness.identity import code_hash, environment, git_commit
 
 FORMAT = 1
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reports" / "reference"

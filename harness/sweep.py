@@ -17,9 +17,9 @@ from tqdm import tqdm
 
 from harness.contract import Case
 from harness.executors import results
-from harness.grid import GridPoint, config_hash, expand, point_hash
-from harness.identity import code_hash, environment, environment_hash
-from harness.tracking import Tracker, git_commit, point_tags
+from harness.grid import expand
+from harness.identity import code_hash, environment, environment_hash, git_commit, point_identity
+from harness.tracking import Tracker, point_tags
 
 
 @dataclass
@@ -34,11 +34,6 @@ class SweepSummary:
     verdicts: dict[str, int]
     writer_seconds: float = 0.0  # the background writer's own busy time, in parallel with training
     sweep_id: str | None = None  # the parent run, when anything ran: `failbench compare sweep:ID`
-
-
-def identity(case: Case, point: GridPoint, device: torch.device, threads: int, code: str, env: str) -> tuple[str, str]:
-    config = point.config(case)
-    return config_hash(config), point_hash(config, point.seed, device.type, threads, code, env)
 
 
 def run_sweep(
@@ -62,7 +57,7 @@ def run_sweep(
     code, env = code_hash(case), environment_hash()
     experiment_id = tracker.experiment_id(case.name)
     done = set() if force else tracker.finished_points(experiment_id, code)
-    todo = [p for p in points if identity(case, p, device, threads, code, env)[1] not in done]
+    todo = [p for p in points if point_identity(case, p, device.type, threads, code, env)[1] not in done]
     summary = SweepSummary(case.name, len(points), 0, len(points) - len(todo), 0.0, 0.0, 0.0, {})
     # A sweep is recorded even when every point is reused: it says that this commit's code and
     # environment stand behind those runs (`failbench compare commit:SHA` finds them through it).
@@ -86,7 +81,7 @@ def run_sweep(
     try:
         bar = tqdm(total=len(todo), desc=f"{case.name} ({profile})", unit="point", disable=not progress or not todo)
         for result in results(case, todo, device, threads, workers, executor):
-            chash, phash = identity(case, result.point, device, threads, code, env)
+            chash, phash = point_identity(case, result.point, device.type, threads, code, env)
             tracker.log_point(
                 experiment_id, parent, result, point_tags(result, case.name, code, env, chash, phash, commit)
             )

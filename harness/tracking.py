@@ -23,7 +23,6 @@ import os
 import queue
 import socket
 import sqlite3
-import subprocess
 import tempfile
 import threading
 import time
@@ -40,7 +39,7 @@ from harness.grid import flat_params
 DEFAULT_URI = "sqlite:///mlflow.db"
 ENV_URI = "MLFLOW_TRACKING_URI"
 # MLflow's own caps per log_batch call.
-_MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
+_MAX_METRICS, _MAX_PARAMS = 1000, 100
 # Steps per metric kept in MLflow's metric history: the UI draws the curve from them; every step is
 # in the history.csv artifact. 25 points show a plateau, a collapse or a blow-up; a case logs ~100.
 CURVE_POINTS = 25
@@ -164,30 +163,6 @@ def _check_schema(path: Path, uri: str, revision: str) -> None:
     raise TrackingError(f"{path} has an older MLflow schema ({revision}); back it up, then `mlflow db upgrade {uri}`")
 
 
-def git_commit() -> str:
-    """The commit of the checkout, with '-dirty' when it has uncommitted changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha + ("-dirty" if dirty else "")
-
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
 _PRAGMAS_SET = False
 
 
@@ -226,6 +201,13 @@ def _checkpoint(path: Path) -> None:
     """Moves what the write-ahead log holds into the database file, so that mlflow.db alone is a
     complete store (to copy, to attach to a bug report) whenever no point is being written."""
     _sqlite_pragma(path, "wal_checkpoint(TRUNCATE)")
+
+
+def local_artifact_dir(artifact_uri: str) -> Path | None:
+    """The folder of a run's artifacts when the store keeps them on this machine (file: URIs), else None."""
+    if not artifact_uri.startswith("file:"):
+        return None
+    return Path(urllib.request.url2pathname(urllib.parse.urlparse(artifact_uri).path))
 
 
 def curve_steps(steps: list[int], points: int = CURVE_POINTS) -> list[int]:
@@ -297,6 +279,7 @@ class Tracker:
         self._writer: threading.Thread | None = None
         self._error: BaseException | None = None
         self._views: set[str] = set()
+        self._downloads: tempfile.TemporaryDirectory | None = None  # a server's artifacts, read once
 
     @contextmanager
     def _timed(self) -> Iterator[None]:
@@ -368,24 +351,42 @@ class Tracker:
         runs = self.runs(experiment_id, f"tags.code_hash = '{code_hash}' and attributes.status = 'FINISHED'")
         return {r.data.tags["point_hash"] for r in runs if "point_hash" in r.data.tags}
 
-    def history(self, run_id: str, metrics: tuple[str, ...]) -> list[tuple[str, list[int], list[float]]]:
+    def artifact(self, run_id: str, name: str, artifact_uri: str | None = None) -> Path | None:
+        """A local path to one of the run's artifacts, or None where the run has none of that name.
+        A local store's file is read in place (no copy: ~10 ms a run saved against MLflow's download);
+        a server's is downloaded into a folder that lives as long as this tracker."""
+        self.flush()
+        with self._timed():
+            uri = artifact_uri or self.client.get_run(run_id).info.artifact_uri
+            local = local_artifact_dir(uri)
+            if local is not None:
+                path = local / name
+                return path if path.exists() else None
+            folder, leaf = str(Path(name).parent), Path(name).name
+            listed = {Path(a.path).name for a in self.client.list_artifacts(run_id, None if folder == "." else folder)}
+            if leaf not in listed:
+                return None
+            if self._downloads is None:
+                self._downloads = tempfile.TemporaryDirectory(prefix="failbench-artifacts-")
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+            return Path(self.client.download_artifacts(run_id, name, str(Path(self._downloads.name) / run_id)))
+
+    def history(
+        self, run_id: str, metrics: tuple[str, ...], artifact_uri: str | None = None
+    ) -> list[tuple[str, list[int], list[float]]]:
         """(metric, steps, values) of each of `metrics` a run logged: every step, from its
         history.csv; runs tracked before that artifact existed fall back to MLflow's metric history."""
-        self.flush()
-        with self._timed(), tempfile.TemporaryDirectory() as tmp:
-            try:
-                path = Path(self.client.download_artifacts(run_id, HISTORY_ARTIFACT, tmp))
-            except Exception:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact
-                path = None
-            if path is None or not path.exists():
-                found = []
+        path = self.artifact(run_id, HISTORY_ARTIFACT, artifact_uri)
+        if path is None:
+            found = []
+            with self._timed():
                 for metric in metrics:
                     points = self.client.get_metric_history(run_id, metric)
                     if points:
                         found.append((metric, [m.step for m in points], [m.value for m in points]))
-                return found
-            with path.open(newline="") as handle:
-                rows = list(csv.reader(handle))
+            return found
+        with path.open(newline="") as handle:
+            rows = list(csv.reader(handle))
         header, body = rows[0], rows[1:]
         found = []
         for metric in metrics:
@@ -397,16 +398,40 @@ class Tracker:
                 found.append((metric, [s for s, _ in pairs], [v for _, v in pairs]))
         return found
 
-    def pictures(self, run_id: str, names: tuple[str, ...], destination: Path) -> dict[str, str]:
+    def trace(self, run_id: str, artifact_uri: str | None = None):
+        """The run's per-layer trace (harness/trace.py) as a DataFrame, or None for a run stored
+        without one."""
+        import pandas as pd
+
+        path = self.artifact(run_id, TRACE_ARTIFACT, artifact_uri)
+        return None if path is None else pd.read_parquet(path)
+
+    def pictures(self, run_id: str, names: tuple[str, ...], artifact_uri: str | None = None) -> dict[str, str]:
         """picture name -> local PNG path, for the pictures among `names` the run logged."""
-        self.flush()
-        with self._timed():
-            logged = {Path(a.path).stem for a in self.client.list_artifacts(run_id, "images")}
-            return {
-                n: self.client.download_artifacts(run_id, f"images/{n}.png", str(destination / run_id))
-                for n in names
-                if n in logged
-            }
+        found = {n: self.artifact(run_id, f"images/{n}.png", artifact_uri) for n in names}
+        return {n: str(p) for n, p in found.items() if p is not None}
+
+    @staticmethod
+    def sweep_filter(sweep_id: str) -> str:
+        """The search filter for the grid points one sweep (a parent run) wrote."""
+        return f"tags.`mlflow.parentRunId` = '{sweep_id}'"
+
+    def ui_command(self, host: str, port: int) -> list[str]:
+        """The command line that serves the MLflow UI on this store."""
+        import sys
+
+        return [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            self.uri,
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ]
 
     # ---- writes -------------------------------------------------------------------------------
 
@@ -511,8 +536,11 @@ class Tracker:
         is marked FINISHED last, so a point interrupted while being written is run again."""
         from mlflow.entities import Metric, Param
 
+        # The run's Duration in the UI is its training time, not the time the writer took to store it.
+        started_ms = int(result.started_at * 1000) if result.started_at else None
         run = self.client.create_run(
             experiment_id,
+            start_time=started_ms,
             run_name=result.point.label(),
             tags={"mlflow.parentRunId": parent_id, **{k: str(v) for k, v in tags.items()}},
         )
@@ -535,14 +563,15 @@ class Tracker:
                 params=params[i * _MAX_PARAMS : (i + 1) * _MAX_PARAMS],
                 metrics=metrics[i * _MAX_METRICS : (i + 1) * _MAX_METRICS],
             )
-        if run.info.artifact_uri.startswith("file:"):  # a local store: written in place, no copy
-            local = urllib.request.url2pathname(urllib.parse.urlparse(run.info.artifact_uri).path)
-            self._write_artifacts(result, Path(local))
+        local = local_artifact_dir(run.info.artifact_uri)
+        if local is not None:  # a local store: written in place, no copy
+            self._write_artifacts(result, local)
         else:
             with tempfile.TemporaryDirectory(prefix="failbench-run-") as tmp:
                 self._write_artifacts(result, Path(tmp))
                 self.client.log_artifacts(run_id, tmp)
-        self.client.set_terminated(run_id, status="FINISHED")
+        ended_ms = started_ms + int(result.seconds * 1000) if started_ms else None
+        self.client.set_terminated(run_id, status="FINISHED", end_time=ended_ms)
         return run_id
 
 

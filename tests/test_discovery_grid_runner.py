@@ -8,7 +8,8 @@ import torch
 
 from harness.contract import DIVERGED, Expectation
 from harness.discovery import CaseError, case_names, discover, load_case
-from harness.grid import config_hash, expand, point_hash
+from harness.grid import expand
+from harness.identity import config_hash, point_hash
 from harness.runner import resolve_device, run_point
 from tests.conftest import FIXTURE_CASES
 

@@ -11,8 +11,9 @@ import torch
 from harness.discovery import load_case
 from harness.executors import results
 from harness.grid import expand
+from harness.identity import code_hash, environment_hash, point_identity
 from harness.runner import run_point
-from harness.sweep import identity, run_sweep
+from harness.sweep import run_sweep
 from harness.tracking import Tracker, point_tags
 
 CPU = torch.device("cpu")
@@ -32,8 +33,8 @@ def test_tracking_cost_per_point(benchmark, tmp_path):
     tracker = Tracker(f"sqlite:///{tmp_path}/bench.db")
     experiment_id = tracker.experiment_id(case.name)
     parent = tracker.start_sweep(experiment_id, {"profile": "quick"})
-    chash, phash = identity(case, point, CPU, 1)
-    tags = point_tags(result, case.name, "bench", chash, phash, "bench")
+    chash, phash = point_identity(case, point, "cpu", 1, "code", "env")
+    tags = point_tags(result, case.name, "code", "env", chash, phash, "bench")
     benchmark.group = "harness overhead per grid point"
     benchmark(tracker.write_point, experiment_id, parent, result, tags)
 
@@ -42,7 +43,7 @@ def test_hashing_cost_per_point(benchmark):
     case = load_case("relu_blowup")
     point = expand(case, "quick", seeds=1)[0]
     benchmark.group = "harness overhead per grid point"
-    benchmark(identity, case, point, CPU, 1)
+    benchmark(lambda: point_identity(case, point, "cpu", 1, code_hash(case), environment_hash()))
 
 
 def test_worker_process_start(benchmark):
