@@ -2,7 +2,8 @@
 
 A case is a faithful baseline config, named candidate fixes that each change one thing, a symptom
 computed from final metrics, and expectations (which variants show the symptom, over seeds, where).
-The harness owns everything around the case's training loop; see DESIGN.md.
+The harness owns everything around the case's training loop (harness/README.md); cases/README.md
+describes the contract from a case's side and how to add one.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class Case:
     """One documented failure. `train(config, run)` owns the loop and returns final metrics."""
 
     title: str
-    post: str  # the seed file this case reproduces, under shared/seeds/
+    post: str  # the public post it reproduces: site, title, author and date where public, id or URL
     baseline: Any  # a frozen dataclass instance whose defaults are the post's setup
     train: Callable[[Any, Any], Mapping[str, float]]
     symptom: Symptom

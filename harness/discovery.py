@@ -2,7 +2,7 @@
 
 This is the one list of cases: the CLI, the tests and the reports all ask it. A folder that has a
 case.py but fails to import, or exposes no CASE, is an error, never a silent skip (torchbench's
-quiet skip is what STYLE.md warns against).
+quiet skip is what cases/README.md warns against).
 """
 
 from __future__ import annotations

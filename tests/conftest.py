@@ -77,7 +77,7 @@ def quick_expectations(tracker):
         reference = Side("reports/reference/quick.json", read_snapshot(default_path("quick"), [case], "quick"))
         fresh = Side("this run", load_runs(tracker, case, "quick").assign(case=name))
         drift = compare([case], reference, fresh)
-        assert not drift.failed, "drift from the reference (refresh it: README, Regression tracking)\n" + to_markdown(
+        assert not drift.failed, "drift from the reference (refresh it: reports/README.md, Regression tracking)\n" + to_markdown(
             drift
         )
         return table

@@ -1,6 +1,7 @@
 """blurry_inpainting: a conv autoencoder fills a missing centre with a blur, darker with dropout.
 
-Reproduces ../shared/seeds/004_113a512b27ea81e8.txt (Patrick Mesana's class-project journal, day 2):
+Reproduces Patrick Mesana, "Deep Learning Class Project Journal — Day2" (class-project journal,
+Medium, 30 April 2017):
 64x64 images with the 32x32 centre missing, a conv autoencoder with 7 conv, 2 max-pool and 2
 upsampling layers, ReLU, Adam and binary cross-entropy, input = the image without its middle,
 target = the full image. The fills are blurry; with batch norm or dropout, darker. The baseline keeps
@@ -169,7 +170,7 @@ EXPECTATIONS = (
 
 CASE = Case(
     title="A conv autoencoder fills a missing centre with a blur; darker with dropout, and early on with BN",
-    post="004_113a512b27ea81e8.txt",
+    post='Patrick Mesana, "Deep Learning Class Project Journal — Day2", class-project journal (Medium), 30 April 2017',
     baseline=Config(),
     train=train,
     symptom=Symptom(

@@ -1,7 +1,8 @@
 """constant_output: a regression CNN gives all 32 samples the same 4 outputs, already after the conv.
 
-Reproduces ../shared/seeds/003_7e1fc0cacc4bca0c.txt (Cross Validated, "Why my Convolutional Neural
-Network always produces the same outputs?"): 32 inputs of 20x20 min-max scaled per sample, targets
+Reproduces Cross Validated (stats.stackexchange.com) question 169615, "Why my Convolutional Neural
+Network always produces the same outputs?", https://stats.stackexchange.com/q/169615:
+32 inputs of 20x20 min-max scaled per sample, targets
 `rand(4,1,32)`, conv 3x3 -> sigmoid(theta1 x + beta1) -> theta2 x + beta2, full-batch steps of
 rate 0.003. The baseline keeps the post's init ranges, its hand-written backward pass and its update
 as written: `w - rate * ((1/n) * dzdw + shrinkRate * w)` with shrinkRate 500 multiplies every
@@ -319,7 +320,11 @@ EXPECTATIONS = (
 
 CASE = Case(
     title="A regression CNN gives every sample the same outputs",
-    post="003_7e1fc0cacc4bca0c.txt",
+    post=(
+        "Cross Validated (stats.stackexchange.com) question 169615, "
+        '"Why my Convolutional Neural Network always produces the same outputs?", '
+        "https://stats.stackexchange.com/q/169615"
+    ),
     baseline=Config(),
     train=train,
     symptom=Symptom(

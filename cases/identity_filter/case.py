@@ -1,6 +1,7 @@
 """identity_filter: at a large learning constant a deep no-pooling CNN halts far from the identity.
 
-Reproduces ../shared/seeds/000_79640de1a401a644.txt (a CNN that cannot learn the identity): 3x3
+Reproduces Cross Validated (stats.stackexchange.com) question 222159, "Convolutional neural network
+fails at the easiest task", Jerry Ding, 2016, https://stats.stackexchange.com/q/222159: 3x3
 'same' convolutions, no pooling, hard tanh hidden, tanh out, pixels in [-1, 1], target = input,
 plain gradient descent from random weights, one face per update, "a large learning constant". The
 baseline keeps all of that, with PyTorch's default init; axes: depth 0, 3, 5 hidden layers (the
@@ -178,7 +179,11 @@ EXPECTATIONS = (
 
 CASE = Case(
     title="A deep no-pooling CNN cannot learn to copy a face",
-    post="000_79640de1a401a644.txt",
+    post=(
+        "Cross Validated (stats.stackexchange.com) question 222159, "
+        '"Convolutional neural network fails at the easiest task", Jerry Ding, 2016, '
+        "https://stats.stackexchange.com/q/222159"
+    ),
     baseline=Config(),
     train=train,
     symptom=Symptom(

@@ -1,7 +1,7 @@
 """relu_blowup: one update drives every filter weight to about -5e4 and the ReLU map goes black.
 
-Reproduces ../shared/seeds/001_7b0528680cc319b5.txt (Stack Overflow, "Convolutional network filter
-always negative"): one 3x3x3 filter + ReLU + logistic regression on two RGB images, a cross (label 0)
+Reproduces the Stack Overflow (stackoverflow.com) question "Convolutional network filter always
+negative": one 3x3x3 filter + ReLU + logistic regression on two RGB images, a cross (label 0)
 and a circle (label 1), weights U(0, 1), one image per update. The baseline keeps the post's init,
 its unscaled pixels, its hand-written update (bias stepped by the average weight gradient) and its
 backward pass, which hands the conv layer h*x (the classifier's weight gradient) instead of h*w.
@@ -223,7 +223,7 @@ EXPECTATIONS = (
 
 CASE = Case(
     title="One 3x3x3 filter + ReLU goes hugely negative and the map goes black",
-    post="001_7b0528680cc319b5.txt",
+    post='Stack Overflow (stackoverflow.com) question "Convolutional network filter always negative"',
     baseline=Config(),
     train=train,
     symptom=Symptom(

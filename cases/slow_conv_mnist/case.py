@@ -1,7 +1,8 @@
 """slow_conv_mnist: a hand-written conv net on MNIST is slow, and sits at chance far longer than an MLP.
 
-Reproduces ../shared/seeds/002_ce9ea5568c695499.txt (Cross Validated, "Unsure if my implementation
-of a Convolutional layer doesn't learn or it's the correct behaviour"). Two failures, kept apart:
+Reproduces Cross Validated (stats.stackexchange.com) question 276213, "Unsure if my implementation
+of a Convolutional layer doesn't learn or it's the correct behaviour",
+https://stats.stackexchange.com/q/276213. Two failures, kept apart:
 speed (a 6-nested-loop convolution, 14 hours for 2 epochs; conv_impls.py, speed.py, the benchmark)
 and learning (this grid). The baseline keeps the post's loop: its three networks layer for layer,
 its sum of squared errors on a linear output, sigmoid/tanh units, a gradient summed over each batch,
@@ -97,7 +98,11 @@ SYMPTOM = Symptom(
 
 CASE = Case(
     title="A hand-written conv net on MNIST: 14 hours for 2 epochs, and far slower to learn than an MLP",
-    post="002_ce9ea5568c695499.txt",
+    post=(
+        "Cross Validated (stats.stackexchange.com) question 276213, "
+        "\"Unsure if my implementation of a Convolutional layer doesn't learn or it's the correct behaviour\", "
+        "https://stats.stackexchange.com/q/276213"
+    ),
     baseline=Config(),
     train=train,
     symptom=SYMPTOM,
