@@ -149,6 +149,11 @@ class Profile:
     axes: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
+# The scalars a trace carries and the diagnosis rules read (the loss, the training and the held-out
+# accuracy): a case names which of its logged metrics each one is (`Case.scalars`).
+SCALARS = ("loss", "train_accuracy", "val_accuracy")
+
+
 @dataclass(frozen=True)
 class Case:
     """One documented failure. `train(config, run)` owns the loop and returns final metrics."""
@@ -174,6 +179,10 @@ class Case:
     smoke_budget: Mapping[str, Any] = field(default_factory=dict)
     # The failure class it reproduces (FAILURE_CLASSES): what `failbench detect` scores rules against.
     failure_class: str = ""
+    # Which logged step metric is the run's loss and which its accuracies (keys from SCALARS): what
+    # the trace records as its scalars and the diagnosis rules read. A rule that needs one the case
+    # does not declare abstains, so a case declares every one it logs.
+    scalars: Mapping[str, str] = field(default_factory=dict)
     # Set by discovery from the folder the case lives in, never written by hand.
     name: str = ""
     folder: Path | None = None
@@ -183,6 +192,8 @@ class Case:
             raise TypeError("Case.baseline must be a frozen dataclass instance")
         if self.tradeoff and len(self.tradeoff) != 2:
             raise TypeError("Case.tradeoff names two final metrics (x, y), or none")
+        if set(self.scalars) - set(SCALARS):
+            raise ValueError(f"Case.scalars keys must be among {SCALARS}, got {sorted(self.scalars)}")
         if self.failure_class and self.failure_class not in FAILURE_CLASSES:
             raise ValueError(f"failure_class {self.failure_class!r} is not one of {FAILURE_CLASSES}")
 

@@ -43,6 +43,10 @@ def _import(name: str, root: Path):
 def load_case(name: str, root: Path = CASES_DIR) -> Case:
     if name not in case_names(root):
         raise CaseError(f"unknown case {name!r}; choose from: {', '.join(case_names(root)) or '(none)'}")
+    if root == CASES_DIR and not (root / name / "__init__.py").is_file():
+        # without it `cases.<name>` is a namespace package: it imports from a checkout but is left
+        # out of the installed wheel (setuptools finds regular packages only)
+        raise CaseError(f"cases/{name}/ has no __init__.py: a case folder is a regular package (cases/README.md)")
     try:
         module = _import(name, root)
     except Exception as exc:  # any import failure is the case's error, reported with its cause

@@ -23,16 +23,28 @@ FLAT_SLOPE = 0.01  # a tanh/sigmoid unit whose slope is under 1% of its peak pas
 SATURATING = (nn.Hardtanh, nn.Tanh, nn.Sigmoid)  # nn.ReLU6 is a Hardtanh, so it is covered
 
 
+def flat_units(pre, out, activation: str, flat_slope: float = FLAT_SLOPE, bounds=(-1.0, 1.0)):
+    """Boolean mask of the units that pass (almost) no gradient back, from the pre-activation and
+    the activation (torch tensors or numpy arrays alike): the one flat-region rule of the probes and
+    the trace. `activation` is hardtanh (flat outside `bounds`), tanh or sigmoid."""
+    if activation == "hardtanh":
+        return (pre <= bounds[0]) | (pre >= bounds[1])
+    if activation == "tanh":
+        return 1.0 - out**2 < flat_slope  # tanh' = 1 - tanh^2, peak 1 at 0
+    if activation == "sigmoid":
+        return out * (1.0 - out) < flat_slope * 0.25  # sigmoid' = s(1-s), peak 1/4 at 0
+    raise TypeError(f"{activation} is not a saturating activation")
+
+
 def flat_region(
     module: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor, flat_slope: float = FLAT_SLOPE
 ) -> torch.Tensor:
     """Boolean mask of the units of one saturating layer that pass (almost) no gradient back."""
     if isinstance(module, nn.Hardtanh):
-        return (inputs <= module.min_val) | (inputs >= module.max_val)
-    if isinstance(module, nn.Tanh):
-        return 1.0 - outputs**2 < flat_slope  # tanh' = 1 - tanh^2, peak 1 at 0
-    if isinstance(module, nn.Sigmoid):
-        return outputs * (1.0 - outputs) < flat_slope * 0.25  # sigmoid' = s(1-s), peak 1/4 at 0
+        return flat_units(inputs, outputs, "hardtanh", flat_slope, (module.min_val, module.max_val))
+    for kind, name in ((nn.Tanh, "tanh"), (nn.Sigmoid, "sigmoid")):
+        if isinstance(module, kind):
+            return flat_units(inputs, outputs, name, flat_slope)
     raise TypeError(f"{type(module).__name__} is not a saturating activation")
 
 

@@ -114,7 +114,7 @@ def make_reproducible(seed: int, threads: int) -> None:
 def run_point(case: Case, point: GridPoint, device: torch.device, threads: int) -> RunResult:
     make_reproducible(point.seed, threads)
     config = point.config(case)
-    run = RunContext(device=device, seed=point.seed)
+    run = RunContext(device=device, seed=point.seed, trace=Trace(scalars=case.scalars))
     diverged_at = None
     started_at, start = time.time(), time.perf_counter()
     try:

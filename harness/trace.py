@@ -27,15 +27,10 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-from harness.probes import FLAT_SLOPE  # the same flat region as the probes: slope under 1% of its peak
+from harness.contract import SCALARS
+from harness.probes import flat_units  # the same flat region as the probes: slope under 1% of its peak
 
 GROWTH = 2.0  # next traced step >= 2 x the last one
-# The run's scalars, from the names the cases log them under (first found wins).
-SCALARS = {
-    "loss": ("loss", "train_loss"),
-    "train_accuracy": ("accuracy", "train_accuracy", "post_eval_accuracy"),
-    "val_accuracy": ("val_accuracy", "fixed_eval_accuracy"),
-}
 ACTIVATIONS = {
     nn.ReLU: "relu",
     nn.LeakyReLU: "leaky",
@@ -98,14 +93,6 @@ def units(x: torch.Tensor) -> np.ndarray:
     return x.float().cpu().numpy()
 
 
-def _flat(pre: np.ndarray, out: np.ndarray, activation: str) -> np.ndarray:
-    if activation == "hardtanh":
-        return (pre <= -1) | (pre >= 1)
-    if activation == "tanh":
-        return 1.0 - out**2 < FLAT_SLOPE
-    return out * (1.0 - out) < FLAT_SLOPE * 0.25  # sigmoid
-
-
 def _strided(x: np.ndarray, most: int = QUANTILE_SAMPLES) -> np.ndarray:
     return x[:: math.ceil(x.shape[0] / most)] if x.shape[0] > most else x
 
@@ -147,7 +134,7 @@ def activation_stats(pre: torch.Tensor, out: torch.Tensor, activation: str) -> d
         ro = np.abs(2 * (a - r_lo) / (r_hi - r_lo) - 1).mean(0)
         s.update(
             sat_bound=(np.abs(z) >= DD_BOUND).mean(),
-            sat_flat=_flat(z, a, activation).mean(),
+            sat_flat=flat_units(z, a, activation).mean(),
             unit_inbounds_lt1=(((z > lo) & (z < hi)).mean(0) < SM_INACTIVE).mean(),
             unit_sat_ro=(ro > TDC_RO).mean(),
         )
@@ -210,7 +197,13 @@ def output_stats(y: torch.Tensor) -> dict[str, float]:
 class Trace:
     """The recorder a RunContext carries. `seconds`: CPU seconds spent computing the trace."""
 
-    def __init__(self, growth: float = GROWTH, enabled: bool = True):
+    def __init__(self, growth: float = GROWTH, enabled: bool = True, scalars: Mapping[str, str] | None = None):
+        """`scalars`: which logged metric is the run's loss and which its accuracies (a case's
+        `Case.scalars`; keys from contract.SCALARS), copied into the trace at each traced step."""
+        unknown = set(scalars or {}) - set(SCALARS)
+        if unknown:
+            raise ValueError(f"unknown trace scalar(s) {sorted(unknown)}; choose from {SCALARS}")
+        self.scalars = dict(scalars or {})
         self.growth = growth
         self.enabled = enabled  # False: records nothing (to measure what recording costs)
         self.rows: list[tuple[int, str, str, str, str, float]] = []
@@ -358,12 +351,7 @@ class Trace:
             self._arm_at = self._next + (self._forwards - step)  # the forward of the next due step
 
     def _scalars(self, metrics: Mapping[str, float]) -> dict[str, float]:
-        found = {}
-        for stat, names in SCALARS.items():
-            name = next((n for n in names if n in metrics), None)
-            if name is not None:
-                found[stat] = metrics[name]
-        return found
+        return {stat: metrics[name] for stat, name in self.scalars.items() if name in metrics}
 
     def _snapshot(self, step: int, metrics: Mapping[str, float]) -> None:
         layers = []

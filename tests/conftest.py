@@ -77,8 +77,8 @@ def quick_expectations(tracker):
         reference = Side("reports/reference/quick.json", read_snapshot(default_path("quick"), [case], "quick"))
         fresh = Side("this run", load_runs(tracker, case, "quick").assign(case=name))
         drift = compare([case], reference, fresh)
-        assert not drift.failed, "drift from the reference (refresh it: reports/README.md, Regression tracking)\n" + to_markdown(
-            drift
+        assert not drift.failed, (
+            "drift from the reference (refresh it: reports/README.md, Regression tracking)\n" + to_markdown(drift)
         )
         return table
 

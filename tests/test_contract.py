@@ -12,6 +12,7 @@ import torch
 from harness.contract import BASELINE
 from harness.discovery import case_names, load_case
 from harness.runner import Diverged, RunContext, make_reproducible
+from harness.stats import THIN_SEEDS
 
 CASES = case_names()
 
@@ -109,7 +110,30 @@ def test_every_variant_runs_a_few_steps_on_cpu(name, variant, axes):
     assert all(math.isfinite(v) for v in metrics.values()), f"non-finite final metrics {metrics}"
     assert run.history, "no step metrics were logged"
     assert set(case.key_metrics) <= set(run.last_finite()), "a key metric the report plots is never logged"
+    assert set(case.scalars.values()) <= set(run.last_finite()), "a declared trace scalar is never logged"
     assert set(case.pictures) <= set(run.images), "a picture the report shows is never logged"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_every_judged_point_runs_at_least_ten_seeds_on_quick(name):
+    """cases/README.md: at least 10 seeds per judged point on quick; 9/9 seeds still leave 70-100%."""
+    case = load_case(name)
+    assert case.profiles["quick"].seeds >= THIN_SEEDS
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_every_case_declares_its_loss_for_the_trace(name):
+    assert "loss" in load_case(name).scalars, "Case.scalars names the logged loss the diagnosis rules read"
+
+
+def test_a_case_folder_without_init_is_refused(tmp_path, monkeypatch):
+    from harness import discovery
+
+    (tmp_path / "orphan").mkdir()
+    (tmp_path / "orphan" / "case.py").write_text("CASE = None\n")
+    monkeypatch.setattr(discovery, "CASES_DIR", tmp_path)
+    with pytest.raises(discovery.CaseError, match="no __init__.py"):
+        discovery.load_case.__wrapped__("orphan", tmp_path)
 
 
 def test_a_tradeoff_names_two_metrics():

@@ -25,7 +25,7 @@ from cases.slow_conv_mnist.model import (
     params,
 )
 from cases.slow_conv_mnist.speed import extrapolate, format_table
-from cases.slow_conv_mnist.training import balanced, check_points, post_mlp
+from cases.slow_conv_mnist.train import balanced, check_points, post_mlp
 from harness.discovery import load_case
 
 

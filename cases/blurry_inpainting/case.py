@@ -207,4 +207,5 @@ CASE = Case(
     tradeoff=("psnr_db", "sharpness_ratio"),  # distortion against perception (Blau & Michaeli 2018)
     smoke_budget={"patch_size": 32, "steps": 2},
     failure_class="objective_mismatch",  # the pixel loss's optimum is the blur
+    scalars={"loss": "loss"},
 )

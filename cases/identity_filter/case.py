@@ -209,4 +209,5 @@ CASE = Case(
     smoke_budget={"steps": 3},
     # The halt is hard tanh units pinned in their flat region (open_paths < 0.5), at 10x the updates too.
     failure_class="saturation",
+    scalars={"loss": "loss"},
 )

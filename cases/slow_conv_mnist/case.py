@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cases.slow_conv_mnist.expectations import EXPECTATIONS
-from cases.slow_conv_mnist.training import train
+from cases.slow_conv_mnist.train import train
 from harness.contract import Case, Fix, Profile, Symptom, Threshold
 
 
@@ -131,4 +131,7 @@ CASE = Case(
     picture_where={"network": "conv"},
     smoke_budget={"images": 64, "test_size": 100},
     failure_class="slow_convergence",  # README 'The mechanism': a plateau the deeper nets leave later
+    # the running training loss; the post's own accuracy (a sample of test images, as its curves) is the
+    # training-time accuracy; the fixed held-out set is the validation accuracy
+    scalars={"loss": "train_loss", "train_accuracy": "post_eval_accuracy", "val_accuracy": "fixed_eval_accuracy"},
 )
