@@ -1,8 +1,12 @@
 """The `failbench` command: list, run, check, table, compare, snapshot, report, detect, ui.
 
+One `Command` subclass per command (after asv's commands): `setup_arguments` declares its options
+through the shared helpers below, so `cases`, `--profile`, `--tracking-uri` and the integer options
+are each declared once, and `run` does the work and returns the exit status.
+
 Bad input (unknown case, variant, profile or config key; an unreachable store) gets one line that
 names the valid choices, exit status 2, and nothing written: everything is validated before the
-store is touched.
+store is touched. An integer option out of range is argparse's usage error (exit 2) before anything runs.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +31,64 @@ class UsageError(Exception):
     """Bad input; main() prints it as one line and exits 2."""
 
 
-def _cases(names: Sequence[str]) -> list:
+# ---- shared argument helpers: each option declared once ------------------------------------------
+
+
+def _int_type(name: str, low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` (to `high`). A bad one is argparse's usage error,
+    exit 2, before anything runs: `argument --seeds: must be at least 1, got 0`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+positive_int = _int_type("positive_int", 1)
+non_negative_int = _int_type("non_negative_int", 0)
+port_number = _int_type("port_number", 1, 65535)
+
+URI_HELP = "MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory)"
+
+
+def add_store(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
+    """--tracking-uri, on the main parser (default None) and on every command: SUPPRESS on a command
+    keeps a value given before it (`failbench --tracking-uri X run`) when none is given after it."""
+    parser.add_argument("--tracking-uri", default=default, help=URI_HELP)
+
+
+PROFILE_HELP = "which profile's runs to read (default: quick)"
+
+
+def add_cases(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("cases", nargs="*", metavar="CASE", help=help)
+
+
+def add_profile(parser: argparse.ArgumentParser, help: str = PROFILE_HELP) -> None:
+    """--profile; `selected` checks it against the selected cases' profiles."""
+    parser.add_argument("--profile", default="quick", help=help)
+
+
+def selected(args: argparse.Namespace) -> list:
+    """The cases named (default: all), with the --profile of a command that takes one checked
+    against each of them: bad input is refused here, before the store is touched."""
     try:
-        return [load_case(n) for n in names] if names else list(discover().values())
+        cases = [load_case(n) for n in args.cases] if args.cases else list(discover().values())
     except CaseError as exc:
         raise UsageError(str(exc)) from None
+    profile = getattr(args, "profile", None)
+    for case in cases:
+        if profile is not None and profile not in case.profiles:
+            raise UsageError(f"unknown profile {profile!r} for {case.name}; choose from: {', '.join(case.profiles)}")
+    return cases
 
 
 def _parse_value(text: str, current: Any) -> Any:
@@ -75,370 +132,367 @@ def _store(args: argparse.Namespace, *, create: bool):
     return Tracker(uri, writable=create)
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    for case in _cases(args.cases):
-        profiles = ", ".join(f"{n} ({p.seeds} seeds)" for n, p in case.profiles.items())
-        print(f"{case.name}: {case.title}")
-        print(f"  variants: {', '.join(case.variants)}")
-        if case.axes:
-            print("  axes:     " + "; ".join(f"{k} in {list(v)}" for k, v in case.axes.items()))
-        print(f"  profiles: {profiles}")
-        print(f"  symptom:  {case.symptom.description}")
-    return EXIT_OK
+# ---- the commands ---------------------------------------------------------------------------------
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from harness.executors import WorkerLost, parse_executor
-    from harness.runner import resolve_device
-    from harness.sweep import run_sweep
+class Command:
+    """One `failbench` command: `setup_arguments` adds its parser, `run` returns the exit status.
+    `cases` and `profile` are the help texts of its CASE arguments and --profile (None: it takes none)."""
 
-    cases = _cases(args.cases)
-    for case in cases:
-        if args.profile not in case.profiles:
-            raise UsageError(
-                f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}"
-            )
-        unknown = [v for v in args.variant if v not in case.variants]
-        if unknown:
-            raise UsageError(f"unknown variant {unknown[0]!r} for {case.name}; choose from: {', '.join(case.variants)}")
-    overrides = _overrides(args.set, cases)
-    if args.seeds is not None and args.seeds < 1:
-        raise UsageError("--seeds must be at least 1")
-    if args.first_seed < 0:
-        raise UsageError("--first-seed must be at least 0")
-    if args.threads < 1:
-        raise UsageError("--threads must be at least 1")
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if args.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    try:
-        parse_executor(args.executor)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    tracker = _store(args, create=True)
-    print(f"tracking: {tracker.uri}", file=sys.stderr)
-    for case in cases:
-        try:
-            summary = run_sweep(
-                case,
-                args.profile,
-                tracker,
-                device,
-                threads=args.threads,
-                variants=args.variant or None,
-                seeds=args.seeds,
-                force=args.force,
-                overrides=overrides,
-                progress=not args.quiet,
-                workers=args.workers,
-                executor=args.executor,
-                first_seed=args.first_seed,
-            )
-        except WorkerLost as exc:
-            print(f"failbench: {case.name}: {exc}", file=sys.stderr)
-            return EXIT_MISMATCH
-        share = summary.tracking_seconds / summary.wall_seconds if summary.wall_seconds else 0.0
-        verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary.verdicts.items())) or "-"
-        print(
-            f"{case.name}: {summary.ran} run, {summary.skipped} already finished; "
-            f"verdicts {verdicts}; wall {summary.wall_seconds:.1f} s, training "
-            f"{summary.train_seconds:.1f} s, MLflow {summary.tracking_seconds:.1f} s ({share:.0%}; "
-            f"its writer {summary.writer_seconds:.1f} s beside training)"
-            + (f"; sweep {summary.sweep_id}" if summary.sweep_id else "")
+    name = help = ""
+    cases: str | None = "cases (default: all)"
+    profile: str | None = None
+    parser_options: dict[str, Any] = {}
+
+    def setup_arguments(self, subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(self.name, help=self.help, **self.parser_options)
+        add_store(parser)
+        if self.cases:
+            add_cases(parser, self.cases)
+        if self.profile:
+            add_profile(parser, self.profile)
+        parser.set_defaults(func=self.run)
+        return parser
+
+    def run(self, args: argparse.Namespace) -> int:
+        raise NotImplementedError
+
+
+class ListCommand(Command):
+    name, help = "list", "list the cases, their variants, axes and profiles"
+
+    def run(self, args):
+        for case in selected(args):
+            profiles = ", ".join(f"{n} ({p.seeds} seeds)" for n, p in case.profiles.items())
+            print(f"{case.name}: {case.title}")
+            print(f"  variants: {', '.join(case.variants)}")
+            if case.axes:
+                print("  axes:     " + "; ".join(f"{k} in {list(v)}" for k, v in case.axes.items()))
+            print(f"  profiles: {profiles}")
+            print(f"  symptom:  {case.symptom.description}")
+        return EXIT_OK
+
+
+class RunCommand(Command):
+    name, help = "run", "run every grid point (variant x axes x seed) and track it in MLflow"
+    cases, profile = "cases to run (default: all)", "budget: quick (minutes on a CPU) or full (default: quick)"
+
+    def setup_arguments(self, subparsers):
+        p = super().setup_arguments(subparsers)
+        p.add_argument("--seeds", type=positive_int, help="number of seeds (default: the profile's)")
+        p.add_argument(
+            "--first-seed",
+            type=non_negative_int,
+            default=0,
+            metavar="N",
+            help="seeds N..N+seeds-1: test the expectations on seeds nobody tuned on (default: 0)",
         )
-    return EXIT_OK
+        p.add_argument("--variant", action="append", default=[], help="only this variant (repeatable)")
+        p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+        p.add_argument(
+            "--threads",
+            type=positive_int,
+            default=1,
+            help="torch threads per grid point; part of a run's identity (default: 1)",
+        )
+        p.add_argument(
+            "--workers",
+            type=positive_int,
+            default=1,
+            help="grid points in parallel in a local process pool (default: 1, in-process; not with --executor)",
+        )
+        p.add_argument(
+            "--executor",
+            metavar="dask://HOST:PORT",
+            help="send grid points to a Dask scheduler (pip install '.[dask]')",
+        )
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config field for every variant (exploration; tagged, not checked)",
+        )
+        p.add_argument("--force", action="store_true", help="re-run grid points already finished")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        return p
 
+    def run(self, args):
+        from harness.executors import WorkerLost, parse_executor
+        from harness.runner import resolve_device
+        from harness.sweep import run_sweep
 
-def cmd_check(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from harness.analysis import evaluate, load_runs, result_label
-    from harness.formatting import share_text
-    from harness.stats import THIN_SEEDS
-
-    cases = _cases(args.cases)
-    for case in cases:
-        if args.profile not in case.profiles:
+        cases = selected(args)
+        for case in cases:
+            unknown = [v for v in args.variant if v not in case.variants]
+            if unknown:
+                raise UsageError(
+                    f"unknown variant {unknown[0]!r} for {case.name}; choose from: {', '.join(case.variants)}"
+                )
+        overrides = _overrides(args.set, cases)
+        try:
+            device = resolve_device(args.device)
+            parse_executor(args.executor)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if args.executor and args.workers > 1:
+            # executors.results hands every point to the Dask client and never reads `workers` then
             raise UsageError(
-                f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}"
+                f"--workers {args.workers} has no effect with --executor {args.executor}: Dask decides the "
+                "parallelism (its workers and their threads); drop --workers"
             )
-    tracker = _store(args, create=False)
-    failed, thin_count = False, 0
-    with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.max_rows", 500):
+        tracker = _store(args, create=True)
+        print(f"tracking: {tracker.uri}", file=sys.stderr)
+        for case in cases:
+            try:
+                summary = run_sweep(
+                    case,
+                    args.profile,
+                    tracker,
+                    device,
+                    threads=args.threads,
+                    variants=args.variant or None,
+                    seeds=args.seeds,
+                    force=args.force,
+                    overrides=overrides,
+                    progress=not args.quiet,
+                    workers=args.workers,
+                    executor=args.executor,
+                    first_seed=args.first_seed,
+                )
+            except WorkerLost as exc:
+                print(f"failbench: {case.name}: {exc}", file=sys.stderr)
+                return EXIT_MISMATCH
+            share = summary.tracking_seconds / summary.wall_seconds if summary.wall_seconds else 0.0
+            verdicts = ", ".join(f"{n} {v}" for v, n in sorted(summary.verdicts.items())) or "-"
+            print(
+                f"{case.name}: {summary.ran} run, {summary.skipped} already finished; "
+                f"verdicts {verdicts}; wall {summary.wall_seconds:.1f} s, training "
+                f"{summary.train_seconds:.1f} s, MLflow {summary.tracking_seconds:.1f} s ({share:.0%}; "
+                f"its writer {summary.writer_seconds:.1f} s beside training)"
+                + (f"; sweep {summary.sweep_id}" if summary.sweep_id else "")
+            )
+        return EXIT_OK
+
+
+class CheckCommand(Command):
+    name, help = "check", "judge the stored runs against every case's expectations"
+    profile = "which profile's runs to judge (default: quick)"
+
+    def run(self, args):
+        import pandas as pd
+
+        from harness.analysis import evaluate, load_runs, result_label
+        from harness.formatting import share_text
+        from harness.stats import THIN_SEEDS
+
+        cases = selected(args)
+        tracker = _store(args, create=False)
+        failed, thin_count = False, 0
+        with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.max_rows", 500):
+            for case in cases:
+                runs = load_runs(tracker, case, args.profile)
+                if runs.empty:
+                    print(
+                        f"{case.name}: no finished runs of its current code on profile {args.profile}; "
+                        f"run `failbench run {case.name} --profile {args.profile}` first"
+                    )
+                    failed = True
+                    continue
+                table = evaluate(case, runs, args.profile)
+                table["share (95% CI)"] = table["share"].map(share_text)
+                table["result"] = [result_label(ok, thin) for ok, thin in zip(table["passed"], table["thin"])]
+                print(f"\n{case.name} ({args.profile}, {len(runs)} runs)")
+                columns = ["variant", "where", "expected", "observed", "seeds", "share (95% CI)", "result"]
+                print(table[columns].to_string(index=False))
+                failed |= not table["passed"].all()
+                thin_count += int(table["thin"].sum())
+        if thin_count:
+            print(
+                f"\n{thin_count} expectation(s) judged on fewer than {THIN_SEEDS} seeds are marked (thin): "
+                "their share says little (95% CI of 9/9 seeds: 70-100%)"
+            )
+        print("\ncheck: " + ("FAILED" if failed else "all expectations hold"))
+        return EXIT_MISMATCH if failed else EXIT_OK
+
+
+class ReportCommand(Command):
+    name, help = "report", "render the HTML reports (papermill) and print reports/index.html"
+    profile = "which profile's runs to render (default: quick)"
+
+    def run(self, args):
+        from harness.reports import render
+
+        cases = selected(args)
+        tracker = _store(args, create=False)
+        print(render([c.name for c in cases], tracker.uri, args.profile, log=lambda line: print(line, file=sys.stderr)))
+        return EXIT_OK
+
+
+class TableCommand(Command):
+    name, help = "table", "print the per-variant results as a Markdown table (for READMEs)"
+    profile = PROFILE_HELP
+
+    def run(self, args):
+        from harness.analysis import load_runs, summary_table, to_markdown
+
+        cases = selected(args)
+        tracker = _store(args, create=False)
         for case in cases:
             runs = load_runs(tracker, case, args.profile)
-            if runs.empty:
-                print(
-                    f"{case.name}: no finished runs of its current code on profile {args.profile}; "
-                    f"run `failbench run {case.name} --profile {args.profile}` first"
-                )
-                failed = True
-                continue
-            table = evaluate(case, runs, args.profile)
-            table["share (95% CI)"] = table["share"].map(share_text)
-            table["result"] = [result_label(ok, thin) for ok, thin in zip(table["passed"], table["thin"])]
-            print(f"\n{case.name} ({args.profile}, {len(runs)} runs)")
-            print(
-                table[["variant", "where", "expected", "observed", "seeds", "share (95% CI)", "result"]].to_string(
-                    index=False
-                )
-            )
-            failed |= not table["passed"].all()
-            thin_count += int(table["thin"].sum())
-    if thin_count:
-        print(
-            f"\n{thin_count} expectation(s) judged on fewer than {THIN_SEEDS} seeds are marked (thin): "
-            "their share says little (95% CI of 9/9 seeds: 70-100%)"
+            print(f"\n### {case.name} ({args.profile}, {len(runs)} runs)\n")
+            print(to_markdown(summary_table(case, runs)) if not runs.empty else "no runs")
+        return EXIT_OK
+
+
+class CompareCommand(Command):
+    name, cases = "compare", None  # BASE and HEAD come first
+    help = "compare two sets of runs per grid point and metric; exit 1 on a significant change or a flipped verdict"
+    parser_options = dict(
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compare two sets of runs (Markdown out, for a PR comment). Exit 0: no significant change; "
+        "1: a significant change or a flipped verdict; 2: bad input.",
+        epilog="BASE and HEAD: commit:SHA (prefix), torch:VERSION, sweep:RUN_ID, current (what check judges), "
+        "or a snapshot file (reports/reference/quick.json). A bare word is guessed in that order.",
+    )
+
+    def setup_arguments(self, subparsers):
+        p = super().setup_arguments(subparsers)
+        p.add_argument("base", metavar="BASE")
+        p.add_argument("head", metavar="HEAD")
+        add_cases(p, "cases to compare (default: all)")
+        add_profile(p)
+        p.add_argument(
+            "--alpha",
+            type=float,
+            default=DEFAULT_ALPHA,
+            help="a change counts only when the Mann-Whitney p-value is below this (default: "
+            f"{DEFAULT_ALPHA}; 6 seeds a side reach p = 0.0022 at best)",
         )
-    print("\ncheck: " + ("FAILED" if failed else "all expectations hold"))
-    return EXIT_MISMATCH if failed else EXIT_OK
+        p.add_argument(
+            "--min-change",
+            type=float,
+            default=DEFAULT_MIN_CHANGE,
+            help=f"... and the medians differ by at least this fraction (default: {DEFAULT_MIN_CHANGE}, "
+            "asv's factor 1.1)",
+        )
+        p.add_argument("--out", metavar="FILE", help="also write the Markdown to FILE")
+        return p
+
+    def run(self, args):
+        from harness.compare import SelectorError, classify, compare, load_side, to_markdown
+        from harness.snapshot import SnapshotError
+
+        cases = selected(args)
+        if not 0 < args.alpha < 1:
+            raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha}")
+        if args.min_change < 0:
+            raise UsageError(f"--min-change must be at least 0, got {args.min_change}")
+        try:
+            kinds = [classify(s)[0] for s in (args.base, args.head)]
+            tracker = _store(args, create=False) if any(k != "snapshot" for k in kinds) else None
+            base, head = (load_side(s, cases, args.profile, tracker) for s in (args.base, args.head))
+            result = compare(cases, base, head, alpha=args.alpha, min_change=args.min_change)
+        except (SelectorError, SnapshotError) as exc:
+            raise UsageError(str(exc)) from None
+        text = to_markdown(result, alpha=args.alpha, min_change=args.min_change)
+        print(text, end="")
+        if args.out:
+            Path(args.out).write_text(text)
+        return EXIT_MISMATCH if result.failed else EXIT_OK
 
 
-def cmd_table(args: argparse.Namespace) -> int:
-    from harness.analysis import load_runs, summary_table, to_markdown
+class SnapshotCommand(Command):
+    name, help = "snapshot", "write the judged final metrics of a profile to a tracked reference file"
+    cases, profile = "cases to (re)write (default: all; others in the file are kept)", PROFILE_HELP
 
-    cases = _cases(args.cases)
-    tracker = _store(args, create=False)
-    for case in cases:
-        runs = load_runs(tracker, case, args.profile)
-        print(f"\n### {case.name} ({args.profile}, {len(runs)} runs)\n")
-        print(to_markdown(summary_table(case, runs)) if not runs.empty else "no runs")
-    return EXIT_OK
+    def setup_arguments(self, subparsers):
+        parser = super().setup_arguments(subparsers)
+        parser.add_argument("--out", metavar="FILE", help="default: reports/reference/PROFILE.json")
+        return parser
 
+    def run(self, args):
+        from harness.snapshot import SnapshotError, default_path, write_snapshot
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import SelectorError, classify, compare, load_side, to_markdown
-    from harness.snapshot import SnapshotError
-
-    cases = _cases(args.cases)
-    if not 0 < args.alpha < 1:
-        raise UsageError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    if args.min_change < 0:
-        raise UsageError(f"--min-change must be at least 0, got {args.min_change}")
-    try:
-        kinds = [classify(s)[0] for s in (args.base, args.head)]
-        tracker = _store(args, create=False) if any(k != "snapshot" for k in kinds) else None
-        base, head = (load_side(s, cases, args.profile, tracker) for s in (args.base, args.head))
-        result = compare(cases, base, head, alpha=args.alpha, min_change=args.min_change)
-    except (SelectorError, SnapshotError) as exc:
-        raise UsageError(str(exc)) from None
-    text = to_markdown(result, alpha=args.alpha, min_change=args.min_change)
-    print(text, end="")
-    if args.out:
-        Path(args.out).write_text(text)
-    return EXIT_MISMATCH if result.failed else EXIT_OK
+        cases = selected(args)
+        path = Path(args.out) if args.out else default_path(args.profile)
+        tracker = _store(args, create=False)
+        try:
+            written = write_snapshot(tracker, cases, args.profile, path)
+        except SnapshotError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"{path}: " + ", ".join(f"{name} {n} runs" for name, n in written.items()))
+        return EXIT_OK
 
 
-def cmd_snapshot(args: argparse.Namespace) -> int:
-    from harness.snapshot import SnapshotError, default_path, write_snapshot
-
-    cases = _cases(args.cases)
-    for case in cases:
-        if args.profile not in case.profiles:
-            raise UsageError(
-                f"unknown profile {args.profile!r} for {case.name}; choose from: {', '.join(case.profiles)}"
-            )
-    path = Path(args.out) if args.out else default_path(args.profile)
-    tracker = _store(args, create=False)
-    try:
-        written = write_snapshot(tracker, cases, args.profile, path)
-    except SnapshotError as exc:
-        raise UsageError(str(exc)) from None
-    print(f"{path}: " + ", ".join(f"{name} {n} runs" for name, n in written.items()))
-    return EXIT_OK
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from harness.reports import render
-
-    cases = _cases(args.cases)
-    tracker = _store(args, create=False)
-    index = render([c.name for c in cases], tracker.uri, args.profile, log=lambda line: print(line, file=sys.stderr))
-    print(index)
-    return EXIT_OK
-
-
-def cmd_detect(args: argparse.Namespace) -> int:
+class DetectCommand(Command):
     """The published diagnosis rules scored on every stored trace of the profile's judged runs.
     Reads the store only: a store that does not exist is an error, never created."""
-    from harness.detect import fired_by_variant, judge_stored, scores, to_markdown
 
-    cases = _cases(args.cases)
-    tracker = _store(args, create=False)
-    judged = judge_stored(
-        tracker,
-        cases,
-        args.profile,
-        missing=lambda case: print(
-            f"{case.name}: no finished runs of its current code on profile {args.profile}", file=sys.stderr
-        ),
-    )
-    if judged.empty:
-        return EXIT_MISMATCH
-    print(to_markdown(scores(judged)))
-    if args.by_variant:
-        table = fired_by_variant(judged)
-        print("\n| case | variant | tool | verdicts | rules fired (runs) |\n|---|---|---|---|---|")
-        for r in table.to_dict("records"):
-            print(f"| {r['case']} | {r['variant']} | {r['tool']} | {r['verdicts']} | {r['fired']} |")
-    return EXIT_OK
+    name, help = "detect", "score the published diagnosis rules on the stored traces (reads the store only)"
+    profile = PROFILE_HELP
+
+    def setup_arguments(self, subparsers):
+        parser = super().setup_arguments(subparsers)
+        parser.add_argument("--by-variant", action="store_true", help="also list which rule fired on which variant")
+        return parser
+
+    def run(self, args):
+        from harness.detect import fired_by_variant, judge_stored, scores, to_markdown
+
+        cases = selected(args)
+        tracker = _store(args, create=False)
+        judged = judge_stored(
+            tracker,
+            cases,
+            args.profile,
+            missing=lambda case: print(
+                f"{case.name}: no finished runs of its current code on profile {args.profile}", file=sys.stderr
+            ),
+        )
+        if judged.empty:
+            return EXIT_MISMATCH
+        print(to_markdown(scores(judged)))
+        if args.by_variant:
+            table = fired_by_variant(judged)
+            print("\n| case | variant | tool | verdicts | rules fired (runs) |\n|---|---|---|---|---|")
+            for r in table.to_dict("records"):
+                print(f"| {r['case']} | {r['variant']} | {r['tool']} | {r['verdicts']} | {r['fired']} |")
+        return EXIT_OK
 
 
-def cmd_ui(args: argparse.Namespace) -> int:
+class UiCommand(Command):
     """The MLflow UI on the store, after one line per case with the link to its training runs."""
-    tracker = _store(args, create=False)
-    base = f"http://{args.host}:{args.port}"
-    print(
-        f"MLflow UI for {tracker.uri} on {base}/#/experiments?{UI_MODE} (Ctrl-C stops it); the runs of each case:",
-        file=sys.stderr,
-    )
-    for name, url in tracker.ui_links(base):
-        print(f"  {name}: {url}", file=sys.stderr)
-    os.execvp(
-        sys.executable,
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "ui",
-            "--backend-store-uri",
-            tracker.uri,
-            "--host",
-            args.host,
-            "--port",
-            str(args.port),
-        ],
-    )
+
+    name, help, cases = "ui", "browse the runs in the MLflow UI", None
+
+    def setup_arguments(self, subparsers):
+        parser = super().setup_arguments(subparsers)
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=port_number, default=5000)
+        return parser
+
+    def run(self, args):
+        tracker = _store(args, create=False)
+        base = f"http://{args.host}:{args.port}"
+        print(
+            f"MLflow UI for {tracker.uri} on {base}/#/experiments?{UI_MODE} (Ctrl-C stops it); the runs of each case:",
+            file=sys.stderr,
+        )
+        for name, url in tracker.ui_links(base):
+            print(f"  {name}: {url}", file=sys.stderr)
+        mlflow_ui = ["mlflow", "ui", "--backend-store-uri", tracker.uri, "--host", args.host, "--port", str(args.port)]
+        os.execvp(sys.executable, [sys.executable, "-m", *mlflow_ui])
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="failbench", description="Reproduce documented CNN training failures and their cures."
     )
-    uri_help = "MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory)"
-    parser.add_argument("--tracking-uri", help=uri_help)
-    # Accepted after the command too (`failbench run --tracking-uri ...`); SUPPRESS keeps a value
-    # given before the command when none is given after it.
-    store = argparse.ArgumentParser(add_help=False)
-    store.add_argument("--tracking-uri", default=argparse.SUPPRESS, help=uri_help)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("list", parents=[store], help="list the cases, their variants, axes and profiles")
-    p.add_argument("cases", nargs="*", metavar="CASE")
-    p.set_defaults(func=cmd_list)
-
-    p = sub.add_parser(
-        "run", parents=[store], help="run every grid point (variant x axes x seed) and track it in MLflow"
-    )
-    p.add_argument("cases", nargs="*", metavar="CASE", help="cases to run (default: all)")
-    p.add_argument("--profile", default="quick", help="budget: quick (minutes on a CPU) or full (default: quick)")
-    p.add_argument("--seeds", type=int, help="number of seeds (default: the profile's)")
-    p.add_argument(
-        "--first-seed",
-        type=int,
-        default=0,
-        metavar="N",
-        help="seeds N..N+seeds-1: test the expectations on seeds nobody tuned on (default: 0)",
-    )
-    p.add_argument("--variant", action="append", default=[], help="only this variant (repeatable)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument(
-        "--threads", type=int, default=1, help="torch threads per grid point; part of a run's identity (default: 1)"
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="grid points in parallel in a local process pool (default: 1, in-process)",
-    )
-    p.add_argument(
-        "--executor", metavar="dask://HOST:PORT", help="send grid points to a Dask scheduler (pip install '.[dask]')"
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field for every variant (exploration; tagged, not checked)",
-    )
-    p.add_argument("--force", action="store_true", help="re-run grid points already finished")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("check", parents=[store], help="judge the stored runs against every case's expectations")
-    p.add_argument("cases", nargs="*", metavar="CASE")
-    p.add_argument("--profile", default="quick", help="which profile's runs to judge (default: quick)")
-    p.set_defaults(func=cmd_check)
-
-    p = sub.add_parser(
-        "report", parents=[store], help="render the HTML reports (papermill) and print reports/index.html"
-    )
-    p.add_argument("cases", nargs="*", metavar="CASE")
-    p.add_argument("--profile", default="quick")
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("table", parents=[store], help="print the per-variant results as a Markdown table (for READMEs)")
-    p.add_argument("cases", nargs="*", metavar="CASE")
-    p.add_argument("--profile", default="quick")
-    p.set_defaults(func=cmd_table)
-
-    p = sub.add_parser(
-        "compare",
-        parents=[store],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="compare two sets of runs per grid point and metric; exit 1 on a significant change or a flipped verdict",
-        description="Compare two sets of runs (Markdown out, for a PR comment). Exit 0: no significant change; "
-        "1: a significant change or a flipped verdict; 2: bad input.",
-        epilog="BASE and HEAD: commit:SHA (prefix), torch:VERSION, sweep:RUN_ID, current (what check judges), "
-        "or a snapshot file (reports/reference/quick.json). A bare word is guessed in that order.",
-    )
-    p.add_argument("base", metavar="BASE")
-    p.add_argument("head", metavar="HEAD")
-    p.add_argument("cases", nargs="*", metavar="CASE", help="cases to compare (default: all)")
-    p.add_argument("--profile", default="quick")
-    p.add_argument(
-        "--alpha",
-        type=float,
-        default=DEFAULT_ALPHA,
-        help="a change counts only when the Mann-Whitney p-value is below this (default: "
-        f"{DEFAULT_ALPHA}; 6 seeds a side reach p = 0.0022 at best)",
-    )
-    p.add_argument(
-        "--min-change",
-        type=float,
-        default=DEFAULT_MIN_CHANGE,
-        help=f"... and the medians differ by at least this fraction (default: {DEFAULT_MIN_CHANGE}, asv's factor 1.1)",
-    )
-    p.add_argument("--out", metavar="FILE", help="also write the Markdown to FILE")
-    p.set_defaults(func=cmd_compare)
-
-    p = sub.add_parser(
-        "snapshot", parents=[store], help="write the judged final metrics of a profile to a tracked reference file"
-    )
-    p.add_argument(
-        "cases", nargs="*", metavar="CASE", help="cases to (re)write (default: all; others in the file are kept)"
-    )
-    p.add_argument("--profile", default="quick")
-    p.add_argument("--out", metavar="FILE", help="default: reports/reference/PROFILE.json")
-    p.set_defaults(func=cmd_snapshot)
-
-    p = sub.add_parser(
-        "detect",
-        parents=[store],
-        help="score the published diagnosis rules on the stored traces (reads the store only)",
-    )
-    p.add_argument("cases", nargs="*", metavar="CASE")
-    p.add_argument("--profile", default="quick")
-    p.add_argument("--by-variant", action="store_true", help="also list which rule fired on which variant")
-    p.set_defaults(func=cmd_detect)
-
-    p = sub.add_parser("ui", parents=[store], help="browse the runs in the MLflow UI")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
-    p.set_defaults(func=cmd_ui)
+    add_store(parser, default=None)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in Command.__subclasses__():  # in the order defined: the order of --help
+        command().setup_arguments(subparsers)
     return parser
 
 
