@@ -481,8 +481,8 @@ class UiCommand(Command):
         )
         for name, url in tracker.ui_links(base):
             print(f"  {name}: {url}", file=sys.stderr)
-        mlflow_ui = ["mlflow", "ui", "--backend-store-uri", tracker.uri, "--host", args.host, "--port", str(args.port)]
-        os.execvp(sys.executable, [sys.executable, "-m", *mlflow_ui])
+        command = tracker.ui_command(args.host, args.port)
+        os.execvp(command[0], command)
 
 
 def build_parser() -> argparse.ArgumentParser:
