@@ -76,7 +76,7 @@ def test_hooks_record_what_autograd_and_sgd_did():
         nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3), nn.Tanh(), nn.Linear(3, 1)
     )
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    run = RunContext(device=torch.device("cpu"), seed=0)
+    run = RunContext(device=torch.device("cpu"), seed=0, trace=Trace(scalars={"loss": "loss"}))
     run.trace.watch(model)
     x, y = torch.randn(5, 1, 6, 6), torch.randn(5, 1)
     expected = {}
@@ -109,6 +109,17 @@ def test_hooks_record_what_autograd_and_sgd_did():
     scalars = first[first["layer"] == ""].set_index("stat")["value"]
     assert "loss" in scalars and "out_spread" in scalars
     assert set(frame["step"]) == {0, 1, 2}  # log-spaced: 0, 1, 2, then 4
+
+
+def test_the_trace_carries_the_scalars_a_case_declares_under_its_own_names():
+    """A case that logs its loss as `train_loss` declares it; an undeclared metric is not guessed."""
+    trace = Trace(scalars={"loss": "train_loss", "val_accuracy": "held_out_accuracy"})
+    trace.record(0, [Observed("l", "linear", weight=torch.ones(3))])
+    trace.on_log(0, {"train_loss": 2.5, "held_out_accuracy": 0.25, "accuracy": 0.5})
+    stats = trace.frame().query("layer == ''").set_index("stat")["value"]
+    assert stats.drop("trace_seconds").to_dict() == {"loss": 2.5, "val_accuracy": 0.25}
+    with pytest.raises(ValueError, match="unknown trace scalar"):
+        Trace(scalars={"error_rate": "err"})
 
 
 def test_explicit_record_takes_the_update_against_the_weight_before_it():
