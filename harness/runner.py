@@ -47,6 +47,11 @@ class RunContext:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     trace: Trace = field(default_factory=Trace)
 
+    @classmethod
+    def for_case(cls, case: Case, device: torch.device, seed: int) -> RunContext:
+        """The context a grid point of `case` trains in: its trace carries the scalars it declares."""
+        return cls(device=device, seed=seed, trace=Trace(scalars=case.scalars))
+
     def log(self, step: int, **metrics: float) -> None:
         values = {k: float(v) for k, v in metrics.items()}
         finite = {k: v for k, v in values.items() if math.isfinite(v)}
@@ -114,7 +119,7 @@ def make_reproducible(seed: int, threads: int) -> None:
 def run_point(case: Case, point: GridPoint, device: torch.device, threads: int) -> RunResult:
     make_reproducible(point.seed, threads)
     config = point.config(case)
-    run = RunContext(device=device, seed=point.seed, trace=Trace(scalars=case.scalars))
+    run = RunContext.for_case(case, device, point.seed)
     diverged_at = None
     started_at, start = time.time(), time.perf_counter()
     try:

@@ -100,7 +100,7 @@ def test_every_variant_runs_a_few_steps_on_cpu(name, variant, axes):
     case = load_case(name)
     make_reproducible(0, 1)
     config = case.config(variant, axes, overrides=case.smoke_budget)
-    run = RunContext(device=torch.device("cpu"), seed=0)
+    run = RunContext.for_case(case, torch.device("cpu"), seed=0)
     try:
         metrics = case.train(config, run)
     except Diverged:

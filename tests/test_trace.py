@@ -136,7 +136,7 @@ def test_every_case_records_a_trace(name):
     case = load_case(name)
     make_reproducible(0, 1)
     config = case.config("baseline", overrides=case.smoke_budget)
-    run = RunContext(device=torch.device("cpu"), seed=0)
+    run = RunContext.for_case(case, torch.device("cpu"), seed=0)
     try:
         case.train(config, run)
     except Diverged:
