@@ -80,7 +80,7 @@ def load_runs(
 def judged_metrics(case: Case) -> tuple[str, ...]:
     """The final metrics a verdict or an expectation reads, then the ones a report plots first:
     what `snapshot` keeps and `compare` tests."""
-    names = [t.metric for t in case.symptom.all_of]
+    names = [t.metric for t in (*case.symptom.all_of, *case.task.all_of)]
     names += [t.metric for e in case.expectations for t in e.also]
     names += list(case.key_metrics)
     return tuple(dict.fromkeys(names))

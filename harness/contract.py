@@ -18,9 +18,13 @@ from typing import Any
 
 BASELINE = "baseline"
 
-# Verdicts a grid point can get. "diverged" is an outcome of its own (NaN/inf), never a crash.
-SYMPTOM, HEALTHY, DIVERGED = "symptom", "healthy", "diverged"
-VERDICTS = (SYMPTOM, HEALTHY, DIVERGED)
+# Verdicts a grid point can get, in this order of precedence: "diverged" (NaN/inf) is an outcome
+# of its own, never a crash; "symptom" is the case's failure; "cured" is no symptom *and* the case's
+# task done (Case.task, from its post); "unlearned" is neither: the failure's measure is gone but the
+# network does not do the task (a clipped step that never classifies, a map 99% black). An
+# unlearned run is never counted as a cure: not by check, the reports, compare or the detectors.
+SYMPTOM, CURED, UNLEARNED, DIVERGED = "symptom", "cured", "unlearned", "diverged"
+VERDICTS = (SYMPTOM, CURED, UNLEARNED, DIVERGED)
 
 # The failure a case reproduces, from a fixed vocabulary: the ground truth the diagnosis rules of
 # harness/detectors are scored against (a rule's alarm of the case's class is a right diagnosis).
@@ -95,12 +99,24 @@ class Symptom:
 
 
 @dataclass(frozen=True)
+class Task:
+    """What doing the case's task means, from its post (classifies both images; fills the hole better
+    than a flat colour): done when every threshold holds on a run's final metrics."""
+
+    description: str
+    all_of: tuple[Threshold, ...]
+
+    def done(self, metrics: Mapping[str, float]) -> bool:
+        return all(t.holds(metrics) for t in self.all_of)
+
+
+@dataclass(frozen=True)
 class Expectation:
     """What a variant must show, on at least `min_share` of its seeds, at the grid points `where`.
 
-    `shows` is a verdict (symptom / healthy / diverged), or a tuple of them where what is measured
-    is "not cured" rather than one verdict (the map dies on most seeds, nearly dies on the rest, and
-    the classifier never learns: `(SYMPTOM, HEALTHY)` with an accuracy bound). `also` adds
+    `shows` is a verdict (symptom / cured / unlearned / diverged), or a tuple of them where what is
+    measured is "not cured" rather than one verdict (the map dies on most seeds, nearly dies on the
+    rest, and the classifier never learns: `(SYMPTOM, UNLEARNED)`). `also` adds
     thresholds every matching seed must meet too (a cure that removes the dead map must also
     classify). `profiles` names the budgets it was measured on, with no default, so a claim about
     the full budget is never made by omission (an adversarial cure may need the full budget; a
@@ -163,6 +179,7 @@ class Case:
     baseline: Any  # a frozen dataclass instance whose defaults are the post's setup
     train: Callable[[Any, Any], Mapping[str, float]]
     symptom: Symptom
+    task: Task  # what a cure must also do, from the post: no symptom without it is "unlearned"
     fixes: tuple[Fix, ...]
     expectations: tuple[Expectation, ...]
     profiles: Mapping[str, Profile]
@@ -228,4 +245,6 @@ class Case:
     def verdict(self, metrics: Mapping[str, float], diverged: bool) -> str:
         if diverged:
             return DIVERGED
-        return SYMPTOM if self.symptom.present(metrics) else HEALTHY
+        if self.symptom.present(metrics):
+            return SYMPTOM
+        return CURED if self.task.done(metrics) else UNLEARNED

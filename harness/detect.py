@@ -1,11 +1,12 @@
 """Score the published diagnosis rules (harness/detectors) on each case's stored traces.
 
-Ground truth per run is its verdict: a run with the symptom, or diverged, is sick; a healthy run
-(a cure) is not. Per tool and case: the detection rate on sick runs (any alarm), the false-alarm
-rate on healthy runs, and the right-diagnosis rate on sick runs (an alarm of the case's own failure
-class; for a tool that stops at its first alarm, that alarm's class), each a share with its Wilson
-95% interval (harness/stats.py). A tool whose every rule abstains on a run is counted apart, never
-as quiet. Reads the store only.
+Ground truth per run is its verdict: a run with the symptom, or diverged, is sick; a cured run (no
+symptom, and the case's task done) is not. An "unlearned" run (no symptom, task not done) is
+neither, and is left out of both rates. Per tool and case: the detection rate on sick runs (any
+alarm), the false-alarm rate on cured runs, and the right-diagnosis rate on sick runs (an alarm
+of the case's own failure class; for a tool that stops at its first alarm, that alarm's class),
+each a share with its Wilson 95% interval (harness/stats.py). A tool whose every rule abstains on
+a run is counted apart, never as quiet. Reads the store only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.contract import DIVERGED, HEALTHY, Case
+from harness.contract import CURED, DIVERGED, Case
 from harness.detectors import Tool, View, tools
 from harness.formatting import markdown_table
 from harness.stats import share
@@ -112,14 +113,14 @@ def scores(judged: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (case, tool), group in judged.groupby(["case", "tool"], sort=False):
         spoke = group[group["alarm"].notna()]
-        sick, healthy = spoke[spoke["verdict"].isin(SICK)], spoke[spoke["verdict"] == HEALTHY]
+        sick, cured = spoke[spoke["verdict"].isin(SICK)], spoke[spoke["verdict"] == CURED]
         detected = sick[sick["alarm"] == True]  # noqa: E712 (object column of True/False)
         out.append(
             {
                 "case": case,
                 "tool": tool,
                 "detection": share(len(detected), len(sick)),
-                "false_alarm": share(int((healthy["alarm"] == True).sum()), len(healthy)),  # noqa: E712
+                "false_alarm": share(int((cured["alarm"] == True).sum()), len(cured)),  # noqa: E712
                 "right_diagnosis": share(int(sick["right"].sum()), len(sick)),
                 "abstained": int(group["alarm"].isna().sum()),
                 "runs": len(group),
@@ -134,7 +135,7 @@ COLUMNS = {
     "case": "case",
     "tool": "tool",
     "detection": "detection (sick runs)",
-    "false_alarm": "false alarms (healthy runs)",
+    "false_alarm": "false alarms (cured runs)",
     "right_diagnosis": "right diagnosis",
     "abstained": "abstained",
     "first_alarm_step": "first alarm (median step)",
@@ -196,7 +197,7 @@ def judge_cases(case_names: list[str], tracking_uri: str, profile: str, cases_ro
 
 RATES = {
     "detection": "detection on sick runs",
-    "false_alarm": "false alarms on healthy runs",
+    "false_alarm": "false alarms on cured runs",
     "right_diagnosis": "right diagnosis on sick runs",
 }
 

@@ -20,7 +20,7 @@ _DECADES_FOR_LOG = 2
 # panel beside the baseline.
 _VARIANTS_PER_PANEL = 4
 _BASELINE_COLOUR = "black"
-VERDICT_COLOURS = {"symptom": "tab:red", "healthy": "tab:green", "diverged": "tab:gray"}
+VERDICT_COLOURS = {"symptom": "tab:red", "cured": "tab:green", "unlearned": "tab:orange", "diverged": "tab:gray"}
 
 
 def choose_scale(values) -> tuple[str, float | None]:

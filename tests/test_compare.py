@@ -84,12 +84,10 @@ def test_compare_tells_identical_from_shifted_from_float_noise(toy):
 
 def test_a_flipped_verdict_fails_and_a_moved_share_is_listed(toy):
     values = {"loss": [6.0] * 10}
-    moved = compare([toy], _side("a", values, ["symptom"] * 10), _side("b", values, ["symptom"] * 8 + ["healthy"] * 2))
+    moved = compare([toy], _side("a", values, ["symptom"] * 10), _side("b", values, ["symptom"] * 8 + ["cured"] * 2))
     assert len(moved.verdicts) == 1 and not moved.failed
-    flipped = compare(
-        [toy], _side("a", values, ["symptom"] * 10), _side("b", values, ["healthy"] * 7 + ["symptom"] * 3)
-    )
-    assert flipped.failed and "healthy 7/10" in to_markdown(flipped)
+    flipped = compare([toy], _side("a", values, ["symptom"] * 10), _side("b", values, ["cured"] * 7 + ["symptom"] * 3))
+    assert flipped.failed and "cured 7/10" in to_markdown(flipped)
 
 
 def test_relative_change():

@@ -110,7 +110,7 @@ def test_verdicts_follow_the_symptom(toy):
         for p in expand(toy, "quick", seeds=1, where={"scale": 1.0})
     }
     assert results["baseline"].verdict == "symptom"
-    assert results["fast"].verdict == "healthy"
+    assert results["fast"].verdict == "cured"
 
 
 def test_device_auto_and_bad_devices():
@@ -123,4 +123,7 @@ def test_device_auto_and_bad_devices():
 def test_expectation_rejects_unknown_verdicts():
     with pytest.raises(ValueError):
         Expectation("baseline", "broken", why="", profiles=("quick",))
-    assert Expectation("baseline", ("symptom", "healthy"), why="", profiles=("quick",)).shows == ("symptom", "healthy")
+    assert Expectation("baseline", ("symptom", "unlearned"), why="", profiles=("quick",)).shows == (
+        "symptom",
+        "unlearned",
+    )

@@ -126,7 +126,7 @@ def test_check_judges_the_stored_runs(tracker, toy):
     assert list(table["variant"]) == ["baseline", "fast", "blowup"]
     assert table["passed"].all() and (table["seeds"] == 4).all()
     shares = summary_table(toy, runs)
-    assert set(shares.columns) >= {"variant", "axis.scale", "symptom", "healthy", "diverged"}
+    assert set(shares.columns) >= {"variant", "axis.scale", "symptom", "cured", "unlearned", "diverged"}
     assert shares["seeds"].sum() == 12 and (shares["symptom"].map(lambda s: s.n) == shares["seeds"]).all()
 
 
@@ -138,7 +138,7 @@ def test_check_fails_an_expectation_the_runs_contradict(tracker, toy):
         toy, expectations=(Expectation("fast", "symptom", why="wrong on purpose", profiles=("quick",)),)
     )
     table = evaluate(wrong, load_runs(tracker, wrong, "quick"), "quick")
-    assert not table["passed"].any() and table["observed"].iloc[0] == "4 healthy"
+    assert not table["passed"].any() and table["observed"].iloc[0] == "4 cured"
 
 
 def test_check_fails_when_a_variant_has_no_runs(tracker, toy):

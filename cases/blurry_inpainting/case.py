@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cases.blurry_inpainting.train import fit
-from harness.contract import HEALTHY, SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Threshold
+from harness.contract import CURED, SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Task, Threshold
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ EXPECTATIONS = (
     ),
     Expectation(
         "adversarial_0.1",
-        HEALTHY,
+        CURED,
         profiles=("long",),
         min_share=0.7,
         why="the cure: sharper than the blurred truth on 18 of 20 seeds (0-9 and 100-109; "
@@ -185,6 +185,10 @@ CASE = Case(
                 "32x32 patches (0.60 on 64x64: each run logs its blurred_truth_sharpness_ratio)",
             ),
         ),
+    ),
+    task=Task(
+        "fills the hole better than a flat colour",
+        all_of=(_LEARNED,),
     ),
     fixes=FIXES,
     expectations=EXPECTATIONS,

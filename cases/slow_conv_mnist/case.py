@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cases.slow_conv_mnist.expectations import EXPECTATIONS
+from cases.slow_conv_mnist.expectations import EXPECTATIONS, TASK
 from cases.slow_conv_mnist.train import train
 from harness.contract import Case, Fix, Profile, Symptom, Threshold
 
@@ -106,6 +106,7 @@ CASE = Case(
     baseline=Config(),
     train=train,
     symptom=SYMPTOM,
+    task=TASK,
     fixes=FIXES,
     expectations=EXPECTATIONS,
     # Each network at its own post learning rate (Config.lr = 0): the network is the only axis.

@@ -11,7 +11,7 @@ images. Thresholds here come from the physics of the plateau, not from the measu
 
 from __future__ import annotations
 
-from harness.contract import HEALTHY, SYMPTOM, Expectation, Threshold
+from harness.contract import CURED, SYMPTOM, UNLEARNED, Expectation, Task, Threshold
 
 STUCK = (Threshold("left_chance", "<=", 0.0, why="never above twice chance on the balanced fixed digits"),)
 LEFT = (Threshold("left_chance", ">=", 1.0, why="above twice chance on the balanced fixed digits"),)
@@ -23,6 +23,10 @@ BEATS_MLP = (
 BELOW_MLP = (
     Threshold("test_accuracy_vs_mlp", "<", 0.0, why="not cured: below the post's MLP trained on the same images"),
 )
+REACHES_MLP = Threshold(
+    "test_accuracy_vs_mlp", ">=", 0.0, why="the post's yardstick: its MLP's test accuracy, same images (0 for the MLP)"
+)
+TASK = Task("leaves chance and reaches the post's MLP on the test digits", all_of=(*LEFT, REACHES_MLP))
 MLP, CONV, LENET = {"network": "mlp"}, {"network": "conv"}, {"network": "lenet5"}
 QUICK, FULL = ("quick",), ("full",)
 
@@ -30,7 +34,7 @@ EXPECTATIONS = (
     # quick: 12,000 images, 10 seeds. The contrast, and each fix on the conv net.
     Expectation(
         "baseline",
-        HEALTHY,
+        CURED,
         where=MLP,
         also=LEFT,
         profiles=QUICK,
@@ -56,7 +60,7 @@ EXPECTATIONS = (
     ),
     Expectation(
         "glorot_init",
-        HEALTHY,
+        CURED,
         where=CONV,
         also=BEATS_MLP,
         profiles=QUICK,
@@ -65,14 +69,14 @@ EXPECTATIONS = (
     ),
     Expectation(
         "relu",
-        HEALTHY,
+        CURED,
         where=MLP,
         profiles=QUICK,
         why="ReLU frees the MLP (its first layer sees the pixels; slope 1, no 0.5 offset) ...",
     ),
     Expectation(
         "relu",
-        (SYMPTOM, HEALTHY),
+        (SYMPTOM, UNLEARNED),
         where=CONV,
         also=BELOW_MLP,
         profiles=QUICK,
@@ -82,7 +86,7 @@ EXPECTATIONS = (
     ),
     Expectation(
         "adam",
-        HEALTHY,
+        CURED,
         where=CONV,
         also=BEATS_MLP,
         profiles=QUICK,
@@ -99,7 +103,7 @@ EXPECTATIONS = (
     ),
     Expectation(
         "averaged_batches",
-        (SYMPTOM, HEALTHY),
+        (SYMPTOM, UNLEARNED),
         where=MLP,
         also=BELOW_MLP,
         profiles=QUICK,
@@ -108,7 +112,7 @@ EXPECTATIONS = (
     ),
     Expectation(
         "glorot_init+adam",
-        HEALTHY,
+        CURED,
         where=CONV,
         also=BEATS_MLP,
         profiles=QUICK,
@@ -118,7 +122,7 @@ EXPECTATIONS = (
     # fixes were registered too, but the shared machine left no time to run them on 5 seeds: the
     # README gives the cure on 2 seeds, as an exploration, never judged.)
     Expectation(
-        "baseline", HEALTHY, where=MLP, also=LEFT, profiles=FULL, why="the post's MLP leaves chance first and learns"
+        "baseline", CURED, where=MLP, also=LEFT, profiles=FULL, why="the post's MLP leaves chance first and learns"
     ),
     Expectation(
         "baseline",

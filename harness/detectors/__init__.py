@@ -2,7 +2,7 @@
 function of a trace (harness/trace.py) returning a Finding: fired at a step, quiet, or abstained.
 
 A rule abstains when the trace lacks the signal it reads (no validation accuracy, no ReLU layer):
-that is scored as an abstention, never as "healthy". Checks run at the trace's points, which stand
+that is scored as an abstention, never as quiet. Checks run at the trace's points, which stand
 for the tools' checks (an epoch end, a period of iterations); the windows the tools count in checks
 (DeepDiagnosis' 5, TheDeepChecker's 5) are counted in trace points.
 """
