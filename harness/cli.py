@@ -333,15 +333,58 @@ class TableCommand(Command):
     name, help = "table", "print the per-variant results as a Markdown table (for READMEs)"
     profile = PROFILE_HELP
 
+    def setup_arguments(self, subparsers):
+        p = super().setup_arguments(subparsers)
+        source = p.add_mutually_exclusive_group()
+        source.add_argument(
+            "--from-snapshot",
+            action="store_true",
+            help="read reports/reference/PROFILE.json (the committed snapshot) instead of the store",
+        )
+        source.add_argument(
+            "--readmes",
+            action="store_true",
+            help="re-render every README table block from the committed snapshots (harness/readme_tables.py)",
+        )
+        return p
+
     def run(self, args):
         from harness.analysis import load_runs, summary_table, to_markdown
 
+        if args.readmes:
+            return self._readmes()
         cases = selected(args)
-        tracker = _store(args, create=False)
+        if args.from_snapshot:
+            from harness.snapshot import SnapshotError, default_path, read_snapshot
+
+            def runs_of(case):
+                try:
+                    return read_snapshot(default_path(args.profile), [case], args.profile)
+                except SnapshotError as exc:
+                    raise UsageError(str(exc)) from None
+        else:
+            tracker = _store(args, create=False)
+
+            def runs_of(case):
+                return load_runs(tracker, case, args.profile)
+
         for case in cases:
-            runs = load_runs(tracker, case, args.profile)
+            runs = runs_of(case)
             print(f"\n### {case.name} ({args.profile}, {len(runs)} runs)\n")
             print(to_markdown(summary_table(case, runs)) if not runs.empty else "no runs")
+        return EXIT_OK
+
+    @staticmethod
+    def _readmes() -> int:
+        from harness.readme_tables import TableSpecError, update
+
+        try:
+            changed = update()
+        except TableSpecError as exc:
+            raise UsageError(str(exc)) from None
+        for path in changed:
+            print(f"rewrote {path}")
+        print(f"{len(changed)} README(s) re-rendered" if changed else "every README table matches its snapshot")
         return EXIT_OK
 
 

@@ -4,6 +4,7 @@ tested the moment it exists."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 from harness.contract import BASELINE
 from harness.discovery import case_names, load_case
 from harness.runner import Diverged, RunContext, make_reproducible
+from harness.snapshot import default_path
 from harness.stats import THIN_SEEDS
 
 CASES = case_names()
@@ -57,6 +59,9 @@ def test_fixes_axes_and_budgets_touch_different_fields(name):
     case = load_case(name)
     fix_keys = {k for f in case.fixes for k in f.change}
     budget_keys = {k for p in case.profiles.values() for k in p.budget} | set(case.smoke_budget)
+    for profile in case.profiles.values():
+        assert set(profile.variant_budget) <= set(case.variants), "a budget for a variant the case lacks"
+        assert {k for b in profile.variant_budget.values() for k in b} <= budget_keys, "a variant budget is a budget"
     assert not fix_keys & set(case.axes), "a nuisance axis hidden inside a fix"
     assert not fix_keys & budget_keys, "a profile may change budgets, never a variant's meaning"
     assert not set(case.axes) & budget_keys
@@ -134,6 +139,17 @@ def test_a_case_folder_without_init_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(discovery, "CASES_DIR", tmp_path)
     with pytest.raises(discovery.CaseError, match="no __init__.py"):
         discovery.load_case.__wrapped__("orphan", tmp_path)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_every_expectation_names_profiles_with_a_committed_snapshot_of_the_case(name):
+    """No expectation without its runs: a claim about a profile stands on that profile's snapshot
+    (reports/reference/<profile>.json), which a user can regenerate and check."""
+    case = load_case(name)
+    for profile in sorted({p for e in case.expectations for p in e.profiles}):
+        path = default_path(profile)
+        assert path.is_file(), f"{name} claims results on {profile!r}, but {path.name} is not committed"
+        assert name in json.loads(path.read_text())["cases"], f"{path.name} holds no runs of {name}"
 
 
 def test_a_tradeoff_names_two_metrics():

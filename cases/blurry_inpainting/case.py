@@ -75,8 +75,9 @@ FIXES = (
     ),
 )
 
-# `quick` (250 steps) and `long` (800 steps) run 10 seeds each on 32x32 patches; `full` (64x64 patches,
-# 20000 steps, a GPU) has not been run and carries only what quick and long agree on (README).
+# `quick` (250 steps; the adversarial cure 800, the steps it needs) and `long` (800 steps) run 10
+# seeds each on 32x32 patches; `full` (64x64 patches, 20000 steps, a GPU) has not been run, so it
+# carries no expectation until it has (README: what a GPU run must settle).
 FLAT_PSNR = 16.6  # dB: each hole filled with its own true mean colour (an oracle flat fill), 32x32 patches
 WEBER = 0.02  # a uniform darkening becomes visible at a Weber contrast of ~1-2% (Weber's fraction)
 _LEARNED = Threshold("psnr_db", ">", FLAT_PSNR, why="the fill beats the oracle flat fill: a blur, not nothing")
@@ -115,7 +116,6 @@ EXPECTATIONS = (
         profiles=("long",),
         why="the post's failure, persistent: a blur that beats the oracle flat fill",
     ),
-    Expectation("baseline", SYMPTOM, profiles=("full",), why="the post's failure at the post's scale"),
     Expectation(
         "unet",
         SYMPTOM,
@@ -132,7 +132,7 @@ EXPECTATIONS = (
     Expectation(
         "adversarial_0.1",
         CURED,
-        profiles=("long",),
+        profiles=("quick", "long"),
         min_share=0.7,
         why="the cure: sharper than the blurred truth on 18 of 20 seeds (0-9 and 100-109; "
         "Wilson 95% CI 70-97%): the adversary oscillates, so a seed can sit below the line "
@@ -154,7 +154,7 @@ EXPECTATIONS = (
         "dropout",
         SYMPTOM,
         also=_DARK,
-        profiles=("quick", "long", "full"),
+        profiles=_BLURRY,
         why="the post's darker fills: inverted dropout keeps each layer's mean input, but ReLU "
         "outputs shrink without the noise, so the logit falls at inference (variance shift)",
     ),
@@ -193,7 +193,10 @@ CASE = Case(
     fixes=FIXES,
     expectations=EXPECTATIONS,
     profiles={
-        "quick": Profile(seeds=10, budget={"patch_size": 32, "steps": 250}),
+        # the adversarial cure gets the 800 steps it needs (README), so `make all` judges it
+        "quick": Profile(
+            seeds=10, budget={"patch_size": 32, "steps": 250}, variant_budget={"adversarial_0.1": {"steps": 800}}
+        ),
         "long": Profile(seeds=10, budget={"patch_size": 32, "steps": 800}),
         "full": Profile(seeds=5, budget={"patch_size": 64, "steps": 20000}),
     },
