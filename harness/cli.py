@@ -218,9 +218,8 @@ class RunCommand(Command):
         return p
 
     def run(self, args):
-        from harness.executors import WorkerLost, parse_executor
+        from harness.executors import open_pool, parse_executor
         from harness.runner import resolve_device
-        from harness.sweep import run_sweep
 
         cases = selected(args)
         for case in cases:
@@ -243,6 +242,14 @@ class RunCommand(Command):
             )
         tracker = _store(args, create=True)
         print(f"tracking: {tracker.uri}", file=sys.stderr)
+        with open_pool(args.workers, args.executor) as pool:
+            return self._sweeps(args, cases, tracker, device, overrides, pool)
+
+    @staticmethod
+    def _sweeps(args, cases, tracker, device, overrides, pool) -> int:
+        from harness.executors import WorkerLost
+        from harness.sweep import run_sweep
+
         for case in cases:
             try:
                 summary = run_sweep(
@@ -259,6 +266,7 @@ class RunCommand(Command):
                     workers=args.workers,
                     executor=args.executor,
                     first_seed=args.first_seed,
+                    pool=pool,
                 )
             except WorkerLost as exc:
                 print(f"failbench: {case.name}: {exc}", file=sys.stderr)

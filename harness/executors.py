@@ -44,6 +44,19 @@ def parse_executor(spec: str | None) -> str | None:
 
 
 @contextmanager
+def open_pool(workers: int, executor: str | None) -> Iterator[Executor | None]:
+    """One pool for several sweeps (`failbench run` over every case): its workers start once, not
+    once a case (~2 s of interpreter, torch and harness imports per worker, measured on a 2-core
+    machine); None where points run in this process (one worker, no executor)."""
+    scheduler = parse_executor(executor)
+    if workers == 1 and scheduler is None:
+        yield None
+        return
+    with _pool(workers, scheduler) as pool:
+        yield pool
+
+
+@contextmanager
 def _pool(workers: int, scheduler: str | None) -> Iterator[Executor]:
     if scheduler:
         try:
@@ -66,28 +79,31 @@ def results(
     threads: int,
     workers: int = 1,
     executor: str | None = None,
+    pool: Executor | None = None,
 ) -> Iterator[RunResult]:
-    """Run `points`, yielding each RunResult as it finishes (in completion order when parallel)."""
-    scheduler = parse_executor(executor)
+    """Run `points`, yielding each RunResult as it finishes (in completion order when parallel).
+    `pool` is an open pool (`open_pool`) to reuse; without one, one is opened for these points."""
     if not points:  # no pool (seconds to start) for a sweep that reuses every point
         return
-    if workers == 1 and scheduler is None:
-        for point in points:
-            yield run_point(case, point, device, threads)
+    if pool is None:
+        with open_pool(workers, executor) as opened:
+            if opened is None:
+                for point in points:
+                    yield run_point(case, point, device, threads)
+            else:
+                yield from results(case, points, device, threads, pool=opened)
         return
-    with _pool(workers, scheduler) as pool:
-        futures = {
-            pool.submit(run_point_in_worker, case.name, str(case.folder.parent), p, device.type, threads): p
-            for p in points
-        }
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        except BrokenProcessPool:
-            raise WorkerLost(
-                "a worker process died; the grid points that finished are kept, "
-                "run the same command again to complete the rest"
-            ) from None
-        finally:
-            for future in futures:
-                future.cancel()
+    futures = {
+        pool.submit(run_point_in_worker, case.name, str(case.folder.parent), p, device.type, threads): p for p in points
+    }
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+    except BrokenProcessPool:
+        raise WorkerLost(
+            "a worker process died; the grid points that finished are kept, "
+            "run the same command again to complete the rest"
+        ) from None
+    finally:  # a sweep stopped early (Ctrl-C, an error) leaves nothing queued in a shared pool
+        for future in futures:
+            future.cancel()

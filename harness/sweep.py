@@ -50,6 +50,7 @@ def run_sweep(
     workers: int = 1,
     executor: str | None = None,
     first_seed: int = 0,
+    pool=None,
 ) -> SweepSummary:
     start = time.perf_counter()
     tracking_before, writer_before = tracker.seconds, tracker.writer_seconds
@@ -80,7 +81,7 @@ def run_sweep(
     status = "FAILED"
     try:
         bar = tqdm(total=len(todo), desc=f"{case.name} ({profile})", unit="point", disable=not progress or not todo)
-        for result in results(case, todo, device, threads, workers, executor):
+        for result in results(case, todo, device, threads, workers, executor, pool=pool):
             chash, phash = point_identity(case, result.point, device.type, threads, code, env)
             tracker.log_point(
                 experiment_id, parent, result, point_tags(result, case.name, code, env, chash, phash, commit)
