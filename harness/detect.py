@@ -90,8 +90,9 @@ def judge_runs(tracker: Tracker, case: Case, runs: pd.DataFrame) -> pd.DataFrame
             "verdict": row["verdict"],
             "symptom_final": settled,
         }
+        view = None if trace is None or trace.empty else View(trace)  # read once, shared by every tool
         for tool in tools():
-            if trace is None or trace.empty:
+            if view is None:
                 rows.append(
                     {
                         **base,
@@ -104,7 +105,7 @@ def judge_runs(tracker: Tracker, case: Case, runs: pd.DataFrame) -> pd.DataFrame
                     }
                 )
             else:
-                rows.append({**base, "tool": tool.name, "traced": True, **judge(tool, View(trace), case.failure_class)})
+                rows.append({**base, "tool": tool.name, "traced": True, **judge(tool, view, case.failure_class)})
     return pd.DataFrame(rows)
 
 

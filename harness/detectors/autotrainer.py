@@ -80,7 +80,12 @@ def _gradient_issue(view: View, step: int) -> str | None:
 
 
 def diagnose(view: View, gate: bool = True) -> tuple[str | None, int | None, str]:
-    """The one issue AUTOTRAINER reports for a run, the check it is found at, or why it abstains."""
+    """The one issue AUTOTRAINER reports for a run, the check it is found at, or why it abstains
+    (once per view: each of its rules reads the same diagnosis)."""
+    return view.memo(("autotrainer", gate), lambda: _diagnose(view, gate))
+
+
+def _diagnose(view: View, gate: bool) -> tuple[str | None, int | None, str]:
     nan_at = view.nonfinite_at()
     train, val = view.scalar("train_accuracy"), view.scalar("val_accuracy")
     if gate and (train.empty or val.empty):
