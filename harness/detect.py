@@ -145,7 +145,18 @@ COLUMNS = {
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    rows = [{**r, "abstained": f"{r['abstained']}/{r['runs']}"} for r in table.to_dict("records")]
+    def step(value: float) -> str:  # a step count, whole: 3008, never 3.01e+03
+        return "-" if math.isnan(value) else f"{value:g}"
+
+    rows = [
+        {
+            **r,
+            "abstained": f"{r['abstained']}/{r['runs']}",
+            "first_alarm_step": step(r["first_alarm_step"]),
+            "symptom_final_step": step(r["symptom_final_step"]),
+        }
+        for r in table.to_dict("records")
+    ]
     return markdown_table(rows, list(COLUMNS), COLUMNS)
 
 
