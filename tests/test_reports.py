@@ -238,3 +238,26 @@ def test_tradeoff_marks_each_variants_median_and_the_symptom_line():
     }
     assert crosses == {"baseline": [18.0, 0.5], "fix": [16.0, 0.8]}
     assert [line.get_ydata()[0] for line in ax.lines] == [0.58]  # the symptom's line, nothing else
+
+
+def test_finals_draw_the_same_picture_every_time_and_leave_numpys_generator_alone():
+    """The strip plot's jitter is seeded, so a page rendered twice from the same runs is the same;
+    numpy's global generator is put back as it was."""
+    import numpy as np
+    import pandas as pd
+
+    from harness import plots
+
+    runs = pd.DataFrame(
+        [
+            {"variant": v, "seed": s, "verdict": "symptom", "loss": 0.1 * s}
+            for v in ("baseline", "fix")
+            for s in range(10)
+        ]
+    )
+    np.random.seed(1)
+    expected = np.random.random()
+    np.random.seed(1)
+    first = plots.png(plots.finals(runs, ("loss",), ["baseline", "fix"]))
+    assert np.random.random() == expected
+    assert plots.png(plots.finals(runs, ("loss",), ["baseline", "fix"])) == first
