@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import html
 import os
+import queue
 import re
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -57,7 +61,8 @@ class CaseReport:
 
     @property
     def order(self) -> list[str]:
-        return [v for v in self.case.variants if v in set(self.runs.get("variant", []))]
+        present = set(self.runs.get("variant", []))
+        return [v for v in self.case.variants if v in present]
 
     def intro(self) -> str:
         """The case README up to its first section (the post and the symptom), then the fixes."""
@@ -153,6 +158,29 @@ def summary_rows(
     return all_verdicts, pd.DataFrame(environment), all_cells
 
 
+def judge_cases(
+    case_names: list[str], tracking_uri: str, profile: str, cases_root: str = "", workers: int = 1
+) -> pd.DataFrame:
+    """`detect.judge_cases` for the detectors page, the cases shared among `workers` processes: the
+    page that takes longest (every rule on every run's trace), it would otherwise run on one core
+    while the other pages are long done. The same rows in the same order as one process gives."""
+    from harness.detect import judge_cases as judge
+
+    if workers <= 1 or len(case_names) <= 1:
+        return judge(case_names, tracking_uri, profile, cases_root)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from itertools import repeat
+
+    # spawned, not forked: a kernel has threads of its own (heartbeat, output) that a fork would copy
+    with ProcessPoolExecutor(min(workers, len(case_names)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = list(
+            pool.map(judge, [[n] for n in case_names], repeat(tracking_uri), repeat(profile), repeat(cases_root))
+        )
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def heatmap_cells(case: Case, runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     """One row per variant x axis point: the share of seeds per verdict and the seed count, from
     the same `analysis.summary_table` the case pages print."""
@@ -179,27 +207,31 @@ def ensure_kernel() -> None:
         install(kernel_name=KERNEL, display_name="failbench (.venv)", prefix=sys.prefix)
 
 
-def _execute(template: str, output: Path, parameters: dict) -> None:
-    """Runs the notebook on a kernel that talks over local IPC sockets in a private temporary folder:
-    nothing listens on TCP, and the kernel has no cause to warn about unencrypted ports."""
-    import papermill
+@contextmanager
+def _kernel(sockets: Path) -> Iterator:
+    """A kernel of the project's venv, started in the repository root, that talks over local IPC
+    sockets in a private folder (nothing listens on TCP, so the kernel has no cause to warn about
+    unencrypted ports); shut down on exit. One worker renders its pages on it one after another:
+    each page re-runs its parameters and every cell, and imports done for an earlier page (pandas,
+    matplotlib, torch, MLflow: ~4 s) are not paid again."""
     from jupyter_client.manager import KernelManager
 
-    with tempfile.TemporaryDirectory(prefix="failbench-kernel-") as sockets:
-        km = KernelManager(kernel_name=KERNEL, transport="ipc", ip=str(Path(sockets) / "kernel"))
-        try:
-            papermill.execute_notebook(
-                str(TEMPLATES / template),
-                str(output),
-                parameters=parameters,
-                kernel_name=KERNEL,
-                progress_bar=False,
-                cwd=str(REPORTS_DIR.parent),
-                km=km,
-            )
-        finally:  # papermill leaves a kernel it was handed running
-            if km.has_kernel:
-                km.shutdown_kernel(now=True)
+    km = KernelManager(kernel_name=KERNEL, transport="ipc", ip=str(sockets / "kernel"))
+    try:
+        # papermill's own `cwd` would os.chdir this whole process, which is not safe beside other threads
+        km.start_kernel(cwd=str(REPORTS_DIR.parent), extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        yield km
+    finally:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+
+
+def _execute(template: str, output: Path, parameters: dict, km) -> None:
+    import papermill
+
+    papermill.execute_notebook(
+        str(TEMPLATES / template), str(output), parameters=parameters, kernel_name=KERNEL, progress_bar=False, km=km
+    )
 
 
 def _to_html(notebook: Path) -> Path:
@@ -219,55 +251,39 @@ def render(
     out_dir: Path | None = None,
     log=print,
     cases_root: Path | None = None,
+    workers: int | None = None,
 ) -> Path:
     """Render each case's report and the summary; write index.html; return its path. `cases_root`
-    is where the cases live (default: cases/; the tests render a fixture case)."""
+    is where the cases live (default: cases/; the tests render a fixture case).
+
+    The pages render `workers` at a time (default: one per CPU core this process may use), each
+    worker on a kernel of its own that renders its pages one after another. The log lines and the
+    index list the pages in the same order whatever finished first. The detectors page, the
+    longest, starts first and judges the cases in `workers` processes of its own. A page that fails
+    stops the pages not started yet; the ones already running finish (a kernel is never killed
+    mid-cell), then the first failure in page order is raised, after the log lines of the pages
+    before it."""
     root = str(cases_root or "")
     out_dir = out_dir or REPORTS_DIR / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     quiet()  # the kernels inherit this environment
     ensure_kernel()
     uri = resolve_uri(tracking_uri or None)
-    pages = []
-    for name in case_names:
-        start = time.perf_counter()
-        page = _to_html(
-            _run(
-                out_dir,
-                "case.ipynb",
-                name,
-                {"case_name": name, "tracking_uri": uri, "profile": profile, "cases_root": root},
-            )
-        )
-        pages.append((name, page))
-        log(f"report {name}: {page} ({time.perf_counter() - start:.1f} s)")
-    start = time.perf_counter()
-    summary = _to_html(
-        _run(
-            out_dir,
-            "summary.ipynb",
-            "summary",
-            {"case_names": list(case_names), "tracking_uri": uri, "profile": profile, "cases_root": root},
-        )
-    )
-    log(f"report summary: {summary} ({time.perf_counter() - start:.1f} s)")
-    start = time.perf_counter()  # the published diagnosis rules scored on the same runs (harness/detect.py)
-    detectors = _to_html(
-        _run(
-            out_dir,
-            "detectors.ipynb",
-            "detectors",
-            {"case_names": list(case_names), "tracking_uri": uri, "profile": profile, "cases_root": root},
-        )
-    )
-    log(f"report detectors: {detectors} ({time.perf_counter() - start:.1f} s)")
+    common = {"tracking_uri": uri, "profile": profile, "cases_root": root}
+    # (name, template, parameters), in the order of the log and of the index
+    jobs = [(name, "case.ipynb", {"case_name": name, **common}) for name in case_names]
+    jobs.append(("summary", "summary.ipynb", {"case_names": list(case_names), **common}))
+    # the published diagnosis rules scored on the same runs (harness/detect.py)
+    workers = workers or default_workers()
+    jobs.append(("detectors", "detectors.ipynb", {"case_names": list(case_names), **common, "workers": workers}))
+    pages = dict(_render_pages(jobs, out_dir, workers, log))
     index = out_dir.parent / "index.html" if out_dir == REPORTS_DIR / "out" else out_dir / "index.html"
     links = "\n".join(
         f'<li><a href="{html.escape(str(p.relative_to(index.parent)))}">{html.escape(n)}</a></li>'
         for n, p in [
-            ("summary: every case, expected vs observed", summary),
-            ("diagnosis tools: the published rules scored on every case", detectors),
-            *pages,
+            ("summary: every case, expected vs observed", pages["summary"]),
+            ("diagnosis tools: the published rules scored on every case", pages["detectors"]),
+            *((name, pages[name]) for name in case_names),
         ]
     )
     index.write_text(
@@ -278,7 +294,82 @@ def render(
     return index
 
 
-def _run(out_dir: Path, template: str, name: str, parameters: dict) -> Path:
+def default_workers() -> int:
+    """One kernel per CPU core this process may run on (its affinity, else every core)."""
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return max(1, len(cores) if cores else os.cpu_count() or 1)
+
+
+# Started first because it takes longest (it reads and judges every run's trace), so that the
+# other kernels render the case pages meanwhile instead of waiting for it at the end.
+_LONGEST_FIRST = ("detectors",)
+
+
+def _render_pages(jobs: list[tuple[str, str, dict]], out_dir: Path, workers: int, log) -> list[tuple[str, Path]]:
+    """(name, HTML page) per job, in the order of `jobs`, rendered by `workers` threads, each on a
+    kernel of its own (a process: the threads only wait for it). Each log line is written as soon as
+    its page and every page before it are done; after a failure no page starts, then the first
+    failure in page order is raised."""
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in sorted(range(len(jobs)), key=lambda i: jobs[i][0] not in _LONGEST_FIRST):  # stable
+        todo.put(i)
+    outcomes: queue.SimpleQueue[tuple[int, tuple[Path, float] | BaseException] | None] = queue.SimpleQueue()
+    failed = threading.Event()
+
+    def worker(sockets: Path) -> None:
+        try:
+            with _kernel(sockets) as km:
+                while not failed.is_set():
+                    try:
+                        i = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    name, template, parameters = jobs[i]
+                    start = time.perf_counter()
+                    try:
+                        page = _to_html(_run(out_dir, template, name, parameters, km))
+                    except BaseException as exc:  # noqa: BLE001 - raised by render(), in page order
+                        failed.set()
+                        outcomes.put((i, exc))
+                    else:
+                        outcomes.put((i, (page, time.perf_counter() - start)))
+        except BaseException as exc:  # noqa: BLE001 - the kernel did not start, or not stop
+            failed.set()
+            outcomes.put((-1, exc))
+        finally:
+            outcomes.put(None)  # this worker is done
+
+    done: dict[int, tuple[Path, float] | BaseException] = {}
+    logged = 0
+    with tempfile.TemporaryDirectory(prefix="failbench-kernel-") as sockets:
+        threads = []
+        for w in range(max(1, min(workers, len(jobs)))):
+            (Path(sockets) / str(w)).mkdir()
+            threads.append(threading.Thread(target=worker, args=(Path(sockets) / str(w),), name=f"report-{w}"))
+            threads[-1].start()
+        try:
+            running = len(threads)
+            while running:
+                outcome = outcomes.get()
+                if outcome is None:
+                    running -= 1
+                    continue
+                done[outcome[0]] = outcome[1]
+                while logged in done and not isinstance(done[logged], BaseException):
+                    page, seconds = done[logged]
+                    log(f"report {jobs[logged][0]}: {page} ({seconds:.1f} s)")
+                    logged += 1
+        finally:  # Ctrl-C: the kernels get the interrupt too; no page starts, each kernel is shut down
+            failed.set()
+            for thread in threads:
+                thread.join()
+    errors = [done[i] for i in sorted(done) if isinstance(done[i], BaseException)]
+    if errors:
+        raise errors[0]
+    return [(jobs[i][0], done[i][0]) for i in range(len(jobs))]
+
+
+def _run(out_dir: Path, template: str, name: str, parameters: dict, km) -> Path:
     output = out_dir / f"{name}.ipynb"
-    _execute(template, output, parameters)
+    _execute(template, output, parameters, km)
     return output

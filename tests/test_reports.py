@@ -5,6 +5,7 @@ them; the figures choose legible scales and never pool axis points."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -45,6 +46,64 @@ def test_a_rendered_report_holds_no_stderr_progress_or_error_output(tracker, sto
     assert len(re.findall(r'<img[^>]* src="data:image/png;base64,', summary)) == 1
 
 
+def test_two_workers_render_the_same_pages_and_log_lines_as_one(tracker, store_uri, toy, tmp_path):
+    """Pages rendered side by side: the same files, the same log lines in the same order (the case
+    pages, the summary, the detectors), the same index, whatever page finished first."""
+    run_sweep(toy, "quick", tracker, torch.device("cpu"), progress=False)
+    tracker.flush()
+    rendered = {}
+    for workers in (1, 2):
+        lines = []
+        out = tmp_path / f"w{workers}"
+        index = render(
+            ["toy"], store_uri, "quick", out_dir=out, log=lines.append, cases_root=FIXTURE_CASES, workers=workers
+        )
+        names = sorted(p.name for p in out.iterdir())
+        pages = [re.match(r"report (\w+): (\S+) \(\d+\.\d s\)$", line).groups() for line in lines]
+        rendered[workers] = (names, [(n, str(Path(p).relative_to(out))) for n, p in pages], index.read_text())
+    assert rendered[1] == rendered[2]
+    names, pages, index = rendered[2]
+    assert [n for n, _ in pages] == ["toy", "summary", "detectors"]
+    assert names == sorted(
+        ["index.html", *(f"{n}.{e}" for n in ("toy", "summary", "detectors") for e in ("ipynb", "html"))]
+    )
+    assert re.findall(r'href="([^"]+)"', index) == ["summary.html", "detectors.html", "toy.html"]
+
+
+def test_a_failing_page_is_raised_after_the_pages_before_it_are_logged(store_uri, tmp_path):
+    """A case that does not exist: its page fails in its kernel; render raises that error, logs no
+    line for it and writes no index, though the other pages may have rendered beside it."""
+    from papermill.exceptions import PapermillExecutionError
+
+    lines = []
+    with pytest.raises(PapermillExecutionError, match="unknown case"):
+        render(
+            ["toy", "no_such_case"],
+            store_uri,
+            "quick",
+            out_dir=tmp_path / "out",
+            log=lines.append,
+            cases_root=FIXTURE_CASES,
+            workers=2,
+        )
+    assert [line.split(":")[0] for line in lines] == ["report toy"]
+    assert not (tmp_path / "out" / "index.html").exists()
+
+
+def test_the_detectors_page_judges_cases_in_processes_to_the_same_rows(tracker, store_uri, toy):
+    """Cases shared among processes: the same rows in the same order as one process gives."""
+    import pandas as pd
+
+    from harness import detect, reports
+
+    run_sweep(toy, "quick", tracker, torch.device("cpu"), progress=False)
+    tracker.flush()
+    serial = detect.judge_cases(["toy", "toy"], store_uri, "quick", str(FIXTURE_CASES))
+    shared = reports.judge_cases(["toy", "toy"], store_uri, "quick", str(FIXTURE_CASES), workers=2)
+    assert len(serial) and serial["case"].tolist() == ["toy"] * len(serial)
+    pd.testing.assert_frame_equal(shared, serial)
+
+
 @pytest.mark.slow
 def test_report_from_a_small_store_has_figures_and_the_symptom_table(store_uri, tmp_path, capsys):
     assert (
@@ -72,7 +131,8 @@ def test_report_from_a_small_store_has_figures_and_the_symptom_table(store_uri, 
     assert len(re.findall(r'<img[^>]* src="data:image/png;base64,', page)) == len(curves) + 2  # finals, pictures
     assert "Expected vs observed" in page and "small_init+scaled_pixels" in page
     assert re.search(r"<td>baseline</td>\s*<td>all</td>\s*<td>symptom on &gt;= 90% of seeds", page)
-    assert "<td>pass</td>" in page and "<td>FAIL</td>" in page  # missing variants fail, visibly
+    # missing variants fail, visibly; 2 seeds are thin
+    assert "<td>pass (thin)</td>" in page and "<td>FAIL (thin)</td>" in page
     assert "Traceback" not in page
     notebook = nbformat.read(tmp_path / "out" / "relu_blowup.ipynb", as_version=4)
     assert not [o for c in notebook.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
@@ -238,3 +298,26 @@ def test_tradeoff_marks_each_variants_median_and_the_symptom_line():
     }
     assert crosses == {"baseline": [18.0, 0.5], "fix": [16.0, 0.8]}
     assert [line.get_ydata()[0] for line in ax.lines] == [0.58]  # the symptom's line, nothing else
+
+
+def test_finals_draw_the_same_picture_every_time_and_leave_numpys_generator_alone():
+    """The strip plot's jitter is seeded, so a page rendered twice from the same runs is the same;
+    numpy's global generator is put back as it was."""
+    import numpy as np
+    import pandas as pd
+
+    from harness import plots
+
+    runs = pd.DataFrame(
+        [
+            {"variant": v, "seed": s, "verdict": "symptom", "loss": 0.1 * s}
+            for v in ("baseline", "fix")
+            for s in range(10)
+        ]
+    )
+    np.random.seed(1)
+    expected = np.random.random()
+    np.random.seed(1)
+    first = plots.png(plots.finals(runs, ("loss",), ["baseline", "fix"]))
+    assert np.random.random() == expected
+    assert plots.png(plots.finals(runs, ("loss",), ["baseline", "fix"])) == first
