@@ -339,9 +339,9 @@ def pictures(paths: dict[str, dict[str, str]], names: tuple[str, ...], order: li
 
 def verdict_heatmap(cells: pd.DataFrame) -> plt.Figure:
     """The suite at a glance: one panel per case, a row per variant, a column per axis point; each
-    cell coloured by the share of its seeds that show the symptom (grey where most diverged) and
-    labelled k/n (with the diverged seeds, if any). `cells`: case, variant, point, symptom,
-    diverged, seeds."""
+    cell coloured from green (every seed cured) to red (none cured), orange where most seeds are
+    unlearned, grey where most diverged, and labelled k/n seeds with the symptom (+Nu unlearned, +Nd
+    diverged, if any). `cells`: case, variant, point, not_cured, symptom, unlearned, diverged, seeds."""
     cases = list(dict.fromkeys(cells["case"]))
     heights = [cells.loc[cells["case"] == c, "variant"].nunique() for c in cases]
     widths = [cells.loc[cells["case"] == c, "point"].nunique() for c in cases]
@@ -353,22 +353,22 @@ def verdict_heatmap(cells: pd.DataFrame) -> plt.Figure:
         gridspec_kw={"height_ratios": heights},
         dpi=DPI,
     )
-    cmap = sns.diverging_palette(145, 10, s=70, l=55, as_cmap=True)  # green (healthy) to red (symptom)
+    cmap = sns.diverging_palette(145, 10, s=70, l=55, as_cmap=True)  # green (cured) to red (not cured)
     for ax, case in zip(axes[:, 0], cases):
         part = cells[cells["case"] == case]
         variants = list(dict.fromkeys(part["variant"]))
         points = list(dict.fromkeys(part["point"]))
-        share = part.pivot(index="variant", columns="point", values="symptom").reindex(index=variants, columns=points)
-        seeds = part.pivot(index="variant", columns="point", values="seeds").reindex(index=variants, columns=points)
-        diverged = part.pivot(index="variant", columns="point", values="diverged").reindex(
-            index=variants, columns=points
+        share, seeds, symptom, unlearned, diverged = (
+            part.pivot(index="variant", columns="point", values=column).reindex(index=variants, columns=points)
+            for column in ("not_cured", "seeds", "symptom", "unlearned", "diverged")
         )
         labels = [
             [
                 (
                     ""
                     if pd.isna(seeds.iloc[i, j])
-                    else f"{round(share.iloc[i, j] * seeds.iloc[i, j])}/{int(seeds.iloc[i, j])}"
+                    else f"{int(symptom.iloc[i, j])}/{int(seeds.iloc[i, j])}"
+                    + (f" +{int(unlearned.iloc[i, j])}u" if unlearned.iloc[i, j] else "")
                     + (f" +{int(diverged.iloc[i, j])}d" if diverged.iloc[i, j] else "")
                 )
                 for j in range(len(points))
@@ -388,10 +388,11 @@ def verdict_heatmap(cells: pd.DataFrame) -> plt.Figure:
             linecolor="white",
             annot_kws={"fontsize": 8},
         )
-        for i in range(len(variants)):  # mostly diverged: grey, neither healthy nor the symptom
+        for i in range(len(variants)):  # mostly unlearned: orange; mostly diverged: grey
             for j in range(len(points)):
-                if not pd.isna(seeds.iloc[i, j]) and diverged.iloc[i, j] >= seeds.iloc[i, j] / 2:
-                    ax.add_patch(plt.Rectangle((j, i), 1, 1, color=VERDICT_COLOURS["diverged"], zorder=2))
+                for verdict, count in (("unlearned", unlearned), ("diverged", diverged)):
+                    if not pd.isna(seeds.iloc[i, j]) and count.iloc[i, j] >= seeds.iloc[i, j] / 2:
+                        ax.add_patch(plt.Rectangle((j, i), 1, 1, color=VERDICT_COLOURS[verdict], zorder=2))
         ax.set_title(case, fontsize=10, loc="left")
         ax.set_xlabel(""), ax.set_ylabel("")
         ax.tick_params(labelsize=8, length=0)

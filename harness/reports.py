@@ -189,12 +189,15 @@ def heatmap_cells(case: Case, runs: pd.DataFrame, order: list[str]) -> pd.DataFr
     table["point"] = [
         "\n".join(f"{c[len('axis.') :]}={row[c]}" for c in axes) or "all" for row in table.to_dict("records")
     ]
-    table["symptom"] = table["symptom"].map(lambda s: s.value)  # the colour: a share
-    table["diverged"] = table["diverged"].map(lambda s: s.k)  # the label's "+Nd": a count
+    # the colour: the share of seeds not cured (an unlearned run is no cure); the label: counts
+    table["not_cured"] = table["cured"].map(lambda s: 1.0 - s.value)
+    for verdict in ("symptom", "unlearned", "diverged"):
+        table[verdict] = table[verdict].map(lambda s: s.k)
     table["variant"] = pd.Categorical(table["variant"], order, ordered=True)
     table = table.sort_values(["variant", "point"])
     table["variant"] = table["variant"].astype(str)
-    return table.assign(case=case.name)[["case", "variant", "point", "symptom", "diverged", "seeds"]]
+    columns = ["case", "variant", "point", "not_cured", "symptom", "unlearned", "diverged", "seeds"]
+    return table.assign(case=case.name)[columns]
 
 
 def ensure_kernel() -> None:
