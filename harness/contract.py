@@ -88,26 +88,27 @@ class Threshold:
 
 
 @dataclass(frozen=True)
-class Symptom:
-    """The failure, measured: present when every threshold holds on a run's final metrics."""
+class Criterion:
+    """A description and thresholds that all hold, or not, on a run's final metrics."""
 
     description: str
     all_of: tuple[Threshold, ...]
 
-    def present(self, metrics: Mapping[str, float]) -> bool:
+    def holds(self, metrics: Mapping[str, float]) -> bool:
         return all(t.holds(metrics) for t in self.all_of)
 
 
-@dataclass(frozen=True)
-class Task:
+class Symptom(Criterion):
+    """The failure, measured: present when every threshold holds on a run's final metrics."""
+
+    present = Criterion.holds
+
+
+class Task(Criterion):
     """What doing the case's task means, from its post (classifies both images; fills the hole better
     than a flat colour): done when every threshold holds on a run's final metrics."""
 
-    description: str
-    all_of: tuple[Threshold, ...]
-
-    def done(self, metrics: Mapping[str, float]) -> bool:
-        return all(t.holds(metrics) for t in self.all_of)
+    done = Criterion.holds
 
 
 @dataclass(frozen=True)

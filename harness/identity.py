@@ -8,7 +8,7 @@ measured with torch 2.13 on CPU, and so does the device), and two hashes:
 - the **code hash**: the case folder's Python and the harness modules a point runs through (the
   runner, the probes, what the case imports from the harness), compared as syntax trees with the
   docstrings, comments and layout left out, and with the declarations left out too: `Expectation`,
-  `Fix`, `Symptom`, `Threshold`, `Profile`, `Case` and every `why=` text judge or describe results,
+  `Fix`, `Symptom`, `Task`, `Threshold`, `Profile`, `Case` and every `why=` text judge or describe results,
   they do not make them (a fix's change enters through the config hash). Rewording a reason or
   adding an expectation re-runs nothing; a changed line in a training loop re-runs the case.
 - the **environment hash**: torch (and the CUDA it was built for), numpy, the Python version and
@@ -35,7 +35,7 @@ LOCK_FILE = HARNESS_DIR.parent / "requirements.lock"
 POINT_PATH = ("runner", "probes")
 # Declarations only: a case's config enters through the config hash, its verdict is recomputed.
 NOT_ON_THE_PATH = frozenset({"contract", "grid"})
-DECLARATIONS = frozenset({"Expectation", "Fix", "Symptom", "Threshold", "Profile", "Case"})
+DECLARATIONS = frozenset({"Expectation", "Fix", "Symptom", "Task", "Threshold", "Profile", "Case"})
 
 
 def _called_names(node: ast.AST) -> set[str]:
