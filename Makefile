@@ -24,7 +24,9 @@ install: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	# --no-compile: Python writes the bytecode of what it imports on first use; compiling every file of
+	# every package up front (mlflow, torch, scipy: tens of thousands) is most of the install's CPU.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name failbench --display-name "failbench (.venv)" >/dev/null
 	touch $@
