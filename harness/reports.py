@@ -318,10 +318,12 @@ def _render_pages(jobs: list[tuple[str, str, dict]], out_dir: Path, workers: int
         todo.put(i)
     outcomes: queue.SimpleQueue[tuple[int, tuple[Path, float] | BaseException] | None] = queue.SimpleQueue()
     failed = threading.Event()
+    kernels: list = []  # the workers' kernel managers, interrupted if render itself is (Ctrl-C)
 
     def worker(sockets: Path) -> None:
         try:
             with _kernel(sockets) as km:
+                kernels.append(km)
                 while not failed.is_set():
                     try:
                         i = todo.get_nowait()
@@ -353,7 +355,10 @@ def _render_pages(jobs: list[tuple[str, str, dict]], out_dir: Path, workers: int
         try:
             running = len(threads)
             while running:
-                outcome = outcomes.get()
+                try:  # a timeout, so that Ctrl-C is seen at once whichever thread the signal reached
+                    outcome = outcomes.get(timeout=0.5)
+                except queue.Empty:
+                    continue
                 if outcome is None:
                     running -= 1
                     continue
@@ -362,7 +367,11 @@ def _render_pages(jobs: list[tuple[str, str, dict]], out_dir: Path, workers: int
                     page, seconds = done[logged]
                     log(f"report {jobs[logged][0]}: {page} ({seconds:.1f} s)")
                     logged += 1
-        finally:  # Ctrl-C: the kernels get the interrupt too; no page starts, each kernel is shut down
+        except BaseException:  # Ctrl-C: the running cells (and their processes) are interrupted too
+            for km in list(kernels):
+                km.interrupt_kernel()
+            raise
+        finally:  # no page starts; each worker shuts its kernel down
             failed.set()
             for thread in threads:
                 thread.join()
