@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from cases.constant_output.data import _images, load, mapminmax_rows
 from cases.constant_output.model import (
+    AdamStep,
     Params,
     autograd_backward,
     forward,
@@ -128,6 +129,23 @@ def test_update_is_the_posts_rule():
     w = p.w.clone()
     step(p, zero, n=32, lr=0.003, shrink_rate=500.0, bias_step_scale=0.1)
     torch.testing.assert_close(p.w, -0.5 * w)  # 1 - 0.003 * 500: every weight halves and flips
+
+
+def test_adam_steps_on_the_posts_gradient():
+    """The adam fix changes only the step rule: torch's Adam fed the gradient the post steps by
+    (the decay inside it for the weights, 0.1/n for the biases)."""
+    p, grads = _params(), _params(seed=3)
+    reference = [t.clone().requires_grad_() for t in p.tensors()]
+    names = ("w", "b", "theta1", "beta1", "theta2", "beta2")
+    adam = torch.optim.Adam(reference, lr=0.003)
+    update = AdamStep(p, lr=0.003)
+    for _ in range(3):
+        for name, t, g in zip(names, reference, grads.tensors()):
+            t.grad = g / 32 + 500.0 * t.detach() if name in ("w", "theta1", "theta2") else 0.1 * g / 32
+        adam.step()
+        update(p, grads, n=32, lr=0.003, shrink_rate=500.0, bias_step_scale=0.1)
+    for name, mine, theirs in zip(names, p.tensors(), reference):
+        torch.testing.assert_close(mine, theirs.detach(), msg=name)
 
 
 def test_initial_ranges_are_the_posts():

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cases.relu_blowup.model import Params, clip, draw_shapes, forward, gradients
+from cases.relu_blowup.model import Params, clip, draw_shapes, forward, gradients, init_params, standardised
 
 
 def _params(seed=0, size=8):
@@ -59,6 +59,19 @@ def test_shapes_light_the_same_number_of_pixels():
     assert cross.shape == (3, 32, 32) and cross.max() == 255.0
     assert int((cross > 0).sum()) == int((circle > 0).sum())
     assert not torch.equal(cross, circle)
+
+
+def test_standardised_inputs_have_zero_mean_and_unit_variance_per_channel():
+    images = torch.stack(standardised(draw_shapes(32, 255.0)))
+    torch.testing.assert_close(images.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(images.std(dim=(0, 2, 3)), torch.ones(3))
+
+
+def test_torch_default_init_is_zero_centred_at_pytorchs_bounds():
+    torch.manual_seed(0)
+    p = init_params(32, "torch_default", torch.device("cpu"))
+    assert p.filter.abs().max() <= 27**-0.5 and p.weights.abs().max() <= 1 / 32 and abs(float(p.bias)) <= 1 / 32
+    assert (p.filter < 0).any() and (p.weights < 0).any()  # U(0, 1) never is
 
 
 @pytest.mark.slow

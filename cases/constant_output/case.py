@@ -33,8 +33,9 @@ from harness.contract import (
 class Config:
     n_train: int = 32  # the post: "20x20x1x32", `n = 32; % number of examples`
     targets: str = "random"  # the post: `y = single(rand(4,1,32));`
-    init: str = "post"  # the post's ranges (model.py); "torch_default" is there for --set explorations
+    init: str = "post"  # the post's ranges (model.py); "torch_default": nn.Conv2d / nn.Linear's own
     lr: float = 0.003  # the post: `rate = 0.003;` (momentum = 0, so no momentum buffer)
+    optimizer: str = "sgd"  # the post's plain step, `w - rate * (...)`; "adam": Adam on the same gradient
     shrink_rate: float = 500.0  # the post: `shrinkRate = 500;`, added as `rate * shrinkRate * w`
     bias_step_scale: float = 0.1  # the post: `rate * 0.1 * (1/n) * res.dzdb` on every bias
     backward: str = "post"  # the post's filtercnnDQN.m backward, ported in model.py
@@ -44,7 +45,20 @@ class Config:
 
 _SANE, _AUTO = {"shrink_rate": 5e-4}, {"backward": "autograd"}
 _HIGH, _LEARN = {"lr": 0.3}, {"targets": "quadrant_ink"}
+_ADAM = {"optimizer": "adam"}
 FIXES = (
+    Fix(
+        "torch_default_init",
+        {"init": "torch_default"},
+        why="the tiny init, PyTorch's way: U(+-1/sqrt(fan_in)) gives the filter ~40x the post's "
+        "spread (std 0.19 against 0.005), theta1 20x (+-1/20 against +-1/400), theta2 2x",
+    ),
+    Fix(
+        "adam",
+        _ADAM,
+        why="Adam at the post's rate steps each weight by ~0.003 whatever its gradient's size, "
+        "where plain steps move weights of ~1/400 by ~1e-6",
+    ),
     Fix(
         "sane_decay",
         _SANE,
@@ -75,6 +89,18 @@ FIXES = (
         {**_SANE, **_LEARN},
         combines=("sane_decay", "learnable_targets"),
         why="control: the decay made sane, targets that can be learned",
+    ),
+    Fix(
+        "sane_decay+torch_default_init",
+        {**_SANE, "init": "torch_default"},
+        combines=("sane_decay", "torch_default_init"),
+        why="the decay made sane and the init PyTorch's: is the tiny init what keeps the outputs the same then?",
+    ),
+    Fix(
+        "sane_decay+adam",
+        {**_SANE, **_ADAM},
+        combines=("sane_decay", "adam"),
+        why="Adam with a decay of the usual size: is the decay all that stops Adam?",
     ),
     Fix(
         "sane_decay+autograd_backward",
@@ -166,6 +192,35 @@ EXPECTATIONS = (
     ),
     Expectation(
         "high_lr", DIVERGED, profiles=_BOTH, why="weights x (1 - 0.3 * 500) = -149 per step overflow by step 5"
+    ),
+    Expectation(
+        "torch_default_init",
+        SYMPTOM,
+        profiles=_QUICK,
+        also=(_CONV_SAME,),
+        why="does not cure: with the post's decay any init is halved and flipped every step",
+    ),
+    Expectation(
+        "adam",
+        SYMPTOM,
+        profiles=_QUICK,
+        also=(_CONV_SAME,),
+        why="does not cure: the decay's 500 w dominates the gradient Adam normalises, so every "
+        "weight is pulled to zero at Adam's full step",
+    ),
+    Expectation(
+        "sane_decay+torch_default_init",
+        UNLEARNED,
+        profiles=_QUICK,
+        why="the symptom is gone (the outputs differ: the tiny init kept them the same), but at "
+        "the post's rate 300 steps fit nothing (R^2 train < 0)",
+    ),
+    Expectation(
+        "sane_decay+adam",
+        CURED,
+        profiles=_QUICK,
+        also=_MEMORISED,
+        why="Adam cures once the decay is sane: distinct outputs, memorised random targets",
     ),
     Expectation("sane_decay+learnable_targets", SYMPTOM, profiles=_QUICK, why=f"does not cure: {_SLOW}"),
     Expectation(

@@ -127,5 +127,22 @@ def step(p: Params, grads: Params, n: int, lr: float, shrink_rate: float, bias_s
     torch._foreach_add_(biases, [getattr(grads, k) for k in BIASES], alpha=-lr * bias_step_scale / n)
 
 
+class AdamStep:
+    """Adam (torch.optim.Adam, its defaults: betas 0.9/0.999, eps 1e-8) on the gradient the post's
+    update steps by: `(1/n) * dzdw + shrinkRate * w` for the weights (the decay inside the gradient,
+    as in the post's line), `0.1 * (1/n) * dzdb` for the biases, at the post's rate. Only the step
+    rule changes: Adam divides each weight's step by its gradient's running scale."""
+
+    def __init__(self, p: Params, lr: float):
+        self.tensors = [getattr(p, k) for k in WEIGHTS + BIASES]
+        self.adam = torch.optim.Adam(self.tensors, lr=lr)
+
+    def __call__(self, p: Params, grads: Params, n: int, lr: float, shrink_rate: float, bias_step_scale: float):
+        for k, t in zip(WEIGHTS + BIASES, self.tensors):
+            g = getattr(grads, k).detach() / n
+            t.grad = g + shrink_rate * t.detach() if k in WEIGHTS else bias_step_scale * g
+        self.adam.step()
+
+
 def weight_norms(p: Params) -> dict[str, float]:
     return {f"norm_{name}": float(getattr(p, name).norm()) for name in WEIGHTS}

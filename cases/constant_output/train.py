@@ -14,6 +14,7 @@ import torch
 from cases.constant_output.data import SIDE, load
 from cases.constant_output.model import (
     WEIGHTS,
+    AdamStep,
     autograd_backward,
     forward,
     init_params,
@@ -97,6 +98,9 @@ def train(cfg: Config, run) -> dict[str, float]:
         for t in p.tensors():
             t.requires_grad_()
     backward = BACKWARDS[cfg.backward]
+    if cfg.optimizer not in ("sgd", "adam"):
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose from ['adam', 'sgd']")
+    update = AdamStep(p, cfg.lr) if cfg.optimizer == "adam" else step
     every = max(1, cfg.steps // 100)  # ~100 logged points per run, whatever the budget
     start = measure(p, data, with_r2=True)
     run.log(0, **start)
@@ -105,7 +109,7 @@ def train(cfg: Config, run) -> dict[str, float]:
         run.guard(i, x5=x5)  # the outputs of the weights of step i-1: where an overflow shows first
         traced = i % every == 0 and run.trace.due(i)
         before = {k: getattr(p, k).detach().clone() for k in WEIGHTS} if traced else None
-        step(p, grads, cfg.n_train, cfg.lr, cfg.shrink_rate, cfg.bias_step_scale)
+        update(p, grads, cfg.n_train, cfg.lr, cfg.shrink_rate, cfg.bias_step_scale)
         if i % every == 0:
             run.log(i, **measure(p, data, with_r2=i % (10 * every) == 0))
             if traced:

@@ -45,9 +45,21 @@ def init_params(size: int, init: str, device: torch.device) -> Params:
         filt, weights = torch.rand(1, 3, 3, 3), torch.rand(size * size)
     elif init == "normal_0.02":  # the answer: "A normal distribution with mean 0 and std 0.02"
         filt, weights = torch.randn(1, 3, 3, 3) * 0.02, torch.randn(size * size) * 0.02
+    elif init == "torch_default":  # nn.Conv2d(3, 1, 3, bias=False) and nn.Linear(size*size, 1) as built
+        conv, linear = torch.nn.Conv2d(3, 1, 3, padding=1, bias=False), torch.nn.Linear(size * size, 1)
+        filt, weights = conv.weight.detach(), linear.weight.detach()[0]  # U(+-1/sqrt(27)), U(+-1/size)
+        return Params(filt.to(device), weights.to(device), linear.bias.detach()[0].to(device))  # bias U(+-1/size)
     else:
         raise ValueError(f"unknown init {init!r}")
     return Params(filt.to(device), weights.to(device), torch.zeros((), device=device))
+
+
+def standardised(images: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Each channel to zero mean and unit variance over the training images (what
+    torchvision's Normalize does with the dataset's own mean and std)."""
+    stacked = torch.stack(images)
+    mean, std = stacked.mean(dim=(0, 2, 3), keepdim=True), stacked.std(dim=(0, 2, 3), keepdim=True)
+    return tuple((stacked - mean) / std)
 
 
 def activate(conv: torch.Tensor, activation: str) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from cases.relu_blowup.model import activate, clip, draw_shapes, forward, gradients, init_params
+from cases.relu_blowup.model import activate, clip, draw_shapes, forward, gradients, init_params, standardised
 from harness.trace import Observed
 
 if TYPE_CHECKING:  # the config is declared beside the fixes that change it
@@ -57,7 +57,8 @@ def observe(p, images, cfg: Config, grads=None) -> list[Observed]:
 
 
 def train(cfg: Config, run) -> dict[str, float]:
-    images = [im.to(run.device) for im in draw_shapes(cfg.image_size, cfg.pixel_max)]
+    shapes = draw_shapes(cfg.image_size, cfg.pixel_max)
+    images = [im.to(run.device) for im in (standardised(shapes) if cfg.standardise else shapes)]
     labels = (0.0, 1.0)  # the post: cross label 0, circle label 1
     p = init_params(cfg.image_size, cfg.init, run.device)
     every = max(1, cfg.steps // 100)  # ~100 logged points per run, whatever the budget

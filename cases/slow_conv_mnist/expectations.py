@@ -111,6 +111,14 @@ EXPECTATIONS = (
         "the contrast, it cures nothing",
     ),
     Expectation(
+        "largest_stable_lr",
+        CURED,
+        where=CONV,
+        profiles=QUICK,
+        why="the post's own lever works: at 10x its rate the conv net leaves chance as soon as its "
+        "MLP does (seeds 0-9 and 100-109: 10/10 each); the post's rate, not its network, set the plateau's length",
+    ),
+    Expectation(
         "glorot_init+adam",
         CURED,
         where=CONV,
