@@ -156,7 +156,8 @@ def loss_not_decreasing(view: View) -> Finding:
         return abstain("no loss")
     for i in range(WINDOW - 1, len(loss)):
         window = loss.iloc[i + 1 - WINDOW : i + 1].to_numpy()
-        decreases = (window[:-1] - window[1:]) / window[:-1]
+        with np.errstate(divide="ignore", invalid="ignore"):  # a loss of exactly 0: NaN, never below 5%
+            decreases = (window[:-1] - window[1:]) / window[:-1]
         if (decreases < DECREASE).all():
             return fire(loss.index[i], "loss falls by < 5% per check")
     return QUIET
@@ -169,7 +170,9 @@ def loss_diverging(view: View) -> Finding:
     best = loss.cummin()
     for i in range(WINDOW - 1, len(loss)):
         scaled = (loss.iloc[i + 1 - WINDOW : i + 1] / best.iloc[i]).to_numpy()
-        if (scaled[1:] / scaled[:-1] >= LOSS_DIV_RATE).all():
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 is NaN: not a doubling
+            doubling = scaled[1:] / scaled[:-1] >= LOSS_DIV_RATE
+        if doubling.all():
             return fire(loss.index[i], "loss doubling against its minimum")
     return QUIET
 
@@ -179,7 +182,9 @@ def smoothness(values) -> float:
     data = np.asarray(values, dtype=float)
     if len(data) < 1:
         return 1.0
-    changes = np.count_nonzero(np.abs(np.diff(data[1:] / data[:-1] > 1.0)))
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 is NaN: not a rise
+        rises = data[1:] / data[:-1] > 1.0
+    changes = np.count_nonzero(np.abs(np.diff(rises)))
     return (len(data) - changes) / len(data)
 
 
