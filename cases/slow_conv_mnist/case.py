@@ -103,7 +103,10 @@ SYMPTOM = Symptom(
 )
 
 CASE = Case(
-    title="A hand-written conv net on MNIST: 14 hours for 2 epochs, and far slower to learn than an MLP",
+    title=(
+        "A hand-written conv net on MNIST: 14 hours for 2 epochs, and far slower to learn than an MLP "
+        "(reproduced: the MLP's 85-90%, the ranking; not: the conv net's 51%, LeNet-5's 20-30%, the lr 1e-3 blow-up)"
+    ),
     post=(
         "Cross Validated (stats.stackexchange.com) question 276213, "
         "\"Unsure if my implementation of a Convolutional layer doesn't learn or it's the correct behaviour\", "
