@@ -48,7 +48,8 @@ check: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	# one pytest worker per core (pytest-xdist): the slow tests train and render on one core each
+	$(BIN)/python -m pytest -n $(WORKERS)
 
 bench: install
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable -p no:cacheprovider
