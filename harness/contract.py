@@ -64,6 +64,9 @@ class Fix:
     change: Mapping[str, Any]
     why: str
     combines: tuple[str, ...] = ()
+    # The axis values it runs at, where its change makes an axis moot (an optimiser with its own
+    # rate ignores the SGD rate axis: running both values would run the same points twice).
+    axes: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -67,9 +67,15 @@ def expand(
     if where:
         axis_points = [a for a in axis_points if all(dict(a).get(k) == v for k, v in where.items())]
     fixed = tuple(sorted((overrides or {}).items()))
+
+    def runs_at(variant: str, point: tuple[tuple[str, Any], ...]) -> bool:
+        fix = case.fix(variant)
+        return fix is None or all(dict(point)[k] in values for k, values in fix.axes.items())
+
     return [
         GridPoint(case.name, v, a, s, profile, fixed)
         for v in chosen
         for a in axis_points
+        if runs_at(v, a)
         for s in range(first_seed, first_seed + n_seeds)
     ]

@@ -68,6 +68,11 @@ def test_fixes_axes_and_budgets_touch_different_fields(name):
     for profile in case.profiles.values():  # a profile may run fewer axis values, never others
         for axis, values in profile.axes.items():
             assert axis in case.axes and set(values) <= set(case.axes[axis])
+    for fix in case.fixes:  # so may a fix that makes an axis moot, and its expectations stay inside them
+        for axis, values in fix.axes.items():
+            assert axis in case.axes and set(values) <= set(case.axes[axis]), f"{fix.name}: {axis}"
+        for e in (e for e in case.expectations if e.variant == fix.name):
+            assert all(e.where.get(k, values[0]) in values for k, values in fix.axes.items()), e
     for profile in case.profiles:  # unknown keys raise in dataclasses.replace
         for variant in case.variants:
             case.config(variant, profile=profile)

@@ -55,6 +55,15 @@ def test_a_profile_may_run_fewer_axis_values(toy):
     assert len(expand(cheap, "full", seeds=1)) == len(expand(toy, "full", seeds=1))
 
 
+def test_a_fix_that_makes_an_axis_moot_runs_at_its_values_only(toy):
+    fast = dataclasses.replace(toy.fix("fast"), axes={"scale": (2.0,)})
+    case = dataclasses.replace(toy, fixes=tuple(fast if f.name == "fast" else f for f in toy.fixes))
+    points = expand(case, "quick", seeds=1)
+    assert {p.axes_dict["scale"] for p in points if p.variant == "fast"} == {2.0}
+    assert {p.axes_dict["scale"] for p in points if p.variant == "baseline"} == {1.0, 2.0}
+    assert len(points) == len(expand(toy, "quick", seeds=1)) - 1
+
+
 def test_first_seed_chooses_another_range(toy):
     assert {p.seed for p in expand(toy, "quick")} == {0, 1}
     assert {p.seed for p in expand(toy, "quick", first_seed=100)} == {100, 101}

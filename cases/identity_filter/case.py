@@ -62,6 +62,7 @@ FIXES = (
         {"optimizer": "adam"},
         why="a per-weight step bounded by Adam's 1e-3 whatever the gradient, so no single update "
         "can throw the pre-activations past the hard tanh's corners",
+        axes={"lr": (LARGE_LR,)},  # Adam steps at adam_lr: at the small SGD constant it repeats these runs
     ),
 )
 # The plain lower learning constant is the lr axis's small value, not a fix: a fix may not touch
