@@ -85,6 +85,11 @@ def selected(args: argparse.Namespace) -> list:
     except CaseError as exc:
         raise UsageError(str(exc)) from None
     profile = getattr(args, "profile", None)
+    if profile is not None and not args.cases:  # all cases: those that declare the profile (`long` is one case's)
+        known = sorted({p for case in cases for p in case.profiles})
+        cases = [case for case in cases if profile in case.profiles]
+        if not cases:
+            raise UsageError(f"unknown profile {profile!r}; the cases declare: {', '.join(known)}")
     for case in cases:
         if profile is not None and profile not in case.profiles:
             raise UsageError(f"unknown profile {profile!r} for {case.name}; choose from: {', '.join(case.profiles)}")
@@ -299,6 +304,9 @@ class CheckCommand(Command):
         failed, thin_count = False, 0
         with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.max_rows", 500):
             for case in cases:
+                if not any(args.profile in e.profiles for e in case.expectations):
+                    print(f"{case.name}: no expectations on profile {args.profile}; nothing to judge")
+                    continue
                 runs = load_runs(tracker, case, args.profile)
                 if runs.empty:
                     print(

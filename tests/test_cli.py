@@ -98,6 +98,16 @@ def test_the_commands_that_take_a_profile():
     assert _taking("--profile") == ["run", "check", "report", "table", "compare", "snapshot", "detect"]
 
 
+def test_a_profile_only_some_cases_declare_selects_those_cases(empty_dir, capsys):
+    from harness.cli import build_parser, selected
+
+    args = build_parser().parse_args(["check", "--profile", "long"])
+    assert [c.name for c in selected(args)] == ["blurry_inpainting"]  # the one case with a `long` profile
+    assert main(["check", "--profile", "huge"]) == 2
+    assert capsys.readouterr().err.strip().startswith("failbench: error: unknown profile 'huge'; the cases declare: ")
+    assert list(empty_dir.iterdir()) == []
+
+
 @pytest.mark.parametrize("command", _taking("--profile"))
 def test_every_command_refuses_an_unknown_profile_before_touching_the_store(command, empty_dir, capsys):
     argv = [command, *(["current", "current"] if command == "compare" else []), "relu_blowup", "--profile", "huge"]

@@ -162,9 +162,16 @@ EXPECTATIONS = (
         "spatial_dropout",
         SYMPTOM,
         also=(_NOT_VISIBLY_DARK,),
-        profiles=_BLURRY,
+        profiles=("quick",),
         why="the placement decides the darkening: one Dropout2d after the bottleneck shifts the "
         "fill far less than element-wise dropout after every ReLU (README: the paired test)",
+    ),
+    Expectation(
+        "spatial_dropout",
+        SYMPTOM,
+        profiles=("long",),
+        why="blurry; its darkening stays small but is not always under the eye's 2%: at 800 steps "
+        "2 of the held-out seeds 100-109 cross it, by a hair (README)",
     ),
 )
 
