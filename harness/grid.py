@@ -58,10 +58,11 @@ def expand(
 ) -> list[GridPoint]:
     """Every grid point of `case` on `profile`, variants in declared order, seeds
     first_seed..first_seed+n-1 (another range tests expectations on seeds nobody tuned on)."""
-    chosen = list(variants) if variants else list(case.variants)
-    n_seeds = case.profiles[profile].seeds if seeds is None else seeds
-    names = sorted(case.axes)
-    values = {**case.axes, **case.profiles[profile].axes}
+    spec = case.profiles[profile]
+    chosen = list(variants) if variants else list(spec.variants or case.variants)
+    n_seeds = spec.seeds if seeds is None else seeds
+    values = {**case.axes, **spec.axes, **spec.explores}
+    names = sorted(values)
     combos = itertools.product(*(values[n] for n in names))
     axis_points = [tuple(zip(names, combo)) for combo in combos]
     if where:

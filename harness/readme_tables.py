@@ -9,7 +9,9 @@ A table lives between two markers; the opening one says what to render:
 Keys: `case` and `profile` (required: the snapshot is reports/reference/<profile>.json); `metrics`,
 the final metrics whose medians are shown (default: the case's key metrics); `verdicts`, the verdict
 columns (default: every verdict); `variants`, the rows (default: every variant); `where`, axis
-values that select the rows (`where=network:conv,lr:0.5`). `failbench table --readmes` rewrites every
+values that select the rows (`where=network:conv,lr:0.5`); `snapshot`, another file under
+reports/reference for the same profile (`snapshot=heldout/long`: the runs on seeds nobody tuned on,
+written by `failbench snapshot --out`). `failbench table --readmes` rewrites every
 block from the snapshots; a test fails when a README's block differs from what its snapshot renders.
 """
 
@@ -25,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(
     r"(?P<open><!-- failbench table (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(?P<close><!-- end failbench table -->)", re.S
 )
-KEYS = ("case", "profile", "metrics", "verdicts", "variants", "where")
+KEYS = ("case", "profile", "metrics", "verdicts", "variants", "where", "snapshot")
 
 
 class TableSpecError(ValueError):
@@ -40,6 +42,7 @@ class TableSpec:
     verdicts: tuple[str, ...] = VERDICTS
     variants: tuple[str, ...] | None = None
     where: tuple[tuple[str, str], ...] = ()
+    snapshot: str | None = None  # a file under reports/reference, without .json; default: the profile's
 
     @classmethod
     def parse(cls, text: str) -> TableSpec:
@@ -60,18 +63,20 @@ class TableSpec:
         if unknown:
             raise TableSpecError(f"unknown verdict(s) {sorted(unknown)} in {text!r}; choose from {VERDICTS}")
         where = tuple(tuple(pair.split(":", 1)) for pair in fields["where"].split(",")) if "where" in fields else ()
-        return cls(fields["case"], fields["profile"], listed("metrics"), verdicts, listed("variants"), where)
+        snapshot = fields.get("snapshot")
+        return cls(fields["case"], fields["profile"], listed("metrics"), verdicts, listed("variants"), where, snapshot)
 
 
 def render(spec: TableSpec, root: Path = ROOT) -> str:
     """The Markdown table the spec names, from reports/reference/<profile>.json."""
     from harness.analysis import summary_table, to_markdown
     from harness.discovery import CaseError, load_case
-    from harness.snapshot import SnapshotError, default_path, read_snapshot
+    from harness.snapshot import REFERENCE_DIR, SnapshotError, default_path, read_snapshot
 
+    path = REFERENCE_DIR / f"{spec.snapshot}.json" if spec.snapshot else default_path(spec.profile)
     try:
         case = load_case(spec.case)
-        runs = read_snapshot(default_path(spec.profile), [case], spec.profile)
+        runs = read_snapshot(path, [case], spec.profile)
     except (CaseError, SnapshotError) as exc:
         raise TableSpecError(str(exc)) from None
     missing = [m for m in spec.metrics or () if m not in runs]

@@ -68,6 +68,7 @@ def test_fixes_axes_and_budgets_touch_different_fields(name):
     for profile in case.profiles.values():  # a profile may run fewer axis values, never others
         for axis, values in profile.axes.items():
             assert axis in case.axes and set(values) <= set(case.axes[axis])
+        assert set(profile.variants) <= set(case.variants)
     for fix in case.fixes:  # so may a fix that makes an axis moot, and its expectations stay inside them
         for axis, values in fix.axes.items():
             assert axis in case.axes and set(values) <= set(case.axes[axis]), f"{fix.name}: {axis}"
@@ -91,10 +92,12 @@ def test_expectations_name_real_variants_and_axes(name):
     assert any(e.variant == BASELINE for e in case.expectations)
     for exp in case.expectations:
         assert exp.variant in case.variants
-        assert set(exp.where) <= set(case.axes)
-        for axis, value in exp.where.items():
-            assert value in case.axes[axis]
         assert set(exp.profiles) <= set(case.profiles)
+        for profile in exp.profiles:  # the axes of each profile it is judged on, explorations included
+            axes = {**case.axes, **case.profiles[profile].explores}
+            assert set(exp.where) <= set(axes), (exp, profile)
+            for axis, value in exp.where.items():
+                assert value in axes[axis], (exp, profile)
 
 
 def _smoke_points(name):
@@ -162,3 +165,16 @@ def test_a_tradeoff_names_two_metrics():
     assert case.tradeoff == ("psnr_db", "sharpness_ratio")
     with pytest.raises(TypeError, match="two final metrics"):
         dataclasses.replace(case, tradeoff=("psnr_db",))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_an_exploration_runs_the_baseline_over_open_fields(name):
+    """An exploration profile (`Profile.explores`) varies what the post leaves open on the baseline
+    only, under names no declared axis uses."""
+    case = load_case(name)
+    fields = {f.name for f in dataclasses.fields(case.baseline)}
+    for profile_name, profile in case.profiles.items():
+        if not profile.explores:
+            continue
+        assert profile.variants == ("baseline",), profile_name
+        assert set(profile.explores) <= fields and not set(profile.explores) & set(case.axes), profile_name

@@ -206,6 +206,14 @@ CASE = Case(
         ),
         "long": Profile(seeds=10, budget={"patch_size": 32, "steps": 800}),
         "full": Profile(seeds=5, budget={"patch_size": 64, "steps": 20000}),
+        # The post's geometry on a CPU: 64x64 patches with its 32x32 hole, 2000 steps (2.5x long's
+        # 800; ~2 CPU-minutes a run), 5 seeds of the four variants whose answer could change with
+        # the geometry: the blur, the receptive field (dilated), the cure, the darkening.
+        "post_geometry": Profile(
+            seeds=5,
+            budget={"patch_size": 64, "steps": 2000},
+            variants=("baseline", "dilated", "adversarial_0.1", "dropout"),
+        ),
     },
     key_metrics=(
         "psnr_db",

@@ -127,6 +127,37 @@ CASE = Case(
     profiles={
         "quick": Profile(seeds=10, budget={"images": 12_000}, axes={"network": ("mlp", "conv")}),
         "full": Profile(seeds=5, budget={"images": 120_000}),
+        # Explorations of what the post leaves open, on the baseline at the quick budget (README).
+        # "Xavier (2 / volume size)": a standard deviation or a variance, V the layer's whole input
+        # volume or a unit's fan-in; all three networks, the reading changes which one fails.
+        "explore_init": Profile(
+            seeds=10,
+            budget={"images": 12_000},
+            explores={"init": ("std_volume", "std_fanin", "var_volume", "var_fanin")},
+            variants=("baseline",),
+        ),
+        # The post's own lever, a larger rate: how far the conv net's rate goes on summed batches of
+        # 16 before it collapses or overflows (the scan behind `largest_stable_lr`).
+        "explore_lr": Profile(
+            seeds=10,
+            budget={"images": 12_000},
+            axes={"network": ("conv",)},
+            explores={"lr": (5e-4, 1e-3, 2e-3, 4e-3, 5e-3, 6e-3, 8e-3, 1.6e-2, 3.2e-2)},
+            variants=("baseline",),
+        ),
+        # The post's "lr 1e-3 blows up after 30-40 images": the conv net at 1e-3 under each reading,
+        # on the baseline's batch of 16 and on 128-image sums, over its first 4,000 images.
+        "explore_blowup": Profile(
+            seeds=10,
+            budget={"images": 4_000},
+            axes={"network": ("conv",)},
+            explores={
+                "lr": (1e-3,),
+                "init": ("std_volume", "std_fanin", "var_volume", "var_fanin"),
+                "batch_size": (16, 128),
+            },
+            variants=("baseline",),
+        ),
     },
     key_metrics=(
         "fixed_eval_accuracy",

@@ -126,6 +126,43 @@ EXPECTATIONS = (
         profiles=QUICK,
         why="the recipe of today's tutorials, on the post's loss and units",
     ),
+    # explore_init: the four readings of "2 / volume size", seeds 0-9 and 100-109 (README).
+    *(
+        Expectation(
+            "baseline",
+            (SYMPTOM, UNLEARNED),
+            where={**CONV, "init": reading},
+            also=BELOW_MLP,
+            profiles=("explore_init",),
+            why="under a standard-deviation reading the conv net stays at chance or barely leaves "
+            "it: below the post's MLP beside it at 12,000 images",
+        )
+        for reading in ("std_volume", "std_fanin")
+    ),
+    *(
+        Expectation(
+            "baseline",
+            SYMPTOM,
+            where={**LENET, "init": reading},
+            also=STUCK,
+            profiles=("explore_init",),
+            why="LeNet-5 under a standard-deviation reading never leaves chance in 12,000 images",
+        )
+        for reading in ("std_volume", "std_fanin")
+    ),
+    *(
+        Expectation(
+            "baseline",
+            (SYMPTOM, CURED, UNLEARNED),  # the claim is the escape, whatever the verdict
+            where={**network, "init": reading},
+            also=LEFT,
+            profiles=("explore_init",),
+            why="under a variance reading (He et al.'s init for V = fan-in) every network leaves "
+            "chance: what is left of the post's contrast is a delay",
+        )
+        for reading in ("var_volume", "var_fanin")
+        for network in (CONV, LENET)
+    ),
     # full: the post's 120,000 images, 5 seeds; registered before the full runs were made. (The
     # fixes were registered too, but the shared machine left no time to run them on 5 seeds: the
     # README gives the cure on 2 seeds, as an exploration, never judged.)
