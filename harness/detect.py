@@ -2,11 +2,19 @@
 
 Ground truth per run is its verdict: a run with the symptom, or diverged, is sick; a cured run (no
 symptom, and the case's task done) is not. An "unlearned" run (no symptom, task not done) is
-neither, and is left out of both rates. Per tool and case: the detection rate on sick runs (any
-alarm), the false-alarm rate on cured runs, and the right-diagnosis rate on sick runs (an alarm
-of the case's own failure class; for a tool that stops at its first alarm, that alarm's class),
-each a share with its Wilson 95% interval (harness/stats.py). A tool whose every rule abstains on
-a run is counted apart, never as quiet. Reads the store only.
+neither, and is left out of every rate. A tool's diagnosis is what it *reports* (`Tool.reported`:
+everything for a tool that runs each rule alone, the first check's issue list for AUTOTRAINER, the
+first message for DeepDiagnosis). Per tool and case:
+- detection: sick runs with any report;
+- right diagnosis: sick runs whose report names the case's failure class;
+- wrong class: sick runs whose report names another class too (a tool cannot earn credit by
+  firing every rule);
+- false alarms: cured runs with any report;
+- lead: of the detected sick runs whose symptom settles at a logged step, the share reported at or
+  before that step, and the median of (symptom step - report step).
+Every share carries a 95% interval that respects the runs' clustering by grid point
+(`stats.clustered_share`: Wilson at Kish's effective size). A tool whose every rule abstains on a
+run is counted apart, never as quiet. Reads the store only.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import pandas as pd
 from harness.contract import CURED, DIVERGED, Case
 from harness.detectors import Tool, View, tools
 from harness.formatting import markdown_table
-from harness.stats import share
+from harness.stats import clustered_share
 from harness.tracking import Tracker
 
 SICK = ("symptom", DIVERGED)
@@ -58,20 +66,29 @@ def final_step(tracker: Tracker, case: Case, row: dict) -> float:
 
 
 def judge(tool: Tool, view: View, failure_class: str) -> dict:
-    """One tool on one trace: alarm (True / False / None = every rule abstained), right diagnosis,
-    first alarm step, and which rules fired."""
+    """One tool on one trace: alarm (True / False / None = every rule abstained), whether its
+    report names the case's class and whether it names another, its first report's step, and every
+    rule that fired."""
     findings = tool.run(view)
     fired = {name: f for name, f in findings.items() if f.fired}
     classes = {r.name: r.failure_class for r in tool.rules}
     if not fired:
         abstained = all(f.fired is None for f in findings.values())
-        return {"alarm": None if abstained else False, "right": False, "first_alarm": math.nan, "fired": ""}
-    first_step = min(f.step for f in fired.values())
-    counted = [n for n, f in fired.items() if f.step == first_step] if tool.first_alarm_only else list(fired)
+        return {
+            "alarm": None if abstained else False,
+            "right": False,
+            "wrong": False,
+            "first_alarm": math.nan,
+            "reported": "",
+            "fired": "",
+        }
+    reported = tool.reported(findings)
     return {
         "alarm": True,
-        "right": any(classes[n] == failure_class for n in counted),
-        "first_alarm": float(first_step),
+        "right": any(classes[n] == failure_class for n in reported),
+        "wrong": any(classes[n] != failure_class for n in reported),
+        "first_alarm": float(min(fired[n].step for n in reported)),
+        "reported": ", ".join(reported),
         "fired": ", ".join(sorted(fired)),
     }
 
@@ -99,7 +116,9 @@ def judge_runs(tracker: Tracker, case: Case, runs: pd.DataFrame) -> pd.DataFrame
                         "tool": tool.name,
                         "alarm": None,
                         "right": False,
+                        "wrong": False,
                         "first_alarm": math.nan,
+                        "reported": "",
                         "fired": "",
                         "traced": False,
                     }
@@ -109,20 +128,30 @@ def judge_runs(tracker: Tracker, case: Case, runs: pd.DataFrame) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def _cluster(group: pd.DataFrame) -> list:
+    return list(zip(group["variant"], group["axes"]))
+
+
 def scores(judged: pd.DataFrame) -> pd.DataFrame:
-    """Per case x tool: the three rates as Shares, abstentions, and the median steps."""
+    """Per case x tool: the rates as clustered Shares, abstentions, the lead, the median steps."""
     out = []
     for (case, tool), group in judged.groupby(["case", "tool"], sort=False):
         spoke = group[group["alarm"].notna()]
         sick, cured = spoke[spoke["verdict"].isin(SICK)], spoke[spoke["verdict"] == CURED]
-        detected = sick[sick["alarm"] == True]  # noqa: E712 (object column of True/False)
+        alarmed = sick["alarm"] == True  # noqa: E712 (object column of True/False)
+        detected = sick[alarmed]
+        timed = detected[detected["symptom_final"].notna()]
+        lead = timed["symptom_final"] - timed["first_alarm"]
         out.append(
             {
                 "case": case,
                 "tool": tool,
-                "detection": share(len(detected), len(sick)),
-                "false_alarm": share(int((cured["alarm"] == True).sum()), len(cured)),  # noqa: E712
-                "right_diagnosis": share(int(sick["right"].sum()), len(sick)),
+                "detection": clustered_share(alarmed, _cluster(sick)),
+                "right_diagnosis": clustered_share(sick["right"].astype(bool), _cluster(sick)),
+                "wrong_class": clustered_share(sick["wrong"].astype(bool), _cluster(sick)),
+                "false_alarm": clustered_share(cured["alarm"] == True, _cluster(cured)),  # noqa: E712
+                "early": clustered_share(lead >= 0, _cluster(timed)),
+                "lead_steps": float(lead.median()) if len(lead) else math.nan,
                 "abstained": int(group["alarm"].isna().sum()),
                 "runs": len(group),
                 "first_alarm_step": detected["first_alarm"].median() if len(detected) else math.nan,
@@ -136,11 +165,14 @@ COLUMNS = {
     "case": "case",
     "tool": "tool",
     "detection": "detection (sick runs)",
-    "false_alarm": "false alarms (cured runs)",
     "right_diagnosis": "right diagnosis",
+    "wrong_class": "wrong class (sick runs)",
+    "false_alarm": "false alarms (cured runs)",
+    "early": "reported by the symptom's step",
+    "lead_steps": "lead (median steps)",
     "abstained": "abstained",
-    "first_alarm_step": "first alarm (median step)",
-    "symptom_final_step": "symptom final (median step)",
+    "first_alarm_step": "first report (median step)",
+    "symptom_final_step": "symptom settles (median step)",
 }
 
 
@@ -152,6 +184,7 @@ def to_markdown(table: pd.DataFrame) -> str:
         {
             **r,
             "abstained": f"{r['abstained']}/{r['runs']}",
+            "lead_steps": step(r["lead_steps"]),
             "first_alarm_step": step(r["first_alarm_step"]),
             "symptom_final_step": step(r["symptom_final_step"]),
         }
@@ -209,8 +242,9 @@ def judge_cases(case_names: list[str], tracking_uri: str, profile: str, cases_ro
 
 RATES = {
     "detection": "detection on sick runs",
-    "false_alarm": "false alarms on cured runs",
     "right_diagnosis": "right diagnosis on sick runs",
+    "wrong_class": "wrong class on sick runs",
+    "false_alarm": "false alarms on cured runs",
 }
 
 

@@ -63,6 +63,41 @@ def share(k: int, n: int, confidence: float = CONFIDENCE) -> Share:
     return Share(k, n, float(ci.low), float(ci.high))
 
 
+def clustered_share(hits: Sequence[bool], clusters: Sequence, confidence: float = CONFIDENCE) -> Share:
+    """k of n runs that cluster (seeds of one grid point share everything but the seed), with
+    Wilson's interval at Kish's effective size n / (1 + (m - 1) ICC): m the mean cluster size, the
+    intraclass correlation from the one-way ANOVA estimator (Fleiss, Statistical Methods for Rates
+    and Proportions, 3rd ed., ch. 15), clamped to [0, 1]. Where it cannot be estimated (every run
+    alike, or one cluster) it is taken as 1: each grid point counts as one observation, the
+    cautious reading, since its seeds may differ in nothing the score sees."""
+    hits = [bool(h) for h in hits]
+    n, k = len(hits), sum(hits)
+    if n == 0:
+        return Share(0, 0, math.nan, math.nan)
+    groups: dict = {}
+    for hit, cluster in zip(hits, clusters):
+        groups.setdefault(cluster, []).append(hit)
+    sizes = [len(g) for g in groups.values()]
+    g, p = len(groups), k / n
+    icc = 1.0
+    if 1 < g < n:
+        msb = sum(len(v) * (sum(v) / len(v) - p) ** 2 for v in groups.values()) / (g - 1)
+        msw = sum(sum(v) - sum(v) ** 2 / len(v) for v in groups.values()) / (n - g)
+        n0 = (n - sum(m * m for m in sizes) / n) / (g - 1)
+        denominator = msb + (n0 - 1) * msw
+        if denominator > 0:
+            icc = min(1.0, max(0.0, (msb - msw) / denominator))
+    elif g == n:
+        icc = 0.0  # every run its own cluster: independent
+    n_eff = n / (1 + (n / g - 1) * icc)
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1 - (1 - confidence) / 2))
+    centre = (p + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
+    half = z * math.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff * n_eff)) / (1 + z * z / n_eff)
+    return Share(k, n, max(0.0, centre - half), min(1.0, centre + half))
+
+
 def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Two-sided Mann-Whitney U p-value, or None when either side has fewer than
     MIN_SEEDS_FOR_TEST finite values. Two identical samples give p = 1."""

@@ -63,12 +63,27 @@ class Rule:
 class Tool:
     name: str
     rules: tuple[Rule, ...]
-    # AUTOTRAINER and DeepDiagnosis stop training at their first alarm: only its class counts as
-    # their diagnosis. TheDeepChecker and SageMaker Debugger report every rule that fires.
-    first_alarm_only: bool = False
+    # What the tool reports, its diagnosis: "all", every rule that fires over the run (TheDeepChecker
+    # and SageMaker Debugger run each rule on its own); "first_check", every issue found at its first
+    # alarm's check (AUTOTRAINER's issue list, then training stops); "first_rule", the first rule in
+    # the tool's order among those that fire at its first alarm (DeepDiagnosis stops at one message).
+    reports: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.reports not in ("all", "first_check", "first_rule"):
+            raise ValueError(f"Tool.reports must be all, first_check or first_rule, got {self.reports!r}")
 
     def run(self, view: View) -> dict[str, Finding]:
         return {r.name: r.check(view) for r in self.rules}
+
+    def reported(self, findings: dict[str, Finding]) -> list[str]:
+        """The rule names the tool reports, in its own order, from one run's findings."""
+        fired = [r.name for r in self.rules if findings.get(r.name) and findings[r.name].fired]
+        if not fired or self.reports == "all":
+            return fired
+        first = min(findings[n].step for n in fired)
+        at_first = [n for n in fired if findings[n].step == first]
+        return at_first if self.reports == "first_check" else at_first[:1]
 
 
 class View:

@@ -1,22 +1,36 @@
-"""AUTOTRAINER (Zhang et al., ICSE 2021), shiningrain/AUTOTRAINER, AutoTrainer/utils/monitor.py.
+"""AUTOTRAINER (Zhang et al., ICSE 2021), shiningrain/AUTOTRAINER, AutoTrainer/utils/monitor.py at
+commit 5175f6c (its TF2 version, with `layer_issue` and `judge_issue`), thresholds from
+AutoTrainer/reproduce.py `params`.
 
-`IssueMonitor.determine` runs at every check (an epoch end). Its gradient features count at every
-check; its loss features (the accuracy gate) only after `judgment_point` = 30% of the epochs. The
-first time any issue is found the issue list is frozen (`if self.issue_list==[]`), so the tool
-gives one diagnosis per run, in this order: a NaN -> 'explode'; else, when the run has not
-converged (`not_converge`: best accuracy < Theta) or converges slowly (`sc_accuracy`: no rise of
-accuracy >= delta between checks), 'relu' > 'explode' > 'vanish' > 'not_converge'; else an
-oscillating accuracy -> 'unstable'.
+`IssueMonitor.determine` runs at every check (an epoch end; reproduce.py checks every 3 epochs by
+default). Its features accumulate over the checks: `gradient_issue` counts 'died_relu',
+'explode_gradient', 'vanish_gradient'; `layer_issue` sets 'activation_output' (an output row whose
+|sum| passes omega_2 + 0.1) and 'abnormal_output' (a hidden layer's mean |output| >= omega_1);
+`loss_issue` sets 'nan_loss' (a NaN, or a loss >= 1e3: `check_large_loss`) and, from
+`judgment_point` = 30% of the epochs on (less one check gap), the gate: 'not_converge' (best
+validation *and* best training accuracy under Theta), 'sc_accuracy' (neither rises by delta
+between checks) and 'unstable_loss' (`ol_judge`). `judge_issue` then reports, once (the first
+check where its list is not empty; it reports the whole list, a set):
+- 'abnormal_data' if 'abnormal_output' (its TODO: "let abnormal be the first");
+- with 'nan_loss': 'loss_issue' on a negative loss, else 'explode' if a weight or gradient is NaN;
+- when not converged or converging slowly (the gate): 'activation_issue' > 'relu' > 'explode' >
+  'vanish' > 'not_converge' (which needs *both* 'not_converge' and 'sc_accuracy');
+- independently of the gate, on an oscillating accuracy: 'activation_issue' if the output is
+  improper, else 'unstable'.
+Left out: `loss_function_issue`, a static check of a Keras loss name against the output's shape
+(it reads `model.loss` as a string; our cases' losses are not Keras names).
 
 The gate reads train *and* validation accuracy (`history['acc']`, `history['val_acc']`): without a
 validation accuracy the gated rules abstain. TOOL_UNGATED reports the gradient features at the
-first check where they count, without the gate: the gate is where the paper's tool avoids false
-alarms on runs that learn anyway, and leaving it out shows what the gradient rules see alone.
+first check where they count, without the gate: the gate is where the tool avoids false alarms on
+runs that learn anyway, and leaving it out shows what the gradient rules see alone.
 """
 
 from __future__ import annotations
 
 import math
+
+import pandas as pd
 
 from harness.detectors import (
     DEAD_RELU,
@@ -43,6 +57,9 @@ DELTA = 0.01  # reproduce.py params delta (sc_threshold): the largest rise of ac
 THETA = 0.6  # satisfied_acc: best accuracy below it -> not converged (the gate); AutoTrainer/reproduce.py
 # params["Theta"] = 0.6, the setting its evaluation is reproduced with (its demos and utils.py use 0.7)
 JUDGMENT_POINT = 0.3  # loss_issue: the gate is judged from 30% of the epochs on
+OMEGA_1 = 10.0  # reproduce.py params omega_1 (layer_issue input_threshold): mean |hidden output| >= it
+OMEGA_2 = 1.0  # reproduce.py params omega_2 (layer_issue acti_threshold): max row |output| sum > it + 0.1
+LARGE_LOSS = 1e3  # monitor.py check_large_loss threshold: a loss this large counts as 'nan_loss'
 
 
 def _max_rise(values) -> float:
@@ -79,67 +96,116 @@ def _gradient_issue(view: View, step: int) -> str | None:
     return None
 
 
-def diagnose(view: View, gate: bool = True) -> tuple[str | None, int | None, str]:
-    """The one issue AUTOTRAINER reports for a run, the check it is found at, or why it abstains
-    (once per view: each of its rules reads the same diagnosis)."""
+def diagnose(view: View, gate: bool = True) -> tuple[tuple[str, ...], int | None, str]:
+    """The issues AUTOTRAINER reports for a run (judge_issue's list, in its order of appending),
+    the check they are found at, or why it abstains (once per view: each rule reads it)."""
     return view.memo(("autotrainer", gate), lambda: _diagnose(view, gate))
 
 
-def _diagnose(view: View, gate: bool) -> tuple[str | None, int | None, str]:
-    nan_at = view.nonfinite_at()
+def _hidden_abs_mean(view: View) -> pd.Series:
+    """Per step: the largest mean |output| over the hidden layers (every layer but the last)."""
+    table = view.stat("out_abs_mean")
+    hidden = [c for c in table.columns if c != view.layers[-1]] if view.layers else []
+    return table[hidden].max(axis=1) if hidden else pd.Series(dtype=float)
+
+
+def _diagnose(view: View, gate: bool) -> tuple[tuple[str, ...], int | None, str]:
     train, val = view.scalar("train_accuracy"), view.scalar("val_accuracy")
     if gate and (train.empty or val.empty):
-        return None, None, "no validation accuracy: the accuracy gate cannot be judged"
+        return (), None, "no validation accuracy: the accuracy gate cannot be judged"
+    loss, nan_at = view.scalar("loss"), view.nonfinite_at()
+    output_l1, hidden_abs = view.scalar("out_l1_max"), _hidden_abs_mean(view)
     counted: list[str] = []
+    feature = dict.fromkeys(("activation_output", "abnormal_output", "nan_loss", "abnormal_loss"), False)
     total = view.steps[-1] if view.steps else 0
+    previous = 0
     for step in view.steps:
-        if nan_at is not None and step >= nan_at:
-            return "explode", nan_at, "a NaN in the loss, weights or gradients"
-        issue = _gradient_issue(view, step)
+        gap, previous = step - previous, step
+        nan = nan_at is not None and step >= nan_at  # a recorded divergence: the runner's first non-finite value
+        # layer_issue: the output first, then the hidden layers unless the output is improper
+        if step in output_l1.index and output_l1.loc[step] > OMEGA_2 + 0.1:
+            feature["activation_output"] = True
+        if step in hidden_abs.index and hidden_abs.loc[step] >= OMEGA_1 and not feature["activation_output"]:
+            feature["abnormal_output"] = True
+        issue = None if nan else _gradient_issue(view, step)  # a NaN gradient returns before the counts
         if issue and issue not in counted:
             counted.append(issue)
         if not gate:
             if counted:
-                return counted[0], step, "gradient feature, ungated"
+                return (counted[0],), step, "gradient feature, ungated"
             continue
-        if step < JUDGMENT_POINT * total:
-            continue
-        acc, vacc = list(train.loc[:step].dropna()), list(val.loc[:step].dropna())
-        if not acc or not vacc:
-            continue
-        not_converged = max(vacc) < THETA or max(acc) < THETA
-        slow = _max_rise(vacc) < DELTA and _max_rise(acc) < DELTA
-        if not_converged or slow:
-            for issue in ("relu", "explode", "vanish"):
-                if issue in counted:
-                    return issue, step, "gated by the accuracy"
-            if slow:
-                return "not_converge", step, "accuracy rises by less than delta"
-        elif _oscillates(acc):
-            return "unstable", step, "accuracy oscillates"
-    if nan_at is not None:
-        return "explode", nan_at, "a NaN in the loss, weights or gradients"
-    return None, None, ""
+        seen = loss.loc[:step]
+        if nan or (len(seen) and float(seen.max()) >= LARGE_LOSS):
+            feature["nan_loss"] = True
+        if len(seen) and float(seen.min()) < 0:
+            feature["abnormal_loss"] = True
+        not_converged = slow = unstable = False
+        if not feature["nan_loss"] and step >= JUDGMENT_POINT * total - gap:
+            acc, vacc = list(train.loc[:step].dropna()), list(val.loc[:step].dropna())
+            if acc and vacc:
+                not_converged = max(vacc) < THETA and max(acc) < THETA
+                slow = _max_rise(vacc) < DELTA and _max_rise(acc) < DELTA
+                unstable = _oscillates(acc)
+        reported = _judge(feature, counted, nan, not_converged, slow, unstable)
+        if reported:
+            return reported, step, "judge_issue"
+    return (), None, ""
+
+
+def _judge(feature: dict, counted: list[str], nan: bool, not_converged: bool, slow: bool, unstable: bool):
+    """monitor.py judge_issue, branch for branch."""
+    issues: list[str] = []
+    if feature["abnormal_output"]:
+        issues.append("abnormal_data")
+    if feature["nan_loss"] or feature["abnormal_loss"]:
+        if feature["abnormal_loss"]:
+            issues.append("loss_issue")
+        elif nan:  # nan_weight or nan_gradient
+            issues.append("explode")
+    if not_converged or slow:
+        if feature["activation_output"]:
+            issues.append("activation_issue")
+        else:
+            found = next((i for i in ("relu", "explode", "vanish") if i in counted), None)
+            if found:
+                issues.append(found)
+            elif not_converged and slow and not feature["abnormal_output"]:
+                issues.append("not_converge")
+    if unstable:
+        issues.append("activation_issue" if feature["activation_output"] else "unstable")
+    return tuple(dict.fromkeys(issues))
 
 
 def _rule(issue: str, gate: bool):
     def check(view: View) -> Finding:
         found, step, why = diagnose(view, gate)
-        if found is None and why:
+        if not found and why:
             return abstain(why)
-        if issue in ("not_converge", "unstable") and not gate:
+        if issue in GATED and not gate:
             return abstain("needs the accuracy gate")
-        if issue in ("not_converge", "unstable") and view.scalar("train_accuracy").empty:
-            return abstain("no accuracy")
-        return fire(step, why) if found == issue else QUIET
+        return fire(step, why) if issue in found else QUIET
 
     return check
 
 
+GATED = ("not_converge", "unstable", "abnormal_data", "loss_issue", "activation_issue")
+# AUTOTRAINER's own labels for what no case class names: unnormalised data, an improper loss or
+# output activation.
+ABNORMAL_DATA, LOSS_ISSUE, ACTIVATION_ISSUE = "abnormal_data", "loss_issue", "activation_issue"
+
+
 def _rules(gate: bool) -> tuple[Rule, ...]:
-    return (
+    rules = (
+        Rule("abnormal_data", ABNORMAL_DATA, _rule("abnormal_data", gate), SOURCE + " layer_issue omega_1 10"),
+        Rule("loss_issue", LOSS_ISSUE, _rule("loss_issue", gate), SOURCE + " loss_issue check_abnormal_value"),
+        Rule("activation_issue", ACTIVATION_ISSUE, _rule("activation_issue", gate), SOURCE + " layer_issue omega_2 1"),
         Rule("dying_relu", DEAD_RELU, _rule("relu", gate), SOURCE + " gradient_issue threshold_die_1 0.7"),
-        Rule("exploding_gradient", EXPLODING, _rule("explode", gate), SOURCE + " gradient_issue threshold_high 70"),
+        Rule(
+            "exploding_gradient",
+            EXPLODING,
+            _rule("explode", gate),
+            SOURCE + " gradient_issue threshold_high 70; loss_issue check_large_loss 1e3",
+        ),
         Rule(
             "vanishing_gradient",
             VANISHING_GRADIENT,
@@ -149,7 +215,9 @@ def _rules(gate: bool) -> tuple[Rule, ...]:
         Rule("slow_convergence", SLOW_CONVERGENCE, _rule("not_converge", gate), SOURCE + " loss_issue sc_threshold"),
         Rule("oscillating_loss", "oscillation", _rule("unstable", gate), SOURCE + " ol_judge"),
     )
+    gradient_only = ("dying_relu", "exploding_gradient", "vanishing_gradient")
+    return rules if gate else tuple(r for r in rules if r.name in gradient_only)
 
 
-TOOL = Tool("AUTOTRAINER", _rules(gate=True), first_alarm_only=True)
-TOOL_UNGATED = Tool("AUTOTRAINER (no accuracy gate)", _rules(gate=False), first_alarm_only=True)
+TOOL = Tool("AUTOTRAINER", _rules(gate=True), reports="first_check")
+TOOL_UNGATED = Tool("AUTOTRAINER (no accuracy gate)", _rules(gate=False), reports="first_check")

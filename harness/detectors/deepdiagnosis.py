@@ -140,5 +140,5 @@ TOOL = Tool(
         Rule("unchanged_tensor", SLOW_CONVERGENCE, unchanged_tensor, SOURCE + " meanResult, N 5"),
         Rule("loss_not_decreasing", SLOW_CONVERGENCE, loss_not_decreasing, SOURCE + " meanResult, N 5, FRQ 20"),
     ),
-    first_alarm_only=True,
+    reports="first_rule",
 )
