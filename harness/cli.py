@@ -180,7 +180,13 @@ class ListCommand(Command):
 
 class RunCommand(Command):
     name, help = "run", "run every grid point (variant x axes x seed) and track it in MLflow"
-    cases, profile = "cases to run (default: all)", "budget: quick (minutes on a CPU) or full (default: quick)"
+    cases, profile = (
+        "cases to run (default: all)",
+        (
+            "budget: quick (minutes on a CPU), full, or a profile a case declares, such as an exploration "
+            "(`failbench list` names them; default: quick)"
+        ),
+    )
 
     def setup_arguments(self, subparsers):
         p = super().setup_arguments(subparsers)
