@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from harness.contract import DIVERGED, Expectation
+from harness.contract import DIVERGED, Expectation, Profile
 from harness.discovery import CaseError, case_names, discover, load_case
 from harness.grid import expand
 from harness.identity import config_hash, point_hash
@@ -53,6 +53,18 @@ def test_a_profile_may_run_fewer_axis_values(toy):
     )
     assert {p.axes_dict["scale"] for p in expand(cheap, "quick")} == {2.0}
     assert len(expand(cheap, "full", seeds=1)) == len(expand(toy, "full", seeds=1))
+
+
+def test_an_exploration_adds_its_own_axes_on_its_variants_only(toy):
+    explore = Profile(seeds=2, explores={"rate": (0.25, 0.75)}, variants=("baseline",))
+    case = dataclasses.replace(toy, profiles={**toy.profiles, "explore_rate": explore})
+    points = expand(case, "explore_rate")
+    assert {p.variant for p in points} == {"baseline"}
+    assert {(p.axes_dict["rate"], p.axes_dict["scale"]) for p in points} == {
+        (r, s) for r in (0.25, 0.75) for s in toy.axes["scale"]
+    }
+    assert {p.config(case).rate for p in points} == {0.25, 0.75}
+    assert not any("rate" in p.axes_dict for p in expand(case, "quick"))  # only on its own profile
 
 
 def test_a_fix_that_makes_an_axis_moot_runs_at_its_values_only(toy):

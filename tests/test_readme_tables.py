@@ -51,6 +51,20 @@ def test_a_marker_selects_variants_verdicts_and_metrics():
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| grad_clip", "| baseline"]
 
 
+def test_a_marker_reads_another_snapshot_of_the_profile():
+    """`snapshot=heldout/quick`: the same grid on seeds nobody tuned on, from its own file."""
+    text = rendered(
+        "<!-- failbench table case=relu_blowup profile=quick snapshot=heldout/quick variants=baseline -->\n"
+        "<!-- end failbench table -->"
+    )
+    assert "| baseline | 10 |" in text
+    with pytest.raises(TableSpecError, match="no snapshot"):
+        rendered(
+            "<!-- failbench table case=relu_blowup profile=quick snapshot=heldout/nothing -->\n"
+            "<!-- end failbench table -->"
+        )
+
+
 def _raw(spec: TableSpec) -> dict[str, str]:
     return {
         "case": spec.case,
