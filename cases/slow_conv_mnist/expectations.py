@@ -175,10 +175,20 @@ EXPECTATIONS = (
             where=network,
             also=BEATS_MLP,
             profiles=FULL,
-            why="at the post's scale a unit-scale init cures every network, LeNet-5 included, and each "
-            "ends above the post's MLP trained beside it (seeds 0-4 and 100-104)",
+            why="at the post's scale a unit-scale init cures the MLP and the conv net, each ending "
+            "above the post's MLP trained beside it (seeds 0-4 and 100-104: 10/10 each)",
         )
-        for network in (MLP, CONV, LENET)
+        for network in (MLP, CONV)
+    ),
+    Expectation(
+        "glorot_init",
+        (CURED, SYMPTOM),
+        where=LENET,
+        also=(*LEFT, *BEATS_MLP),
+        profiles=FULL,
+        why="LeNet-5 too leaves chance and ends above the post's MLP on every seed; cured on 9 of 10 "
+        "(seeds 0-4 and 100-104): seed 104 leaves chance after 2.04x its MLP's images, over the 2x "
+        "symptom line by a hair, and still tests 8 points above it",
     ),
     Expectation(
         "baseline",
