@@ -39,9 +39,11 @@ ACTIVATIONS = {
     nn.Sigmoid: "sigmoid",
 }  # nn.ReLU6 is a Hardtanh subclass: checked by isinstance below
 SATURATING = ("tanh", "hardtanh", "sigmoid")
-# Output range per saturating activation: TheDeepChecker's ro_B maps it to [0, 1] (settings.yaml
-# ro_histo_min 0, ro_histo_max 1 is the sigmoid's range; tanh-like units are scaled from [-1, 1]).
-RANGE = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "hardtanh": (-1.0, 1.0)}
+# TheDeepChecker's ro_B (metrics.py compute_ro_B) reads every saturating unit on [ro_histo_min,
+# ro_histo_max] = [0, 1] (settings.yaml), whatever its activation: a tanh unit's negative outputs
+# all fall in its first bin, so |2 g - 1| >= 1 there. As published, ro_B is the bin-weighted mean
+# of |2 g_b - 1|, equal to the mean of |2 a - 1| (the bins split at 0.5, so no bin mixes signs).
+TDC_RO_RANGE = (0.0, 1.0)
 # Bounds and unit thresholds the rules read, named in the stat's description below:
 DD_BOUND = 5.0  # DeepDiagnosis callbacks.py: min/max_threshold_tanh/sigmoid = -5 / 5
 SM_BOUNDS = {
@@ -54,6 +56,7 @@ TDC_DEAD = (1e-5, 0.95)  # TheDeepChecker settings.yaml Activation.Dead: act_min
 TDC_RO = 0.85  # TheDeepChecker settings.yaml Activation.Saturation.ro_max_thresh
 TDC_W_DEAD = 1e-5  # TheDeepChecker settings.yaml Weight.Dead.value_min_thresh
 SM_ALLCLOSE = dict(rtol=1e-5, atol=1e-8)  # SageMaker UnchangedTensor: numpy.allclose defaults
+SM_EPSILON = 1e-9  # SageMaker WeightUpdateRatio epsilon: |update| / (|w| + epsilon)
 QUANTILE_SAMPLES = 1024  # percentiles from at most this many evenly strided samples: selection is the costly part
 
 
@@ -124,13 +127,15 @@ def activation_stats(pre: torch.Tensor, out: torch.Tensor, activation: str) -> d
         "pre_std": z.std(dtype=np.float64),
         "out_mean": a.mean(dtype=np.float64),
         "out_std": a.std(dtype=np.float64),
+        # AUTOTRAINER layer_issue: a hidden layer's mean |output| >= omega_1 (10) is 'abnormal_data'
+        "out_abs_mean": np.abs(a).mean(dtype=np.float64),
     }
     if activation in ("relu", "leaky"):
         rate = (a > 0).mean(0)  # per unit: share of its samples it is active on
         s.update(unit_activity=rate.mean(), unit_active_lt1=(rate < SM_INACTIVE).mean())
     if activation in SATURATING:
         lo, hi = SM_BOUNDS[activation]
-        r_lo, r_hi = RANGE[activation]
+        r_lo, r_hi = TDC_RO_RANGE
         ro = np.abs(2 * (a - r_lo) / (r_hi - r_lo) - 1).mean(0)
         s.update(
             sat_bound=(np.abs(z) >= DD_BOUND).mean(),
@@ -175,23 +180,28 @@ def grad_stats(g: torch.Tensor) -> dict[str, float]:
 
 
 def update_stats(w: torch.Tensor, dw: torch.Tensor) -> dict[str, float]:
+    """SageMaker's WeightUpdateRatio divides by |w| + epsilon (its `epsilon` parameter, default 1e-9,
+    "to ensure Debugger does not divide by zero"); TheDeepChecker's mean-|update| ratio has no
+    epsilon, so it is left out where the weights are all exactly zero (a ratio with no meaning)."""
     w, dw = _flat_numpy(w), _flat_numpy(dw)
     norm, absmean = _norm(w), float(np.abs(w).mean(dtype=np.float64))
-    return {
-        "upd_ratio": _norm(dw) / norm if norm > 0 else math.inf,
-        "upd_absmean_ratio": float(np.abs(dw).mean(dtype=np.float64)) / absmean if absmean > 0 else math.inf,
-    }
+    stats = {"upd_ratio": _norm(dw) / (norm + SM_EPSILON)}
+    if absmean > 0:
+        stats["upd_absmean_ratio"] = float(np.abs(dw).mean(dtype=np.float64)) / absmean
+    return stats
 
 
 def output_stats(y: torch.Tensor) -> dict[str, float]:
     """Spread across the batch: as harness.probes (population std over dim 0, averaged), and the
-    smallest per-output variance (TheDeepChecker's constant-output check asks for exactly 0)."""
+    smallest per-output variance (TheDeepChecker's constant-output check asks for exactly 0); and
+    the largest |sum| of an output row (AUTOTRAINER layer_issue: past omega_2 + 0.1 = 1.1 the output
+    is 'activation_output', an output that is not a probability vector)."""
     y = y.detach().float().reshape(y.shape[0], -1).cpu().numpy()
-    finite = {"out_nonfinite": float(not np.isfinite(y).all())}
+    stats = {"out_nonfinite": float(not np.isfinite(y).all()), "out_l1_max": float(np.abs(y).sum(1).max())}
     if y.shape[0] < 2:
-        return finite
+        return stats
     var = y.var(0, dtype=np.float64)
-    return {"out_spread": float(np.sqrt(var).mean()), "out_var_min": float(var.min()), **finite}
+    return {"out_spread": float(np.sqrt(var).mean()), "out_var_min": float(var.min()), **stats}
 
 
 class Trace:

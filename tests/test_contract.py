@@ -125,6 +125,8 @@ def test_every_variant_runs_a_few_steps_on_cpu(name, variant, axes):
     assert set(case.key_metrics) <= set(run.last_finite()), "a key metric the report plots is never logged"
     assert set(case.scalars.values()) <= set(run.last_finite()), "a declared trace scalar is never logged"
     assert set(case.pictures) <= set(run.images), "a picture the report shows is never logged"
+    if variant == BASELINE:  # what the update-ratio rules read: every case's loop reports its updates
+        assert "upd_ratio" in {row[4] for row in run.trace.rows}, "the trace carries no weight update"
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -64,7 +64,7 @@ def train(cfg: Config, run) -> dict[str, float]:
     every = max(1, cfg.steps // 100)  # ~100 logged points per run, whatever the budget
     run.log(0, **measure(p, images, labels, cfg))
     layers = observe(p, images, cfg)
-    run.trace.record(0, layers, output=layers[-1].pre)
+    run.trace.record(0, layers, output=torch.sigmoid(layers[-1].pre))  # the network's output
     for step in range(1, cfg.steps + 1):
         i = (step - 1) % 2
         *grads, logit = gradients(p, images[i], labels[i], cfg.activation, cfg.backward, cfg.bias_step)
@@ -79,7 +79,7 @@ def train(cfg: Config, run) -> dict[str, float]:
             run.log(step, **measure(p, images, labels, cfg))
             if run.trace.due(step):
                 layers = observe(p, images, cfg, grads)
-                run.trace.record(step, layers, output=layers[-1].pre)
+                run.trace.record(step, layers, output=torch.sigmoid(layers[-1].pre))
     maps = [forward(p, im, cfg.activation)[1][0, 0] for im in images]
     brightest = max(float(m.max()) for m in maps) or 1.0  # an all-zero map stays black
     for name, m in zip(("cross", "circle"), maps):
