@@ -500,21 +500,26 @@ class DetectCommand(Command):
     def setup_arguments(self, subparsers):
         parser = super().setup_arguments(subparsers)
         parser.add_argument("--by-variant", action="store_true", help="also list which rule fired on which variant")
+        parser.add_argument(
+            "--workers",
+            type=positive_int,
+            default=None,
+            help="processes that judge the cases side by side (default: one per CPU core)",
+        )
         return parser
 
     def run(self, args):
-        from harness.detect import fired_by_variant, judge_stored, scores, to_markdown
+        from harness.detect import fired_by_variant, scores, to_markdown
+        from harness.reports import default_workers, judge_cases
 
         cases = selected(args)
-        tracker = _store(args, create=False)
-        judged = judge_stored(
-            tracker,
-            cases,
-            args.profile,
-            missing=lambda case: print(
-                f"{case.name}: no finished runs of its current code on profile {args.profile}", file=sys.stderr
-            ),
+        tracker = _store(args, create=False)  # refuses a store that does not exist, before any worker starts
+        judged = judge_cases(
+            [c.name for c in cases], tracker.uri, args.profile, workers=args.workers or default_workers()
         )
+        for case in cases:
+            if judged.empty or case.name not in set(judged["case"]):
+                print(f"{case.name}: no finished runs of its current code on profile {args.profile}", file=sys.stderr)
         if judged.empty:
             return EXIT_MISMATCH
         print(to_markdown(scores(judged)))
