@@ -1,0 +1,52 @@
+"""What recording the per-layer trace costs: each case's quick baseline, trace off and on.
+
+Run with `make bench` (pytest-benchmark; disabled in the normal test run); numbers, never asserted.
+A round is one run with the trace off, then one with it on, each timed in CPU seconds of this
+process (`time.process_time`: a run is one thread). Alternating pairs keep a slow spell of a shared
+machine from landing on one side; the medians and the overhead go to the report's `extra_info` and
+to stdout (`-s`).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+import torch
+
+from harness.discovery import case_names, load_case
+from harness.runner import RunContext, make_reproducible
+from harness.trace import Trace
+
+CPU = torch.device("cpu")
+PAIRS = {"blurry_inpainting": 3, "slow_conv_mnist": 4}  # the slowest runs; the others 16 pairs
+
+
+def _timed_run(case, config, traced: bool) -> tuple[float, float]:
+    """CPU seconds of one run, and the recorder's own share of them."""
+    make_reproducible(0, 1)
+    context = RunContext(device=CPU, seed=0, trace=Trace(enabled=traced, scalars=case.scalars))
+    start = time.process_time()
+    case.train(config, context)
+    seconds = time.process_time() - start
+    context.trace.close()  # as the runner does: its hooks leave with the run
+    return seconds, context.trace.seconds
+
+
+@pytest.mark.parametrize("name", case_names())
+def test_trace_cost_per_quick_baseline(benchmark, name):
+    case = load_case(name)
+    config = case.config("baseline", {k: v[0] for k, v in case.axes.items()}, "quick")
+    pairs: list[tuple[float, float, float]] = []
+
+    def pair():
+        off, _ = _timed_run(case, config, False)
+        on, recorder = _timed_run(case, config, True)
+        pairs.append((off, on, recorder))
+
+    benchmark.group = "trace cost: one quick baseline run, trace off then on"
+    benchmark.pedantic(pair, rounds=PAIRS.get(name, 16), warmup_rounds=1)
+    off, on, recorder = (statistics.median(p[i] for p in pairs[1:]) for i in range(3))  # [0]: the warm-up
+    benchmark.extra_info.update(trace_off_s=off, trace_on_s=on, overhead=on / off - 1, in_recorder=recorder / on)
+    print(f"\n{name}: trace off {off:.3f} s, on {on:.3f} s, {on / off - 1:+.1%}, in recorder {recorder / on:.1%}")
