@@ -47,6 +47,7 @@ def test_trace_cost_per_quick_baseline(benchmark, name):
 
     benchmark.group = "trace cost: one quick baseline run, trace off then on"
     benchmark.pedantic(pair, rounds=PAIRS.get(name, 16), warmup_rounds=1)
-    off, on, recorder = (statistics.median(p[i] for p in pairs[1:]) for i in range(3))  # [0]: the warm-up
+    timed = pairs[1:] or pairs  # [0] is the warm-up; with benchmarks disabled (the test run) it is all there is
+    off, on, recorder = (statistics.median(p[i] for p in timed) for i in range(3))
     benchmark.extra_info.update(trace_off_s=off, trace_on_s=on, overhead=on / off - 1, in_recorder=recorder / on)
     print(f"\n{name}: trace off {off:.3f} s, on {on:.3f} s, {on / off - 1:+.1%}, in recorder {recorder / on:.1%}")
