@@ -30,6 +30,16 @@ TASK = Task("leaves chance and reaches the post's MLP on the test digits", all_o
 MLP, CONV, LENET = {"network": "mlp"}, {"network": "conv"}, {"network": "lenet5"}
 QUICK, FULL = ("quick",), ("full",)
 
+
+def _under(readings, networks, shows, also, why: str) -> tuple[Expectation, ...]:
+    """The baseline under each of `readings` (the `explore_init` profile), on each of `networks`."""
+    return tuple(
+        Expectation("baseline", shows, where={**net, "init": r}, also=also, profiles=("explore_init",), why=why)
+        for r in readings
+        for net in networks
+    )
+
+
 EXPECTATIONS = (
     # quick: 12,000 images, 10 seeds. The contrast, and each fix on the conv net.
     Expectation(
@@ -127,41 +137,28 @@ EXPECTATIONS = (
         why="the recipe of today's tutorials, on the post's loss and units",
     ),
     # explore_init: the four readings of "2 / volume size", seeds 0-9 and 100-109 (README).
-    *(
-        Expectation(
-            "baseline",
-            (SYMPTOM, UNLEARNED),
-            where={**CONV, "init": reading},
-            also=BELOW_MLP,
-            profiles=("explore_init",),
-            why="under a standard-deviation reading the conv net stays at chance or barely leaves "
-            "it: below the post's MLP beside it at 12,000 images",
-        )
-        for reading in ("std_volume", "std_fanin")
+    *_under(
+        ("std_volume", "std_fanin"),
+        (CONV,),
+        (SYMPTOM, UNLEARNED),
+        BELOW_MLP,
+        "under a standard-deviation reading the conv net stays at chance or barely leaves it: below "
+        "the post's MLP beside it at 12,000 images",
     ),
-    *(
-        Expectation(
-            "baseline",
-            SYMPTOM,
-            where={**LENET, "init": reading},
-            also=STUCK,
-            profiles=("explore_init",),
-            why="LeNet-5 under a standard-deviation reading never leaves chance in 12,000 images",
-        )
-        for reading in ("std_volume", "std_fanin")
+    *_under(
+        ("std_volume", "std_fanin"),
+        (LENET,),
+        SYMPTOM,
+        STUCK,
+        "LeNet-5 under a standard-deviation reading never leaves chance in 12,000 images",
     ),
-    *(
-        Expectation(
-            "baseline",
-            (SYMPTOM, CURED, UNLEARNED),  # the claim is the escape, whatever the verdict
-            where={**network, "init": reading},
-            also=LEFT,
-            profiles=("explore_init",),
-            why="under a variance reading (He et al.'s init for V = fan-in) every network leaves "
-            "chance: what is left of the post's contrast is a delay",
-        )
-        for reading in ("var_volume", "var_fanin")
-        for network in (CONV, LENET)
+    *_under(
+        ("var_volume", "var_fanin"),
+        (CONV, LENET),
+        (SYMPTOM, CURED, UNLEARNED),  # the claim is the escape, whatever the verdict
+        LEFT,
+        "under a variance reading (He et al.'s init for V = fan-in) every network leaves chance: "
+        "what is left of the post's contrast is a delay",
     ),
     # full: the post's 120,000 images, 5 seeds: the baseline and `glorot_init` (the other fixes are
     # not run at full, so nothing is claimed for them there).

@@ -181,14 +181,11 @@ def _rule(issue: str, gate: bool):
         found, step, why = diagnose(view, gate)
         if not found and why:
             return abstain(why)
-        if issue in GATED and not gate:
-            return abstain("needs the accuracy gate")
         return fire(step, why) if issue in found else QUIET
 
     return check
 
 
-GATED = ("not_converge", "unstable", "abnormal_data", "loss_issue", "activation_issue")
 # AUTOTRAINER's own labels for what no case class names: unnormalised data, an improper loss or
 # output activation.
 ABNORMAL_DATA, LOSS_ISSUE, ACTIVATION_ISSUE = "abnormal_data", "loss_issue", "activation_issue"
