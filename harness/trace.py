@@ -1,4 +1,4 @@
-"""A per-layer training trace: what the published diagnosis rules read, at log-spaced logged steps.
+"""A per-layer training trace: what the published diagnosis rules read, each at the cadence it can.
 
 One recorder, two ways in. An nn.Module case calls `run.trace.watch(model)` once: cheap hooks keep a
 reference to each activation's input and output of the last training forward, and at a traced
@@ -7,9 +7,14 @@ A hand-written case calls `run.trace.record(step, layers=[Observed(...)], output
 logging step with the tensors it has. Either way the trace is tidy rows (step, layer, kind,
 activation, stat, value); layer "" holds the run's scalars (loss, accuracies, the output's spread).
 
-Traced steps are a log-spaced subset of the logged steps (each >= 2 x the last traced one, so
-~10 points for 300 steps, ~17 for 20000): early steps, where most of these failures happen (one
-update kills relu_blowup's map), are all there, and the cost falls with the run's length.
+Three cadences. The scalars (loss, accuracies) at every logged step: the tools' checks of them run
+per epoch or per period, and every case logs ~100 points a run. The per-layer statistics at traced
+steps, a log-spaced subset of the logged steps (each >= 2 x the last traced one, so ~10 points for
+300 steps, ~17 for 20000): early steps, where most of these failures happen (one update kills
+relu_blowup's map), are all there, and the cost falls with the run's length. And, for a watched
+model, TheDeepChecker's per-iteration buffers over the PERIOD optimizer steps from each traced step
+(`Period`): the update ratio averaged over a period, the rates of mean |g| and mean |w| between
+consecutive iterations.
 
 Per layer, batch first; a unit is a channel of a conv (its samples: batch x positions, as
 TheDeepChecker's transform_2d(keep='last') makes them) or a feature of a linear layer.
@@ -57,7 +62,12 @@ TDC_RO = 0.85  # TheDeepChecker settings.yaml Activation.Saturation.ro_max_thres
 TDC_W_DEAD = 1e-5  # TheDeepChecker settings.yaml Weight.Dead.value_min_thresh
 SM_ALLCLOSE = dict(rtol=1e-5, atol=1e-8)  # SageMaker UnchangedTensor: numpy.allclose defaults
 SM_EPSILON = 1e-9  # SageMaker WeightUpdateRatio epsilon: |update| / (|w| + epsilon)
+# TheDeepChecker settings.yaml OverfitCheck period: its hooks append a weight's update ratio, mean |g|
+# and mean |w| every iteration and judge them every 10 (hooks.py OverfitGradientHook, OverfitWeightHook)
+PERIOD = 10
+RATE_WINDOW = 5  # TheDeepChecker Gradient.Vanishing/Exploding, Weight.Diverging window_size: 4 consecutive rates
 QUANTILE_SAMPLES = 1024  # percentiles from at most this many evenly strided samples: selection is the costly part
+SAFE_SQUARE = (1e-15, 1e15)  # |x| inside: a sum of up to 1e8 float32 squares neither underflows nor overflows
 
 
 @dataclass
@@ -107,13 +117,34 @@ def _percentile(x: np.ndarray, q: float) -> np.ndarray:
     return np.partition(x, k, axis=0)[k]
 
 
+def _share(mask: np.ndarray) -> float:
+    """The share of True in a boolean array (a count: a bool array's .mean() casts it to float64
+    first, 5x slower on a 235k-weight layer)."""
+    return np.count_nonzero(mask) / mask.size if mask.size else math.nan
+
+
+def _std(x: np.ndarray) -> float:
+    """Population std as the norm of the deviations (a third of numpy's float64 std's time; scaled,
+    so constant_output's ~1e-26 weights keep their spread)."""
+    if not x.size:
+        return math.nan
+    mean = x.mean(dtype=np.float64)
+    return _norm(x - x.dtype.type(mean)) / math.sqrt(x.size)
+
+
 def _norm(x: np.ndarray) -> float:
-    """L2 norm in float64 without a float64 copy of a large tensor: scaled by the largest |x|, so
-    weights ~1e-26 (constant_output's) do not underflow to 0."""
-    top = float(np.abs(x).max()) if x.size else 0.0
+    """L2 norm, a float32 dot as numpy's own. Scaled by the largest |x| only where a square could
+    leave float32's range (constant_output's ~1e-26 weights would underflow to 0): scaling makes a
+    copy, and a copy of a large layer beside another temporary costs a fresh mapping (page faults:
+    ~400 per call on a 235k-weight layer, 10x the arithmetic)."""
+    top = max(float(x.max()), -float(x.min())) if x.size else 0.0  # |x|'s largest, with no |x| copy
     if top == 0.0 or not math.isfinite(top):
         return top
-    return top * math.sqrt(float(np.dot((x / top).ravel(), (x / top).ravel())))
+    flat = x.ravel()
+    if SAFE_SQUARE[0] < top < SAFE_SQUARE[1]:
+        return math.sqrt(float(np.dot(flat, flat)))
+    scaled = flat / top
+    return top * math.sqrt(float(np.dot(scaled, scaled)))
 
 
 def activation_stats(pre: torch.Tensor, out: torch.Tensor, activation: str) -> dict[str, float]:
@@ -121,31 +152,31 @@ def activation_stats(pre: torch.Tensor, out: torch.Tensor, activation: str) -> d
     fraction of torch's on the small tensors most of these layers have)."""
     z, a = units(pre), units(out)
     s = {
-        "act_zero": (a == 0).mean(),
-        "act_nonpos": (a <= 0).mean(),
+        "act_zero": _share(a == 0),
+        "act_nonpos": _share(a <= 0),
         "pre_mean": z.mean(dtype=np.float64),
-        "pre_std": z.std(dtype=np.float64),
+        "pre_std": _std(z),
         "out_mean": a.mean(dtype=np.float64),
-        "out_std": a.std(dtype=np.float64),
+        "out_std": _std(a),
         # AUTOTRAINER layer_issue: a hidden layer's mean |output| >= omega_1 (10) is 'abnormal_data'
         "out_abs_mean": np.abs(a).mean(dtype=np.float64),
     }
     if activation in ("relu", "leaky"):
         rate = (a > 0).mean(0)  # per unit: share of its samples it is active on
-        s.update(unit_activity=rate.mean(), unit_active_lt1=(rate < SM_INACTIVE).mean())
+        s.update(unit_activity=rate.mean(), unit_active_lt1=_share(rate < SM_INACTIVE))
     if activation in SATURATING:
         lo, hi = SM_BOUNDS[activation]
         r_lo, r_hi = TDC_RO_RANGE
         ro = np.abs(2 * (a - r_lo) / (r_hi - r_lo) - 1).mean(0)
         s.update(
-            sat_bound=(np.abs(z) >= DD_BOUND).mean(),
+            sat_bound=_share(np.abs(z) >= DD_BOUND),
             sat_flat=flat_units(z, a, activation).mean(),
             unit_inbounds_lt1=(((z > lo) & (z < hi)).mean(0) < SM_INACTIVE).mean(),
-            unit_sat_ro=(ro > TDC_RO).mean(),
+            unit_sat_ro=_share(ro > TDC_RO),
         )
     else:
         thresh, q = TDC_DEAD
-        s["unit_dead_p95"] = (_percentile(np.abs(_strided(a)), q) < thresh).mean()  # per unit
+        s["unit_dead_p95"] = _share(_percentile(np.abs(_strided(a)), q) < thresh)  # per unit
     return {k: float(v) for k, v in s.items()}
 
 
@@ -154,14 +185,14 @@ def _flat_numpy(x: torch.Tensor) -> np.ndarray:
 
 
 def weight_stats(w: torch.Tensor) -> dict[str, float]:
+    """One temporary at a time (see _norm): |w| < t counted as (w < t) less (w <= -t)."""
     w = _flat_numpy(w)
-    absw = np.abs(w)
     return {
         "w_mean": float(w.mean(dtype=np.float64)),
-        "w_std": float(w.std(dtype=np.float64)),
-        "w_absmean": float(absw.mean(dtype=np.float64)),
-        "w_neg": float((w < 0).mean()),
-        "w_small": float((absw < TDC_W_DEAD).mean()),
+        "w_std": _std(w),
+        "w_absmean": float(np.abs(w).mean(dtype=np.float64)),
+        "w_neg": _share(w < 0),
+        "w_small": (np.count_nonzero(w < TDC_W_DEAD) - np.count_nonzero(w <= -TDC_W_DEAD)) / w.size,
         "w_norm": _norm(w),
         "numel": float(w.size),
     }
@@ -170,12 +201,15 @@ def weight_stats(w: torch.Tensor) -> dict[str, float]:
 def grad_stats(g: torch.Tensor) -> dict[str, float]:
     g = _flat_numpy(g)
     few = _strided(g, 16 * QUANTILE_SAMPLES)
+    # numpy's percentile, method="higher", at 5% and 95%: both order statistics from one selection
+    low, high = (math.ceil(q * (few.size - 1)) for q in (0.05, 0.95))
+    picked = np.partition(few, (low, high)) if few.size else few
     return {
         "g_mean": float(g.mean(dtype=np.float64)),
         "g_absmean": float(np.abs(g).mean(dtype=np.float64)),
         "g_norm": _norm(g),
-        "g_zero": float((g == 0).mean()),
-        "g_range90": float(_percentile(few, 0.95) - _percentile(few, 0.05)),
+        "g_zero": _share(g == 0),
+        "g_range90": float(picked[high] - picked[low]) if few.size else math.nan,
     }
 
 
@@ -204,6 +238,59 @@ def output_stats(y: torch.Tensor) -> dict[str, float]:
     return {"out_spread": float(np.sqrt(var).mean()), "out_var_min": float(var.min()), **stats}
 
 
+class Period:
+    """TheDeepChecker's per-iteration buffers over one period of PERIOD optimizer steps, from a traced
+    step on (its hooks read every iteration; a whole run's would cost a weight copy per step, so the
+    trace keeps the period that starts at each traced step outside a period: at steps 0, 16, 32, 64...
+    of a run traced at 0, 1, 2, 4, 8...). Per layer, at the period's end:
+    - `upd_log_period`: the mean over the period of log10(mean |w_after - w_before| / mean |w_before|),
+      a ratio of 0 counting as 0 and a step with mean |w_before| = 0 left out (hooks.py
+      check_unstable_training); its checks compare this mean with -1 and -4, and 0 is 'w_untrained';
+    - `g_absmean_last`, `w_absmean_last`: mean |g| and mean |w| at the period's last iteration;
+    - `g_rate_min`, `g_rate_max`, `w_rate_min`: the smallest / largest of the RATE_WINDOW - 1 ratios of
+      consecutive iterations ending there (check_vanishing_gradient: every ratio <= 0.5;
+      check_exploding_gradient, check_divergence: every ratio >= 2)."""
+
+    def __init__(self, step: int, layers: list[str]):
+        self.step, self.iterations = step, 0
+        self.logs: dict[str, list[float]] = {n: [] for n in layers}
+        self.g: dict[str, list[float]] = {n: [] for n in layers}
+        self.w: dict[str, list[float]] = {n: [] for n in layers}
+
+    def add(self, weights: list[tuple[str, torch.Tensor]], before: list[torch.Tensor]) -> None:
+        self.iterations += 1
+        for (name, w), b in zip(weights, before):
+            divider = float(b.abs().mean())
+            if divider > 0:
+                ratio = float((w.detach() - b).abs().mean()) / divider
+                self.logs[name].append(math.log10(ratio) if ratio > 0 else 0.0)
+            self.w[name].append(float(w.detach().abs().mean()))
+            if w.grad is not None:
+                self.g[name].append(float(w.grad.detach().abs().mean()))
+
+    def done(self) -> bool:
+        return self.iterations >= PERIOD
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for name in self.logs:
+            s: dict[str, float] = {}
+            if self.logs[name]:
+                s["upd_log_period"] = float(np.mean(self.logs[name]))
+            for key, values in (("g", self.g[name]), ("w", self.w[name])):
+                if len(values) < RATE_WINDOW:
+                    continue
+                last = np.asarray(values[-RATE_WINDOW:])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rates = last[1:] / last[:-1]
+                s[f"{key}_absmean_last"] = float(last[-1])
+                s[f"{key}_rate_min"] = float(rates.min())
+                if key == "g":
+                    s["g_rate_max"] = float(rates.max())
+            out[name] = s
+        return out
+
+
 class Trace:
     """The recorder a RunContext carries. `seconds`: CPU seconds spent computing the trace."""
 
@@ -220,7 +307,6 @@ class Trace:
         self.seconds = 0.0
         self._next = 0
         self._traced: list[int] = []
-        self._last_log: tuple[int, dict] | None = None
         self._watched: list[list] = []  # [layer name, kind, activation, weighted module, activation's name]
         self._seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._handles: list = []
@@ -230,7 +316,8 @@ class Trace:
         self._model: nn.Module | None = None
         self._armed: int | None = None
         self._before: list[torch.Tensor] = []
-        self._previous: dict[str, torch.Tensor] = {}
+        self._previous: dict[str, np.ndarray] = {}
+        self._period: Period | None = None
 
     # -- when ---------------------------------------------------------------------------------
     def due(self, step: int) -> bool:
@@ -267,18 +354,17 @@ class Trace:
             if output is not None:
                 self._add(step, "", "", "", output_stats(output))
         self._add(step, "", "", "", {k: v for k, v in scalars.items() if v is not None})
-        if self._last_log and self._last_log[0] == step:  # logged before it was traced
-            self._add(step, "", "", "", self._scalars(self._last_log[1]))
         self._advance(step)
         self.seconds += time.process_time() - start
 
     def _unchanged(self, name: str, w: torch.Tensor) -> dict[str, float]:
         """1.0 when the weight is numpy.allclose to the last traced one (SageMaker UnchangedTensor)."""
+        now = _flat_numpy(w).copy()
         before = self._previous.get(name)
-        self._previous[name] = w.detach().clone()
-        if before is None or before.shape != w.shape:
+        self._previous[name] = now
+        if before is None or before.shape != now.shape:
             return {}
-        return {"w_unchanged": float(torch.allclose(w.detach(), before, **SM_ALLCLOSE))}
+        return {"w_unchanged": float(np.allclose(now, before, **SM_ALLCLOSE))}
 
     # -- hooks for nn.Module ------------------------------------------------------------------
     def watch(self, model: nn.Module) -> None:
@@ -289,6 +375,7 @@ class Trace:
         self._model = model
         current = None
         for name, module in model.named_modules():
+            name = name or type(module).__name__.lower()  # a bare layer watched alone: "" is the scalars' row
             kind = (
                 "conv"
                 if isinstance(module, nn.modules.conv._ConvNd)
@@ -350,15 +437,17 @@ class Trace:
         return hook
 
     def on_log(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Called by RunContext.log: traces a due step of a watched model, and adds the scalars
-        to a step traced by explicit calls."""
-        self._last_log = (step, dict(metrics))
-        if step in self._traced[-1:]:
-            self._add(step, "", "", "", self._scalars(metrics))
-        elif self._model is not None and self.due(step) and self._seen:
+        """Called by RunContext.log: the scalars of every logged step (the loss and accuracy rules read
+        them at the tools' check cadence, an epoch), and the per-layer statistics of a due step of
+        a watched model."""
+        if not self.enabled:
+            return
+        if self._model is not None and self.due(step) and self._seen and step not in self._traced[-1:]:
             self._snapshot(step, metrics)
             self._disarm()
             self._arm_at = self._next + (self._forwards - step)  # the forward of the next due step
+        else:
+            self._add(step, "", "", "", self._scalars(metrics))
 
     def _scalars(self, metrics: Mapping[str, float]) -> dict[str, float]:
         return {stat: metrics[name] for stat, name in self.scalars.items() if name in metrics}
@@ -385,7 +474,8 @@ class Trace:
             )
         output = self._seen.get("", (None, None))[1]
         self._seen.clear()
-        self.record(step, layers, output=output)  # record() adds the scalars of this log call
+        self.record(step, layers, output=output)
+        self._add(step, "", "", "", self._scalars(metrics))
         self._armed = step
 
     def _weights(self) -> list[tuple[str, torch.Tensor]]:
@@ -396,17 +486,28 @@ class Trace:
         return any(id(p) in mine for g in optimizer.param_groups for p in g["params"])
 
     def _pre_step(self, optimizer, args, kwargs) -> None:
-        if self._armed is not None and self._owns(optimizer):
+        if (self._armed is not None or self._period is not None) and self._owns(optimizer):
             self._before = [w.detach().clone() for _, w in self._weights()]
 
     def _post_step(self, optimizer, args, kwargs) -> None:
-        if self._armed is None or not self._before or not self._owns(optimizer):
+        if not self._before or not self._owns(optimizer):
             return
         start = time.process_time()
-        for (name, w), before in zip(self._weights(), self._before):
-            layer = next(x for x in self._watched if x[0] == name)
-            self._add(self._armed, name, layer[1], layer[2], update_stats(before, w.detach() - before))
-        self._armed, self._before = None, []
+        weights = self._weights()
+        if self._armed is not None:
+            for (name, w), before in zip(weights, self._before):
+                layer = next(x for x in self._watched if x[0] == name)
+                self._add(self._armed, name, layer[1], layer[2], update_stats(before, w.detach() - before))
+            if self._period is None:  # periods do not overlap: a traced step inside one starts none
+                self._period = Period(self._armed, [name for name, _ in weights])
+            self._armed = None
+        self._period.add(weights, self._before)
+        if self._period.done():
+            for name, stats in self._period.stats().items():
+                layer = next(x for x in self._watched if x[0] == name)
+                self._add(self._period.step, name, layer[1], layer[2], stats)
+            self._period = None
+        self._before = []
         self.seconds += time.process_time() - start
 
     # -- the end ------------------------------------------------------------------------------
@@ -421,6 +522,7 @@ class Trace:
         self._handles.clear()
         self._seen.clear()
         self._previous.clear()
+        self._period = None  # a period cut short by the run's end is never judged, as in the tool
 
     def frame(self):
         """The tidy trace; its last step also carries `trace_seconds`, what recording it cost."""

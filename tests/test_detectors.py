@@ -75,7 +75,7 @@ def frame(stats: dict) -> pd.DataFrame:
 def setting(stat, value, layers=tuple(LAYERS)):
     def change(s):
         for layer in layers:
-            s[stat][layer] = value if isinstance(value, list) else [value] * len(STEPS)
+            s.setdefault(stat, {})[layer] = value if isinstance(value, list) else [value] * len(STEPS)
 
     return change
 
@@ -309,3 +309,32 @@ def test_a_clustered_share_counts_a_grid_point_once_when_its_seeds_agree():
     assert (clustered.k, clustered.n) == (50, 100)
     assert clustered.high - clustered.low == pytest.approx(share(5, 10).high - share(5, 10).low, rel=1e-6)
     assert clustered.high - clustered.low > pooled.high - pooled.low
+
+
+def test_thedeepchecker_judges_a_period_where_the_trace_has_one():
+    """hooks.py check_unstable_training: the period's mean log ratio, not one iteration's; a mean of
+    exactly 0 is 'w_untrained'. Gradient and weight trends: rates of consecutive iterations."""
+    one_slow_step = setting("upd_absmean_ratio", 1e-5, ("fc",))  # the traced iteration alone: < 1e-4
+    period_fine = setting("upd_log_period", -2.5, ("fc",))  # the period's mean: inside [-4, -1]
+    rule = "updates_too_small"
+    assert _finding(thedeepchecker.TOOL, rule, _changed(one_slow_step)).fired
+    assert _finding(thedeepchecker.TOOL, rule, _changed(one_slow_step, period_fine)).fired is False
+    assert _finding(thedeepchecker.TOOL, rule, _changed(setting("upd_log_period", 0.0, ("fc",)))).fired
+    assert _finding(thedeepchecker.TOOL, "updates_too_large", _changed(setting("upd_log_period", -0.5, ("fc",)))).fired
+    periods = both(setting("g_absmean_last", 1e-2), setting("g_rate_min", 0.9), setting("g_rate_max", 1.1))
+    doubling = both(periods, setting("g_rate_min", 2.5, ("fc",)))
+    halving = both(periods, setting("g_rate_max", 0.4, ("fc",)))
+    # the traced points say nothing (flat g_absmean); the periods decide
+    assert _finding(thedeepchecker.TOOL, "exploding_gradient", _changed(periods)).fired is False
+    assert _finding(thedeepchecker.TOOL, "exploding_gradient", _changed(doubling)).fired
+    assert _finding(thedeepchecker.TOOL, "vanishing_gradient", _changed(halving)).fired
+    weights = both(setting("w_absmean_last", 0.1), setting("w_rate_min", 1.0))
+    assert _finding(thedeepchecker.TOOL, "diverging_weights", _changed(weights)).fired is False
+    assert _finding(thedeepchecker.TOOL, "diverging_weights", _changed(weights, setting("w_rate_min", 2.0))).fired
+
+
+def _changed(*changes) -> dict:
+    stats = healthy()
+    for change in changes:
+        change(stats)
+    return stats

@@ -3,6 +3,8 @@ hooks against the gradients and updates autograd and SGD really made, and a trac
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -122,7 +124,38 @@ def test_hooks_record_what_autograd_and_sgd_did():
     assert conv["pre_mean"] == pytest.approx(expected["pre_mean"], rel=1e-5)
     scalars = first[first["layer"] == ""].set_index("stat")["value"]
     assert "loss" in scalars and "out_spread" in scalars
-    assert set(frame["step"]) == {0, 1, 2}  # log-spaced: 0, 1, 2, then 4
+    assert set(frame.loc[frame["layer"] != "", "step"]) == {0, 1, 2}  # log-spaced: 0, 1, 2, then 4
+    assert set(frame.loc[frame["stat"] == "loss", "step"]) == {0, 1, 2, 3}  # the scalars: every logged step
+
+
+def test_a_period_averages_the_log_update_ratio_over_ten_iterations_as_thedeepchecker():
+    """hooks.py check_unstable_training: per iteration log10(mean |dw| / mean |w_before|), averaged over
+    the period of 10 from the traced step; rates of mean |g| between consecutive iterations."""
+    torch.manual_seed(0)
+    layer = nn.Linear(4, 1, bias=False)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.05)
+    trace = Trace(scalars={"loss": "loss"})
+    trace.watch(layer)
+    x = torch.randn(8, 4)
+    logs, grads = [], []
+    for step in range(14):
+        loss = (layer(x) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        trace.on_log(step, {"loss": float(loss)})
+        before = layer.weight.detach().clone()
+        opt.step()
+        if step <= 9:  # the period from traced step 0; steps 1, 2, 4, 8 are traced inside it
+            ratio = float((layer.weight.detach() - before).abs().mean() / before.abs().mean())
+            logs.append(math.log10(ratio))
+            grads.append(float(layer.weight.grad.abs().mean()))
+    trace.close()
+    frame = trace.frame()
+    period = frame[(frame["layer"] == "") == False].set_index(["step", "stat"])["value"]  # noqa: E712
+    assert period[(0, "upd_log_period")] == pytest.approx(sum(logs) / len(logs), rel=1e-5)
+    rates = [b / a for a, b in zip(grads[-5:], grads[-4:])]
+    assert period[(0, "g_rate_min")] == pytest.approx(min(rates), rel=1e-5)
+    assert period[(0, "g_absmean_last")] == pytest.approx(grads[-1], rel=1e-5)
 
 
 def test_the_trace_carries_the_scalars_a_case_declares_under_its_own_names():

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from harness.detectors import (
@@ -75,25 +76,39 @@ def _oscillates(acc) -> bool:
     return count >= ETA * len(acc)
 
 
-def _gradient_issue(view: View, step: int) -> str | None:
-    """monitor.py gradient_issue at one check, in determine()'s order: relu, explode, vanish.
+def _gradient_issues(view: View) -> dict[int, str]:
+    """monitor.py gradient_issue at each traced check, in determine()'s order: relu, explode, vanish.
     Its zero share counts kernel and bias gradients together; the trace has the kernels' (a bias
     is one value per unit, a few percent of a layer's parameters)."""
+    return view.memo("autotrainer_gradient", lambda: _compute_gradient_issues(view))
+
+
+def _compute_gradient_issues(view: View) -> dict[int, str]:
     layers = view.weighted()
     if not layers:
-        return None
-    norm, zero, numel = (view.stat(s, layers) for s in ("g_norm", "g_zero", "numel"))
-    if step not in norm.index or norm.loc[step].isna().all():
-        return None
-    g, z, n = norm.loc[step].dropna(), zero.loc[step], numel.loc[step] if step in numel.index else None
-    if n is not None and (z * n).notna().any() and float((z * n).sum() / n[z.notna()].sum()) >= GAMMA:
-        return "relu"
-    rate = g.iloc[0] / g.iloc[-1] if g.iloc[-1] > 0 else math.inf
-    if rate > BETA_3:
-        return "explode"
-    if rate < BETA_1 and g.iloc[0] < BETA_2:
-        return "vanish"
-    return None
+        return {}
+    norm = view.stat("g_norm", layers)
+    zero = view.stat("g_zero", layers).reindex(index=norm.index, columns=norm.columns).to_numpy()
+    numel = view.stat("numel", layers)
+    has_numel = len(numel.index) > 0
+    numel = numel.reindex(index=norm.index, columns=norm.columns).to_numpy()
+    issues = {}
+    for row, step in enumerate(norm.index):
+        g = norm.iloc[row].to_numpy()
+        g = g[~np.isnan(g)]
+        if not len(g):
+            continue
+        z, n = zero[row], numel[row]
+        counted = z * n
+        if has_numel and (~np.isnan(counted)).any() and np.nansum(counted) / n[~np.isnan(z)].sum() >= GAMMA:
+            issues[int(step)] = "relu"
+            continue
+        rate = g[0] / g[-1] if g[-1] > 0 else math.inf
+        if rate > BETA_3:
+            issues[int(step)] = "explode"
+        elif rate < BETA_1 and g[0] < BETA_2:
+            issues[int(step)] = "vanish"
+    return issues
 
 
 def diagnose(view: View, gate: bool = True) -> tuple[tuple[str, ...], int | None, str]:
@@ -109,12 +124,19 @@ def _hidden_abs_mean(view: View) -> pd.Series:
     return table[hidden].max(axis=1) if hidden else pd.Series(dtype=float)
 
 
+def _prefix(series: pd.Series, step: int) -> np.ndarray:
+    """The values logged at or before `step` (the series is sorted by step)."""
+    return series.to_numpy()[: np.searchsorted(series.index.to_numpy(), step, side="right")]
+
+
 def _diagnose(view: View, gate: bool) -> tuple[tuple[str, ...], int | None, str]:
-    train, val = view.scalar("train_accuracy"), view.scalar("val_accuracy")
+    train, val = view.scalar("train_accuracy").dropna(), view.scalar("val_accuracy").dropna()
     if gate and (train.empty or val.empty):
         return (), None, "no validation accuracy: the accuracy gate cannot be judged"
     loss, nan_at = view.scalar("loss"), view.nonfinite_at()
-    output_l1, hidden_abs = view.scalar("out_l1_max"), _hidden_abs_mean(view)
+    output_l1, hidden_abs = view.scalar("out_l1_max").to_dict(), _hidden_abs_mean(view).to_dict()
+    gradient = _gradient_issues(view)
+    loss_max, loss_min = loss.cummax(), loss.cummin()
     counted: list[str] = []
     feature = dict.fromkeys(("activation_output", "abnormal_output", "nan_loss", "abnormal_loss"), False)
     total = view.steps[-1] if view.steps else 0
@@ -123,25 +145,25 @@ def _diagnose(view: View, gate: bool) -> tuple[tuple[str, ...], int | None, str]
         gap, previous = step - previous, step
         nan = nan_at is not None and step >= nan_at  # a recorded divergence: the runner's first non-finite value
         # layer_issue: the output first, then the hidden layers unless the output is improper
-        if step in output_l1.index and output_l1.loc[step] > OMEGA_2 + 0.1:
+        if output_l1.get(step, 0.0) > OMEGA_2 + 0.1:
             feature["activation_output"] = True
-        if step in hidden_abs.index and hidden_abs.loc[step] >= OMEGA_1 and not feature["activation_output"]:
+        if hidden_abs.get(step, 0.0) >= OMEGA_1 and not feature["activation_output"]:
             feature["abnormal_output"] = True
-        issue = None if nan else _gradient_issue(view, step)  # a NaN gradient returns before the counts
+        issue = None if nan else gradient.get(step)  # a NaN gradient returns before the counts
         if issue and issue not in counted:
             counted.append(issue)
         if not gate:
             if counted:
                 return (counted[0],), step, "gradient feature, ungated"
             continue
-        seen = loss.loc[:step]
-        if nan or (len(seen) and float(seen.max()) >= LARGE_LOSS):
+        seen_max, seen_min = _prefix(loss_max, step), _prefix(loss_min, step)
+        if nan or (len(seen_max) and float(seen_max[-1]) >= LARGE_LOSS):
             feature["nan_loss"] = True
-        if len(seen) and float(seen.min()) < 0:
+        if len(seen_min) and float(seen_min[-1]) < 0:
             feature["abnormal_loss"] = True
         not_converged = slow = unstable = False
         if not feature["nan_loss"] and step >= JUDGMENT_POINT * total - gap:
-            acc, vacc = list(train.loc[:step].dropna()), list(val.loc[:step].dropna())
+            acc, vacc = list(_prefix(train, step)), list(_prefix(val, step))
             if acc and vacc:
                 not_converged = max(vacc) < THETA and max(acc) < THETA
                 slow = _max_rise(vacc) < DELTA and _max_rise(acc) < DELTA

@@ -1,8 +1,12 @@
 """TheDeepChecker (Ben Braiek & Khomh, TOSEM 2022), thedeepchecker/thedeepchecker,
 deep_checker/config/settings.yaml (OverfitCheck) with the checks of deep_checker/hooks.py.
 
-It checks every `period` iterations from iteration `start` = 10 on (here: every trace point from
-step 10), keeps windows of 5 checks, and reports every check that fails. Activations: the dead
+It checks every `period` = 10 iterations from iteration `start` = 10 on, and reports every check
+that fails. Its gradient, weight and update-ratio buffers append every iteration (hooks.py): those
+rules read the trace's periods (trace.Period, the 10 iterations from a traced step) where a hooked
+optimizer made them, else the traced points (a hand-written case's optimizer: from step 10, windows
+of 5 points). Its loss checks read the loss of every logged step (a period's mean loss, in the tool),
+in windows of 5. Activations: the dead
 check for units other than tanh/sigmoid, the saturation check for those (hard tanh read as tanh).
 """
 
@@ -105,27 +109,60 @@ def activation_distribution(view: View) -> Finding:
     return fire(step, "activation std far from [0.5, 2]") if step is not None else QUIET
 
 
-def vanishing_gradient(view: View) -> Finding:
+def _period_rule(view: View, last: str, rate: str, hit_last, hit_rate):
+    """At each period's end (trace.Period): the last iteration's mean |x| past its bound, or every
+    rate of the last RATE_WINDOW iterations past its rate (the min/max of the rates stands for all).
+    None when the trace has no periods (a hand-written case's optimizer: no hook sees its steps)."""
+    layers = view.weighted()
+    values, rates = view.stat(last, layers), view.stat(rate, layers)
+    if values.empty or not values.notna().any().any():
+        return None
+    hits = any_layer(values, hit_last) | any_layer(rates.reindex(values.index), hit_rate)
+    return first(hits), True
+
+
+def _gradient_trend(view: View, mav_hit, rate_hit, rate: str, period_rate_hit) -> int | None:
+    found = _period_rule(view, "g_absmean_last", rate, mav_hit, period_rate_hit)
+    if found is not None:
+        return found[0]
     table = _checked(view.stat("g_absmean", view.weighted()))
-    step = _trend(table, lambda r: r < VANISH_MAV, lambda x: x <= VANISH_RATE) if table.shape[1] else None
+    return _trend(table, mav_hit, rate_hit) if table.shape[1] else None
+
+
+def vanishing_gradient(view: View) -> Finding:
+    """Per iteration over each period where the trace has them, else over the traced points."""
+    step = _gradient_trend(
+        view, lambda r: r < VANISH_MAV, lambda x: x <= VANISH_RATE, "g_rate_max", lambda t: t <= VANISH_RATE
+    )
     return fire(step, "mean |g| < 1e-6 or halving") if step is not None else QUIET
 
 
 def exploding_gradient(view: View) -> Finding:
-    table = _checked(view.stat("g_absmean", view.weighted()))
-    step = _trend(table, lambda r: r > EXPLODE_MAV, lambda x: x >= EXPLODE_RATE) if table.shape[1] else None
+    step = _gradient_trend(
+        view, lambda r: r > EXPLODE_MAV, lambda x: x >= EXPLODE_RATE, "g_rate_min", lambda t: t >= EXPLODE_RATE
+    )
     return fire(step, "mean |g| > 1e6 or doubling") if step is not None else QUIET
 
 
 def weights_diverging(view: View) -> Finding:
-    table = _checked(view.stat("w_absmean", view.weighted()))
-    step = _trend(table, lambda r: r > W_DIV_MAV, lambda x: x >= W_DIV_RATE) if table.shape[1] else None
+    found = _period_rule(view, "w_absmean_last", "w_rate_min", lambda r: r > W_DIV_MAV, lambda t: t >= W_DIV_RATE)
+    if found is not None:
+        step = found[0]
+    else:
+        table = _checked(view.stat("w_absmean", view.weighted()))
+        step = _trend(table, lambda r: r > W_DIV_MAV, lambda x: x >= W_DIV_RATE) if table.shape[1] else None
     return fire(step, "mean |w| > 1e8 or doubling") if step is not None else QUIET
 
 
 def _log_update(view: View):
+    """The period's mean log ratio (trace.Period, as hooks.py check_unstable_training judges it) where
+    the trace has periods; else the traced step's own ratio, a period of one iteration (log10, or 0
+    for no update)."""
+    period = view.stat("upd_log_period", view.weighted())
+    if not period.empty and period.notna().any().any():
+        return period
     ratio = view.stat("upd_absmean_ratio", view.weighted())
-    return np.log10(ratio.where(ratio > 0)).fillna(0.0).where(ratio.notna())  # hooks.py: log10 or 0
+    return np.log10(ratio.where(ratio > 0)).fillna(0.0).where(ratio.notna())
 
 
 def updates_too_large(view: View) -> Finding:
@@ -137,11 +174,11 @@ def updates_too_large(view: View) -> Finding:
 
 
 def updates_too_small(view: View) -> Finding:
-    """Below -4, or exactly no update ('w_untrained': the log ratio is 0 by hooks.py's convention)."""
-    ratio = view.stat("upd_absmean_ratio", view.weighted())
-    if ratio.empty or ratio.isna().all().all():
+    """Below -4, or a mean log ratio of exactly 0 ('w_untrained': no update, by hooks.py's log-0 convention)."""
+    log = _log_update(view)
+    if log.empty or log.isna().all().all():
         return abstain("no weight update recorded")
-    step = first(any_layer(_log_update(view), lambda t: t < UPDATE_LOW) | any_layer(ratio, lambda t: t == 0))
+    step = first(any_layer(log, lambda t: (t < UPDATE_LOW) | (t == 0)))
     return fire(step, "log10 update ratio < -4, or no update") if step is not None else QUIET
 
 
