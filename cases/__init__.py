@@ -1,1 +1,1 @@
-"""One folder per documented CNN training failure; see harness.discovery."""
+"""One folder per documented CNN training failure; see failbench.discovery."""

@@ -1,1 +1,20 @@
-"""harness: everything that is not one case."""
+"""failbench: a reference suite of documented CNN training failures, and a recorder for your own loop.
+
+    import failbench
+    rec = failbench.watch(model, optimizer)
+
+The package is the harness/ folder of the repository (the cases/ folder is `failbench.cases`).
+`watch` and `Recorder` load torch on first use, so the command line starts without it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Recorder", "watch"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from failbench import recorder
+
+        return getattr(recorder, name)
+    raise AttributeError(f"module 'failbench' has no attribute {name!r}")

@@ -11,11 +11,11 @@ import json
 
 import pandas as pd
 
-from harness.contract import VERDICTS, Case, Expectation
-from harness.formatting import markdown_table
-from harness.identity import code_hash
-from harness.stats import share
-from harness.tracking import Tracker
+from failbench.contract import VERDICTS, Case, Expectation
+from failbench.formatting import markdown_table
+from failbench.identity import code_hash
+from failbench.stats import share
+from failbench.tracking import Tracker
 
 FINAL = "final/"
 

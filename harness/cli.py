@@ -1,4 +1,5 @@
-"""The `failbench` command: list, run, check, table, compare, snapshot, report, detect, ui.
+"""The `failbench` command: list, run, check, table, compare, snapshot, report, detect, calibrate,
+diagnose, ui.
 
 One `Command` subclass per command (after asv's commands): `setup_arguments` declares its options
 through the shared helpers below, so `cases`, `--profile`, `--tracking-uri` and the integer options
@@ -20,9 +21,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.discovery import CaseError, discover, load_case
-from harness.stats import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE
-from harness.tracking import UI_MODE, TrackingError, check_store, resolve_uri
+from failbench.discovery import CaseError, discover, load_case
+from failbench.stats import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE
+from failbench.tracking import UI_MODE, TrackingError, check_store, resolve_uri
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
@@ -127,7 +128,7 @@ def _store(args: argparse.Namespace, *, create: bool):
     """The store named by --tracking-uri or $MLFLOW_TRACKING_URI, checked before MLflow touches
     it. Only `run` creates one (`create=True`); a command that reads (check, table, report,
     compare, detect) is refused a missing store in one line instead of leaving an empty one behind."""
-    from harness.tracking import Tracker
+    from failbench.tracking import Tracker
 
     uri = resolve_uri(args.tracking_uri)
     try:
@@ -229,8 +230,8 @@ class RunCommand(Command):
         return p
 
     def run(self, args):
-        from harness.executors import open_pool, parse_executor
-        from harness.runner import resolve_device
+        from failbench.executors import open_pool, parse_executor
+        from failbench.runner import resolve_device
 
         cases = selected(args)
         for case in cases:
@@ -258,8 +259,8 @@ class RunCommand(Command):
 
     @staticmethod
     def _sweeps(args, cases, tracker, device, overrides, pool) -> int:
-        from harness.executors import WorkerLost
-        from harness.sweep import run_sweep
+        from failbench.executors import WorkerLost
+        from failbench.sweep import run_sweep
 
         for case in cases:
             try:
@@ -301,9 +302,9 @@ class CheckCommand(Command):
     def run(self, args):
         import pandas as pd
 
-        from harness.analysis import evaluate, load_runs, result_label
-        from harness.formatting import share_text
-        from harness.stats import THIN_SEEDS
+        from failbench.analysis import evaluate, load_runs, result_label
+        from failbench.formatting import share_text
+        from failbench.stats import THIN_SEEDS
 
         cases = selected(args)
         tracker = _store(args, create=False)
@@ -343,7 +344,7 @@ class ReportCommand(Command):
     profile = "which profile's runs to render (default: quick)"
 
     def run(self, args):
-        from harness.reports import render
+        from failbench.reports import render
 
         cases = selected(args)
         tracker = _store(args, create=False)
@@ -371,13 +372,13 @@ class TableCommand(Command):
         return p
 
     def run(self, args):
-        from harness.analysis import load_runs, summary_table, to_markdown
+        from failbench.analysis import load_runs, summary_table, to_markdown
 
         if args.readmes:
             return self._readmes()
         cases = selected(args)
         if args.from_snapshot:
-            from harness.snapshot import SnapshotError, default_path, read_snapshot
+            from failbench.snapshot import SnapshotError, default_path, read_snapshot
 
             def runs_of(case):
                 try:
@@ -398,7 +399,7 @@ class TableCommand(Command):
 
     @staticmethod
     def _readmes() -> int:
-        from harness.readme_tables import TableSpecError, update
+        from failbench.readme_tables import TableSpecError, update
 
         try:
             changed = update()
@@ -445,8 +446,8 @@ class CompareCommand(Command):
         return p
 
     def run(self, args):
-        from harness.compare import SelectorError, classify, compare, load_side, to_markdown
-        from harness.snapshot import SnapshotError
+        from failbench.compare import SelectorError, classify, compare, load_side, to_markdown
+        from failbench.snapshot import SnapshotError
 
         cases = selected(args)
         if not 0 < args.alpha < 1:
@@ -477,7 +478,7 @@ class SnapshotCommand(Command):
         return parser
 
     def run(self, args):
-        from harness.snapshot import SnapshotError, default_path, write_snapshot
+        from failbench.snapshot import SnapshotError, default_path, write_snapshot
 
         cases = selected(args)
         path = Path(args.out) if args.out else default_path(args.profile)
@@ -509,8 +510,8 @@ class DetectCommand(Command):
         return parser
 
     def run(self, args):
-        from harness.detect import fired_by_variant, scores, to_markdown
-        from harness.reports import default_workers, judge_cases
+        from failbench.detect import fired_by_variant, scores, to_markdown
+        from failbench.reports import default_workers, judge_cases
 
         cases = selected(args)
         tracker = _store(args, create=False)  # refuses a store that does not exist, before any worker starts
@@ -529,6 +530,69 @@ class DetectCommand(Command):
             for r in table.to_dict("records"):
                 print(f"| {r['case']} | {r['variant']} | {r['tool']} | {r['verdicts']} | {r['fired']} |")
         return EXIT_OK
+
+
+class CalibrateCommand(Command):
+    """Fits failbench's own detector (failbench.diagnosis) on the store's quick runs and writes the
+    thresholds, with each case's post and fix verdicts, to the file `failbench diagnose` reads."""
+
+    name, help = "calibrate", "fit failbench's own detector on the stored traces (writes diagnosis_fit.json)"
+    profile = PROFILE_HELP
+
+    def setup_arguments(self, subparsers):
+        parser = super().setup_arguments(subparsers)
+        parser.add_argument("--out", type=Path, default=None, help="where to write (default: the package's own file)")
+        return parser
+
+    def run(self, args):
+        import json
+
+        from failbench import diagnosis
+
+        cases = selected(args)
+        tracker = _store(args, create=False)
+        runs = diagnosis.collect(tracker, cases, args.profile)
+        if runs.empty:
+            print(f"no finished runs of the current code on profile {args.profile}", file=sys.stderr)
+            return EXIT_MISMATCH
+        document = diagnosis.calibrate(runs, cases, args.profile)
+        out = args.out or diagnosis.FIT_FILE
+        out.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+        for stat, fitted in document["thresholds"].items():
+            side = "<=" if fitted["below"] else ">="
+            print(
+                f"{fitted['mechanism']}: {stat} {side} {fitted['threshold']:.4g} "
+                f"(sick median {fitted['sick_median']:.3g} over {fitted['sick_runs']} runs, "
+                f"cured median {fitted['cured_median']:.3g} over {fitted['cured_runs']})"
+            )
+        print(f"wrote {out} ({len(runs)} runs, seeds {document['fitted_on']['seeds']})", file=sys.stderr)
+        return EXIT_OK
+
+
+class DiagnoseCommand(Command):
+    """Your own run against the suite: the failure it resembles, the fixes that cured it, what the
+    published tools say. Exit 0: none found; 1: a failure diagnosed; 2: bad input."""
+
+    name, help, cases = "diagnose", "diagnose a trace (failbench.watch) or an MLflow run: is it one of these?", None
+
+    def setup_arguments(self, subparsers):
+        parser = super().setup_arguments(subparsers)
+        parser.add_argument("trace", metavar="TRACE", help="a trace.parquet file, or mlflow:RUN_ID (its trace)")
+        parser.add_argument("--json", action="store_true", help="one JSON object on stdout, for tools")
+        return parser
+
+    def run(self, args):
+        import json
+
+        from failbench.diagnose import TraceError, read_trace, report, to_text
+
+        try:
+            frame = read_trace(args.trace, args.tracking_uri)
+        except TraceError as exc:
+            raise UsageError(str(exc)) from None
+        found = report(frame, args.trace)
+        print(json.dumps(found, indent=1) if args.json else to_text(found))
+        return EXIT_MISMATCH if found["failures"] else EXIT_OK
 
 
 class UiCommand(Command):

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.analysis import judged_metrics, load_runs
-from harness.contract import VERDICTS, Case
-from harness.formatting import markdown_table, number, share_text
-from harness.stats import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE, mann_whitney_p, share
+from failbench.analysis import judged_metrics, load_runs
+from failbench.contract import VERDICTS, Case
+from failbench.formatting import markdown_table, number, share_text
+from failbench.stats import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE, mann_whitney_p, share
 
 KEY = ["case", "variant", "axes"]
 
@@ -67,7 +67,7 @@ def classify(text: str) -> tuple[str, str]:
 
 
 def load_side(text: str, cases: list[Case], profile: str, tracker=None) -> Side:
-    from harness.snapshot import read_snapshot
+    from failbench.snapshot import read_snapshot
 
     kind, value = classify(text)
     if kind == "snapshot":

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.contract import CURED, DIVERGED, Case
-from harness.detectors import Tool, View, tools
-from harness.formatting import markdown_table
-from harness.stats import clustered_share
-from harness.tracking import Tracker
+from failbench.contract import CURED, DIVERGED, Case
+from failbench.detectors import Tool, View, tools
+from failbench.formatting import markdown_table
+from failbench.stats import clustered_share
+from failbench.tracking import Tracker
 
 SICK = ("symptom", DIVERGED)
 
@@ -217,7 +217,7 @@ def fired_by_variant(judged: pd.DataFrame) -> pd.DataFrame:
 def judge_stored(tracker: Tracker, cases: list, profile: str, missing=lambda case: None) -> pd.DataFrame:
     """Every rule on every stored trace of the cases' judged runs; `missing(case)` is told of a
     case without runs (`failbench detect` says so, the detectors page leaves it out)."""
-    from harness.analysis import load_runs
+    from failbench.analysis import load_runs
 
     judged = []
     for case in cases:
@@ -233,8 +233,8 @@ def judge_cases(case_names: list[str], tracking_uri: str, profile: str, cases_ro
     """`judge_stored` for the detectors page, by case name; `cases_root` is another folder of cases (a
     test's fixtures), as for the other reports."""
 
-    from harness.discovery import CASES_DIR, load_case
-    from harness.tracking import resolve_uri
+    from failbench.discovery import CASES_DIR, load_case
+    from failbench.tracking import resolve_uri
 
     root = Path(cases_root) if cases_root else CASES_DIR
     return judge_stored(Tracker(resolve_uri(tracking_uri or None)), [load_case(n, root) for n in case_names], profile)

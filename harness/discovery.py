@@ -14,9 +14,11 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from harness.contract import Case
+from failbench.contract import Case
 
-CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
+_HERE = Path(__file__).resolve().parent
+# A checkout: cases/ beside harness/; the installed wheel: failbench/cases/ inside the package.
+CASES_DIR = _HERE / "cases" if (_HERE / "cases").is_dir() else _HERE.parent / "cases"
 
 
 class CaseError(Exception):
@@ -29,7 +31,7 @@ def case_names(root: Path = CASES_DIR) -> list[str]:
 
 def _import(name: str, root: Path):
     if root == CASES_DIR:  # the installed package: a normal import, so its own imports resolve
-        return importlib.import_module(f"cases.{name}.case")
+        return importlib.import_module(f"failbench.cases.{name}.case")
     # Another root (a test's fixture folder): load the file under a name of its own.
     module_name = f"failbench_case_{root.name}_{name}"
     spec = importlib.util.spec_from_file_location(module_name, root / name / "case.py")
@@ -44,7 +46,7 @@ def load_case(name: str, root: Path = CASES_DIR) -> Case:
     if name not in case_names(root):
         raise CaseError(f"unknown case {name!r}; choose from: {', '.join(case_names(root)) or '(none)'}")
     if root == CASES_DIR and not (root / name / "__init__.py").is_file():
-        # without it `cases.<name>` is a namespace package: it imports from a checkout but is left
+        # without it `failbench.cases.<name>` is a namespace package: it imports from a checkout but is left
         # out of the installed wheel (setuptools finds regular packages only)
         raise CaseError(f"cases/{name}/ has no __init__.py: a case folder is a regular package (cases/README.md)")
     try:
@@ -53,7 +55,7 @@ def load_case(name: str, root: Path = CASES_DIR) -> Case:
         raise CaseError(f"{root.name}/{name}/case.py failed to import: {type(exc).__name__}: {exc}") from exc
     case = getattr(module, "CASE", None)
     if not isinstance(case, Case):
-        raise CaseError(f"{root.name}/{name}/case.py defines no CASE of type harness.contract.Case")
+        raise CaseError(f"{root.name}/{name}/case.py defines no CASE of type failbench.contract.Case")
     return dataclasses.replace(case, name=name, folder=root / name)
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from harness.contract import Case
-from harness.discovery import load_case
-from harness.grid import GridPoint
-from harness.runner import RunResult, run_point
+from failbench.contract import Case
+from failbench.discovery import load_case
+from failbench.grid import GridPoint
+from failbench.runner import RunResult, run_point
 
 
 class WorkerLost(Exception):

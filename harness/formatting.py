@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from harness.stats import Share
+from failbench.stats import Share
 
 MISSING = "-"
 

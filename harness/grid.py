@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.contract import Case
+from failbench.contract import Case
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ measured with torch 2.13 on CPU, and so does the device), and two hashes:
 
 - the **code hash**: the case folder's Python and the harness modules a point runs through (the
   runner, the probes, what the case imports from the harness), compared as syntax trees with the
-  docstrings, comments and layout left out, and with the declarations left out too: `Expectation`,
+  docstrings, comments and layout left out, imports named by folder (`failbench.trace` as
+  `harness.trace`), and with the declarations left out too: `Expectation`,
   `Fix`, `Symptom`, `Task`, `Threshold`, `Profile`, `Case` and every `why=` text judge or describe results,
   they do not make them (a fix's change enters through the config hash). Rewording a reason or
   adding an expectation re-runs nothing; a changed line in a training loop re-runs the case.
@@ -26,8 +27,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from harness.contract import Case
-from harness.grid import GridPoint, flat_params
+from failbench.contract import Case
+from failbench.grid import GridPoint, flat_params
 
 HARNESS_DIR = Path(__file__).resolve().parent
 LOCK_FILE = HARNESS_DIR.parent / "requirements.lock"
@@ -72,7 +73,7 @@ def normalised_source(text: str) -> str:
     """The code of one module as it runs: a dump of its syntax tree without docstrings, comments,
     layout, `why=` texts, and top-level statements that build declarations (or call a function of
     the module that does, as identity_filter's `_at` does)."""
-    tree = ast.parse(text)
+    tree = _CanonicalImports().visit(ast.parse(text))
     declaring = set(DECLARATIONS)
     functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     changed = True
@@ -94,14 +95,36 @@ def _declares(statement: ast.stmt, declaring: set[str]) -> bool:
     return False
 
 
+def _canonical(module: str) -> str:
+    """A module's name as the hashes know it: the harness's modules are imported as `failbench.X` and
+    the cases as `failbench.cases.X`; the hashes name them `harness.X` and `cases.X`, as the folders."""
+    if module == "failbench.cases" or module.startswith("failbench.cases."):
+        return module[len("failbench.") :]
+    if module == "failbench" or module.startswith("failbench."):
+        return "harness" + module[len("failbench") :]
+    return module
+
+
+class _CanonicalImports(ast.NodeTransformer):
+    def visit_ImportFrom(self, node: ast.ImportFrom):
+        if node.module and node.level == 0:
+            node.module = _canonical(node.module)
+        return node
+
+    def visit_Import(self, node: ast.Import):
+        for alias in node.names:
+            alias.name = _canonical(alias.name)
+        return node
+
+
 def _harness_imports(text: str) -> set[str]:
     found = set()
-    for node in ast.walk(ast.parse(text)):
+    for node in ast.walk(_CanonicalImports().visit(ast.parse(text))):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness"):
             parts = node.module.split(".")
             if len(parts) > 1:
                 found.add(parts[1])
-            else:  # from harness import probes
+            else:  # from failbench import probes
                 found.update(a.name for a in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("harness."))

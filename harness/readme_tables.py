@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.contract import VERDICTS
+from failbench.contract import VERDICTS
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(
@@ -69,9 +69,9 @@ class TableSpec:
 
 def render(spec: TableSpec, root: Path = ROOT) -> str:
     """The Markdown table the spec names, from reports/reference/<profile>.json."""
-    from harness.analysis import summary_table, to_markdown
-    from harness.discovery import CaseError, load_case
-    from harness.snapshot import REFERENCE_DIR, SnapshotError, default_path, read_snapshot
+    from failbench.analysis import summary_table, to_markdown
+    from failbench.discovery import CaseError, load_case
+    from failbench.snapshot import REFERENCE_DIR, SnapshotError, default_path, read_snapshot
 
     path = REFERENCE_DIR / f"{spec.snapshot}.json" if spec.snapshot else default_path(spec.profile)
     try:

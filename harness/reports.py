@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import analysis, plots
-from harness.contract import VERDICTS, Case
-from harness.discovery import CASES_DIR, load_case
-from harness.formatting import share_text
-from harness.tracking import Tracker, resolve_uri
+from failbench import analysis, plots
+from failbench.contract import VERDICTS, Case
+from failbench.discovery import CASES_DIR, load_case
+from failbench.formatting import share_text
+from failbench.tracking import Tracker, resolve_uri
 
 REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
 TEMPLATES = REPORTS_DIR / "templates"
@@ -164,7 +164,7 @@ def judge_cases(
     """`detect.judge_cases` for the detectors page, the cases shared among `workers` processes: the
     page that takes longest (every rule on every run's trace), it would otherwise run on one core
     while the other pages are long done. The same rows in the same order as one process gives."""
-    from harness.detect import judge_cases as judge
+    from failbench.detect import judge_cases as judge
 
     if workers <= 1 or len(case_names) <= 1:
         return judge(case_names, tracking_uri, profile, cases_root)

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.contract import DIVERGED, Case
-from harness.grid import GridPoint
-from harness.trace import Trace
+from failbench.contract import DIVERGED, Case
+from failbench.grid import GridPoint
+from failbench.trace import Trace
 
 
 class Diverged(Exception):

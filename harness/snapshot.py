@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.analysis import judged_metrics, load_runs
-from harness.contract import Case
-from harness.identity import code_hash, environment, git_commit
+from failbench.analysis import judged_metrics, load_runs
+from failbench.contract import Case
+from failbench.identity import code_hash, environment, git_commit
 
 FORMAT = 1
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reports" / "reference"

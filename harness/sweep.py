@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from harness.contract import Case
-from harness.executors import results
-from harness.grid import expand
-from harness.identity import code_hash, environment, environment_hash, git_commit, point_identity
-from harness.tracking import Tracker, point_tags
+from failbench.contract import Case
+from failbench.executors import results
+from failbench.grid import expand
+from failbench.identity import code_hash, environment, environment_hash, git_commit, point_identity
+from failbench.tracking import Tracker, point_tags
 
 
 @dataclass

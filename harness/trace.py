@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-from harness.contract import SCALARS
-from harness.probes import flat_units  # the same flat region as the probes: slope under 1% of its peak
+from failbench.contract import SCALARS
+from failbench.probes import flat_units  # the same flat region as the probes: slope under 1% of its peak
 
 GROWTH = 2.0  # next traced step >= 2 x the last one
 ACTIVATIONS = {
@@ -281,9 +281,11 @@ class Period:
                 if len(values) < RATE_WINDOW:
                     continue
                 last = np.asarray(values[-RATE_WINDOW:])
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    rates = last[1:] / last[:-1]
                 s[f"{key}_absmean_last"] = float(last[-1])
+                if not (np.isfinite(last).all() and (last[:-1] > 0).all()):
+                    continue  # a rate from an exact 0 is undefined: stored as none, never as NaN (a NaN
+                    # in the trace is the network's, e.g. relu_blowup's dead layer has |g| = 0 throughout)
+                rates = last[1:] / last[:-1]
                 s[f"{key}_rate_min"] = float(rates.min())
                 if key == "g":
                     s["g_rate_max"] = float(rates.max())

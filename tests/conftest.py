@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.discovery import load_case
+from failbench.discovery import load_case
 
 FIXTURE_CASES = Path(__file__).parent / "fixtures" / "cases"
 
@@ -18,7 +18,7 @@ def toy():
 @pytest.fixture(scope="session")
 def blank_store(tmp_path_factory) -> Path:
     """An empty, migrated SQLite store, made once: MLflow's migrations cost ~5 s per new store."""
-    from harness.tracking import Tracker
+    from failbench.tracking import Tracker
 
     path = tmp_path_factory.mktemp("blank") / "mlflow.db"
     Tracker(f"sqlite:///{path}").client.search_experiments()
@@ -37,7 +37,7 @@ def store_uri(tmp_path, monkeypatch, blank_store) -> str:
 
 @pytest.fixture
 def tracker(store_uri):
-    from harness.tracking import Tracker
+    from failbench.tracking import Tracker
 
     return Tracker(store_uri)
 
@@ -50,10 +50,10 @@ def quick_expectations(tracker):
     returns the expectation table for further checks."""
     import torch
 
-    from harness.analysis import evaluate, load_runs
-    from harness.compare import Side, compare, to_markdown
-    from harness.snapshot import default_path, read_snapshot
-    from harness.sweep import run_sweep
+    from failbench.analysis import evaluate, load_runs
+    from failbench.compare import Side, compare, to_markdown
+    from failbench.snapshot import default_path, read_snapshot
+    from failbench.sweep import run_sweep
 
     def judge(name: str, variants: tuple[str, ...] | None = None, seeds: int | None = None, first_seed: int = 0):
         case = load_case(name)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from cases.blurry_inpainting import data, metrics
-from cases.blurry_inpainting.case import SHARPNESS
-from cases.blurry_inpainting.model import Inpainter, inference_gap, recalibrated
-from cases.blurry_inpainting.train import reconstruction
-from harness.discovery import load_case
+from failbench.cases.blurry_inpainting import data, metrics
+from failbench.cases.blurry_inpainting.case import SHARPNESS
+from failbench.cases.blurry_inpainting.model import Inpainter, inference_gap, recalibrated
+from failbench.cases.blurry_inpainting.train import reconstruction
+from failbench.discovery import load_case
 
 
 @pytest.fixture(scope="module", params=[32, 64])
@@ -148,7 +148,7 @@ def test_recalibrated_statistics_are_the_exact_average_of_the_batches():
 
 def test_learned_threshold_is_the_oracle_flat_fill():
     """16.6 dB: each held-out hole filled with its own true mean colour, on the quick 32x32 patches."""
-    from cases.blurry_inpainting.case import FLAT_PSNR
+    from failbench.cases.blurry_inpainting.case import FLAT_PSNR
 
     held = data.load(32).held_out
     truth = metrics.hole_hwc(held)
@@ -213,7 +213,7 @@ def test_spatial_dropout_drops_whole_feature_maps_once_after_the_bottleneck():
 
 
 def test_inference_contrast_is_the_shift_over_the_truths_mean_and_image_sharpness_sees_the_border():
-    from harness.runner import RunContext
+    from failbench.runner import RunContext
 
     case = load_case("blurry_inpainting")
     torch.manual_seed(0)

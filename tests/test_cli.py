@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from harness.cli import Command, build_parser, main, non_negative_int, port_number, positive_int
+from failbench.cli import Command, build_parser, main, non_negative_int, port_number, positive_int
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
@@ -99,7 +99,7 @@ def test_the_commands_that_take_a_profile():
 
 
 def test_a_profile_only_some_cases_declare_selects_those_cases(empty_dir, capsys):
-    from harness.cli import build_parser, selected
+    from failbench.cli import build_parser, selected
 
     args = build_parser().parse_args(["check", "--profile", "long"])
     assert [c.name for c in selected(args)] == ["blurry_inpainting"]  # the one case with a `long` profile

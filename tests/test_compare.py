@@ -10,13 +10,13 @@ import pytest
 import torch
 from scipy.stats import binomtest, mannwhitneyu
 
-from harness import sweep as sweep_module
-from harness.analysis import load_runs
-from harness.cli import main
-from harness.compare import Side, classify, compare, load_side, relative_change, to_markdown
-from harness.snapshot import read_snapshot, write_snapshot
-from harness.stats import MIN_SEEDS_FOR_TEST, mann_whitney_p, share
-from harness.sweep import run_sweep
+from failbench import sweep as sweep_module
+from failbench.analysis import load_runs
+from failbench.cli import main
+from failbench.compare import Side, classify, compare, load_side, relative_change, to_markdown
+from failbench.snapshot import read_snapshot, write_snapshot
+from failbench.stats import MIN_SEEDS_FOR_TEST, mann_whitney_p, share
+from failbench.sweep import run_sweep
 
 CPU = torch.device("cpu")
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cases.constant_output.data import _images, load, mapminmax_rows
-from cases.constant_output.model import (
+from failbench.cases.constant_output.data import _images, load, mapminmax_rows
+from failbench.cases.constant_output.model import (
     AdamStep,
     Params,
     autograd_backward,

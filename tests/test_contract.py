@@ -10,11 +10,11 @@ import math
 import pytest
 import torch
 
-from harness.contract import BASELINE
-from harness.discovery import case_names, load_case
-from harness.runner import Diverged, RunContext, make_reproducible
-from harness.snapshot import default_path
-from harness.stats import THIN_SEEDS
+from failbench.contract import BASELINE
+from failbench.discovery import case_names, load_case
+from failbench.runner import Diverged, RunContext, make_reproducible
+from failbench.snapshot import default_path
+from failbench.stats import THIN_SEEDS
 
 CASES = case_names()
 
@@ -142,7 +142,7 @@ def test_every_case_declares_its_loss_for_the_trace(name):
 
 
 def test_a_case_folder_without_init_is_refused(tmp_path, monkeypatch):
-    from harness import discovery
+    from failbench import discovery
 
     (tmp_path / "orphan").mkdir()
     (tmp_path / "orphan" / "case.py").write_text("CASE = None\n")

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from harness.detectors import View, autotrainer, deepdiagnosis, sagemaker, thedeepchecker, tools
+from failbench.detectors import View, autotrainer, deepdiagnosis, sagemaker, thedeepchecker, tools
 
 STEPS = list(range(0, 200, 10))  # 20 checks, from step 0: past TheDeepChecker's start (10)
 LAYERS = {"conv1": ("conv", "relu"), "conv2": ("conv", "tanh"), "fc": ("linear", "sigmoid"), "out": ("linear", "none")}
@@ -245,7 +245,7 @@ def test_thedeepchecker_smoothness_matches_its_metrics_py():
 
 
 def test_detect_reads_the_store_only(tmp_path, monkeypatch, capsys):
-    from harness.cli import main
+    from failbench.cli import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -258,10 +258,10 @@ def test_detect_scores_stored_traces(tracker, store_uri, capsys):
     """Two relu_blowup runs end to end: the failing baseline and its cure, each with a trace."""
     import torch
 
-    from harness.cli import main
-    from harness.sweep import run_sweep
+    from failbench.cli import main
+    from failbench.sweep import run_sweep
 
-    case = __import__("harness.discovery", fromlist=["load_case"]).load_case("relu_blowup")
+    case = __import__("failbench.discovery", fromlist=["load_case"]).load_case("relu_blowup")
     run_sweep(
         case,
         "quick",
@@ -279,7 +279,7 @@ def test_detect_scores_stored_traces(tracker, store_uri, capsys):
 
 
 def test_a_tool_reports_in_its_own_way():
-    from harness.detectors import Finding, Rule, Tool
+    from failbench.detectors import Finding, Rule, Tool
 
     findings = {"a": Finding(True, 20), "b": Finding(True, 10), "c": Finding(True, 10), "d": Finding(False)}
     rules = tuple(Rule(name, "x", lambda view: None, "test") for name in "abcd")  # reported() reads findings only
@@ -289,7 +289,7 @@ def test_a_tool_reports_in_its_own_way():
 
 
 def test_wrong_class_alarms_cost_a_tool_that_fires_every_rule():
-    from harness.detect import judge
+    from failbench.detect import judge
 
     stats = healthy()
     both(setting("unit_dead_p95", 0.6, ("conv1",)), setting("w_neg", 0.99, ("conv1",)))(stats)
@@ -298,7 +298,7 @@ def test_wrong_class_alarms_cost_a_tool_that_fires_every_rule():
 
 
 def test_a_clustered_share_counts_a_grid_point_once_when_its_seeds_agree():
-    from harness.stats import clustered_share, share
+    from failbench.stats import clustered_share, share
 
     independent = clustered_share([True] * 7 + [False] * 3, range(10))
     assert (independent.low, independent.high) == pytest.approx((share(7, 10).low, share(7, 10).high))

@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from harness.contract import DIVERGED, Expectation, Profile
-from harness.discovery import CaseError, case_names, discover, load_case
-from harness.grid import expand
-from harness.identity import config_hash, point_hash
-from harness.runner import resolve_device, run_point
+from failbench.contract import DIVERGED, Expectation, Profile
+from failbench.discovery import CaseError, case_names, discover, load_case
+from failbench.grid import expand
+from failbench.identity import config_hash, point_hash
+from failbench.runner import resolve_device, run_point
 from tests.conftest import FIXTURE_CASES
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.discovery import case_names, load_case
+from failbench.discovery import case_names, load_case
 
 ROOT = Path(__file__).resolve().parent.parent
 README_MAX_LINES = 150

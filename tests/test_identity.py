@@ -8,9 +8,9 @@ import shutil
 import pytest
 import torch
 
-from harness import identity
-from harness.discovery import load_case
-from harness.identity import code_hash, environment, environment_hash, harness_modules, normalised_source
+from failbench import identity
+from failbench.discovery import load_case
+from failbench.identity import code_hash, environment, environment_hash, harness_modules, normalised_source
 from tests.conftest import FIXTURE_CASES
 
 

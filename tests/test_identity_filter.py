@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from cases.identity_filter.case import LARGE_LR, SMALL_LR
-from cases.identity_filter.data import load_faces, split
-from cases.identity_filter.model import (
+from failbench.cases.identity_filter.case import LARGE_LR, SMALL_LR
+from failbench.cases.identity_filter.data import load_faces, split
+from failbench.cases.identity_filter.model import (
     FaceFilter,
     impulse_response,
     initialise,
@@ -19,7 +19,7 @@ from cases.identity_filter.model import (
     stability_limit,
     tanh_ceiling,
 )
-from harness.probes import Probe
+from failbench.probes import Probe
 
 
 def test_faces_are_the_post_range_and_the_split_is_disjoint():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.probes import FLAT_SLOPE, Probe
+from failbench.probes import FLAT_SLOPE, Probe
 
 
 def test_hardtanh_saturation_is_exactly_where_autograd_gives_zero():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.readme_tables import BLOCK, ROOT, TableSpec, TableSpecError, readmes, rendered, stale
+from failbench.readme_tables import BLOCK, ROOT, TableSpec, TableSpecError, readmes, rendered, stale
 
 
 def test_every_readme_table_matches_what_its_snapshot_renders():

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cases.relu_blowup.model import Params, clip, draw_shapes, forward, gradients, init_params, standardised
+from failbench.cases.relu_blowup.model import Params, clip, draw_shapes, forward, gradients, init_params, standardised
 
 
 def _params(seed=0, size=8):

@@ -11,9 +11,9 @@ import nbformat
 import pytest
 import torch
 
-from harness.cli import main
-from harness.reports import render
-from harness.sweep import run_sweep
+from failbench.cli import main
+from failbench.reports import render
+from failbench.sweep import run_sweep
 from tests.conftest import FIXTURE_CASES
 
 
@@ -94,7 +94,7 @@ def test_the_detectors_page_judges_cases_in_processes_to_the_same_rows(tracker, 
     """Cases shared among processes: the same rows in the same order as one process gives."""
     import pandas as pd
 
-    from harness import detect, reports
+    from failbench import detect, reports
 
     run_sweep(toy, "quick", tracker, torch.device("cpu"), progress=False)
     tracker.flush()
@@ -155,7 +155,7 @@ def test_a_case_without_runs_gets_a_report_that_says_so(store_uri, tmp_path):
 def test_curves_never_pool_axis_points_and_leave_final_only_metrics_to_finals():
     import pandas as pd
 
-    from harness import plots
+    from failbench import plots
 
     rows = [
         {"variant": v, "seed": s, "metric": "loss", "step": t, "value": t * (1 + s), "axis.network": n, "axis.lr": lr}
@@ -177,7 +177,7 @@ def test_curves_never_pool_axis_points_and_leave_final_only_metrics_to_finals():
 def test_a_few_variants_share_one_panel():
     import pandas as pd
 
-    from harness import plots
+    from failbench import plots
 
     variants = ["baseline", "fix", "other"]
     history = pd.DataFrame(
@@ -195,7 +195,7 @@ def test_a_few_variants_share_one_panel():
 def test_ten_variants_get_a_panel_per_fix_beside_the_baseline():
     import pandas as pd
 
-    from harness import plots
+    from failbench import plots
 
     variants = ["baseline", *(f"fix{i}" for i in range(9))]
     history = pd.DataFrame(
@@ -225,7 +225,7 @@ def test_ten_variants_get_a_panel_per_fix_beside_the_baseline():
     ],
 )
 def test_axis_scales_are_chosen_for_legibility(values, scale):
-    from harness.plots import choose_scale
+    from failbench.plots import choose_scale
 
     chosen, linthresh = choose_scale(values)
     assert chosen == scale
@@ -236,7 +236,7 @@ def test_axis_scales_are_chosen_for_legibility(values, scale):
 def test_finals_tell_every_axis_point_apart():
     import pandas as pd
 
-    from harness import plots
+    from failbench import plots
 
     runs = pd.DataFrame(
         [
@@ -257,7 +257,7 @@ def test_pictures_shared_by_every_variant_are_shown_once_and_small_ones_magnifie
     import matplotlib.image as mpimg
     import numpy as np
 
-    from harness import plots
+    from failbench import plots
 
     paths = {}
     for i, variant in enumerate(("baseline", "fix")):
@@ -276,7 +276,7 @@ def test_pictures_shared_by_every_variant_are_shown_once_and_small_ones_magnifie
 def test_tradeoff_marks_each_variants_median_and_the_symptom_line():
     import pandas as pd
 
-    from harness import plots
+    from failbench import plots
 
     runs = pd.DataFrame(
         {
@@ -306,7 +306,7 @@ def test_finals_draw_the_same_picture_every_time_and_leave_numpys_generator_alon
     import numpy as np
     import pandas as pd
 
-    from harness import plots
+    from failbench import plots
 
     runs = pd.DataFrame(
         [

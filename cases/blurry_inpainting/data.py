@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from harness.images import image_paths, square
+from failbench.images import image_paths, square
 
 TRAIN_PHOTOS = (
     "astronaut",

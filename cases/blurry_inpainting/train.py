@@ -7,8 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cases.blurry_inpainting.data import load
-from cases.blurry_inpainting.metrics import (
+from failbench.cases.blurry_inpainting.data import load
+from failbench.cases.blurry_inpainting.metrics import (
     blur_effect,
     blurred,
     centre_mask,
@@ -18,7 +18,7 @@ from cases.blurry_inpainting.metrics import (
     sharpness_ratio,
     whole_hwc,
 )
-from cases.blurry_inpainting.model import Discriminator, Inpainter, inference_gap, recalibrated
+from failbench.cases.blurry_inpainting.model import Discriminator, Inpainter, inference_gap, recalibrated
 
 PICTURED = (0, 4, 7, 17, 21, 27)  # held-out patches shown in the report: 3 of the cat, 3 of the flower
 BLUR_SIGMA = 1.5  # px: skimage's anti-aliasing sigma (s-1)/2 for the bottleneck's s=4 down-sampling

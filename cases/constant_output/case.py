@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cases.constant_output.train import train
-from harness.contract import (
+from failbench.cases.constant_output.train import train
+from failbench.contract import (
     CURED,
     DIVERGED,
     SYMPTOM,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from cases.constant_output.data import N_OUT, SIDE
+from failbench.cases.constant_output.data import N_OUT, SIDE
 
 N_HIDDEN = 4  # the post: `theta1 = rand(4,400) ...`
 

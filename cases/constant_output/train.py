@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from cases.constant_output.data import SIDE, load
-from cases.constant_output.model import (
+from failbench.cases.constant_output.data import SIDE, load
+from failbench.cases.constant_output.model import (
     WEIGHTS,
     AdamStep,
     autograd_backward,
@@ -23,11 +23,11 @@ from cases.constant_output.model import (
     step,
     weight_norms,
 )
-from cases.constant_output.picture import pred_vs_target
-from harness.trace import Observed
+from failbench.cases.constant_output.picture import pred_vs_target
+from failbench.trace import Observed
 
 if TYPE_CHECKING:  # the config is declared beside the fixes that change it
-    from cases.constant_output.case import Config
+    from failbench.cases.constant_output.case import Config
 
 BACKWARDS = {"post": post_backward, "autograd": autograd_backward}
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cases.identity_filter.train import train
-from harness.contract import CURED, SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Task, Threshold
+from failbench.cases.identity_filter.train import train
+from failbench.contract import CURED, SYMPTOM, Case, Expectation, Fix, Profile, Symptom, Task, Threshold
 
 # The lr axis (README "Deriving the learning constants"), read against the largest stable step at
 # the identity, 2/lambda (`model.stability_limit`, median face): ~1.05 at depth 0, 0.26 at depth 3,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from harness.images import image_paths, square
+from failbench.images import image_paths, square
 
 LFW_FACES = 100  # skimage's docs: the first 100 images of lfw_subset are faces
 

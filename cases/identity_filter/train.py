@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cases.identity_filter.data import load_faces, split
-from cases.identity_filter.model import (
+from failbench.cases.identity_filter.data import load_faces, split
+from failbench.cases.identity_filter.model import (
     FaceFilter,
     impulse_response,
     initialise,
@@ -17,7 +17,7 @@ from cases.identity_filter.model import (
     psnr_db,
     tanh_ceiling,
 )
-from harness.probes import Probe
+from failbench.probes import Probe
 
 LOGGED_POINTS = 20  # a logged point costs ~3 updates (a 20-face forward and backward) and MLflow rows
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cases.relu_blowup.train import train
-from harness.contract import (
+from failbench.cases.relu_blowup.train import train
+from failbench.contract import (
     CURED,
     DIVERGED,
     SYMPTOM,

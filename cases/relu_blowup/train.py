@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from cases.relu_blowup.model import activate, clip, draw_shapes, forward, gradients, init_params, standardised
-from harness.trace import Observed
+from failbench.cases.relu_blowup.model import activate, clip, draw_shapes, forward, gradients, init_params, standardised
+from failbench.trace import Observed
 
 if TYPE_CHECKING:  # the config is declared beside the fixes that change it
-    from cases.relu_blowup.case import Config
+    from failbench.cases.relu_blowup.case import Config
 
 
 def measure(p, images, labels, cfg: Config) -> dict[str, float]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cases.slow_conv_mnist.expectations import EXPECTATIONS, TASK
-from cases.slow_conv_mnist.train import train
-from harness.contract import Case, Fix, Profile, Symptom, Threshold
+from failbench.cases.slow_conv_mnist.expectations import EXPECTATIONS, TASK
+from failbench.cases.slow_conv_mnist.train import train
+from failbench.contract import Case, Fix, Profile, Symptom, Threshold
 
 
 @dataclass(frozen=True)

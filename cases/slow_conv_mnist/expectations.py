@@ -11,7 +11,7 @@ images. Thresholds here come from the physics of the plateau, not from the measu
 
 from __future__ import annotations
 
-from harness.contract import CURED, SYMPTOM, UNLEARNED, Expectation, Task, Threshold
+from failbench.contract import CURED, SYMPTOM, UNLEARNED, Expectation, Task, Threshold
 
 STUCK = (Threshold("left_chance", "<=", 0.0, why="never above twice chance on the balanced fixed digits"),)
 LEFT = (Threshold("left_chance", ">=", 1.0, why="above twice chance on the balanced fixed digits"),)

@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from cases.slow_conv_mnist.conv_impls import im2col_torch_backward, im2col_torch_forward
+from failbench.cases.slow_conv_mnist.conv_impls import im2col_torch_backward, im2col_torch_forward
 
 
 class Conv:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from cases.slow_conv_mnist.model import SGD, Activation, Conv, Linear
-from harness.trace import Observed
+from failbench.cases.slow_conv_mnist.model import SGD, Activation, Conv, Linear
+from failbench.trace import Observed
 
 BATCH = 32  # digits for the activation statistics (DeepDiagnosis feeds one batch, TheDeepChecker 50)
 

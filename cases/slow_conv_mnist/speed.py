@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cases.slow_conv_mnist import conv_impls as ci
+from failbench.cases.slow_conv_mnist import conv_impls as ci
 
 POST_IMAGES = 2 * 60_000  # the post: "The training was done in 2 epochs" of MNIST's 60,000
 POST_HOURS = 14.0  # the post: "The training took about 14 hours" (the whole conv net)

@@ -15,9 +15,18 @@ import time
 
 import torch
 
-from cases.slow_conv_mnist.data import load
-from cases.slow_conv_mnist.model import READINGS, backward_and_step, build, forward, init, loss_and_delta, optimizer, to
-from cases.slow_conv_mnist.observe import BATCH, observe
+from failbench.cases.slow_conv_mnist.data import load
+from failbench.cases.slow_conv_mnist.model import (
+    READINGS,
+    backward_and_step,
+    build,
+    forward,
+    init,
+    loss_and_delta,
+    optimizer,
+    to,
+)
+from failbench.cases.slow_conv_mnist.observe import BATCH, observe
 
 # The post's learning rates: "0.001 (1e-3)" for its MLP, "0.0005 (5 * 1e-4)" for both conv nets.
 POST_LR = {"mlp": 1e-3, "conv": 5e-4, "lenet5": 5e-4}

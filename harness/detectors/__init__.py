@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.contract import CONSTANT_OUTPUT, DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE, VANISHING_GRADIENT
+from failbench.contract import CONSTANT_OUTPUT, DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE, VANISHING_GRADIENT
 
 __all__ = [
     "Finding",
@@ -67,11 +67,13 @@ class Tool:
     # and SageMaker Debugger run each rule on its own); "first_check", every issue found at its first
     # alarm's check (AUTOTRAINER's issue list, then training stops); "first_rule", the first rule in
     # the tool's order among those that fire at its first alarm (DeepDiagnosis stops at one message).
+    # "in_order": the first rule in the tool's order among all that fire over the run (failbench's
+    # own detector: its mechanisms in order of what explains what, whenever each settles).
     reports: str = "all"
 
     def __post_init__(self) -> None:
-        if self.reports not in ("all", "first_check", "first_rule"):
-            raise ValueError(f"Tool.reports must be all, first_check or first_rule, got {self.reports!r}")
+        if self.reports not in ("all", "first_check", "first_rule", "in_order"):
+            raise ValueError(f"Tool.reports must be all, first_check, first_rule or in_order, got {self.reports!r}")
 
     def run(self, view: View) -> dict[str, Finding]:
         return {r.name: r.check(view) for r in self.rules}
@@ -81,6 +83,8 @@ class Tool:
         fired = [r.name for r in self.rules if findings.get(r.name) and findings[r.name].fired]
         if not fired or self.reports == "all":
             return fired
+        if self.reports == "in_order":
+            return fired[:1]
         first = min(findings[n].step for n in fired)
         at_first = [n for n in fired if findings[n].step == first]
         return at_first if self.reports == "first_check" else at_first[:1]
@@ -201,6 +205,6 @@ def any_layer(table: pd.DataFrame, condition) -> pd.Series:
 
 
 def tools() -> tuple[Tool, ...]:
-    from harness.detectors import autotrainer, deepdiagnosis, sagemaker, thedeepchecker
+    from failbench.detectors import autotrainer, deepdiagnosis, sagemaker, thedeepchecker
 
     return (autotrainer.TOOL, autotrainer.TOOL_UNGATED, deepdiagnosis.TOOL, thedeepchecker.TOOL, sagemaker.TOOL)

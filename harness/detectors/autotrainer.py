@@ -33,7 +33,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.detectors import (
+from failbench.detectors import (
     DEAD_RELU,
     EXPLODING,
     QUIET,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.detectors import (
+from failbench.detectors import (
     DEAD_RELU,
     EXPLODING,
     QUIET,

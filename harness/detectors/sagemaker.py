@@ -8,7 +8,7 @@ weight is numpy.allclose to the last traced one and the ratio of the first updat
 
 from __future__ import annotations
 
-from harness.detectors import (
+from failbench.detectors import (
     DEAD_RELU,
     EXPLODING,
     QUIET,

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from harness.detectors import (
+from failbench.detectors import (
     CONSTANT_OUTPUT,
     DEAD_RELU,
     EXPLODING,

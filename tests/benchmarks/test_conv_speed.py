@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cases.slow_conv_mnist.speed import extrapolate, format_table, steps
+from failbench.cases.slow_conv_mnist.speed import extrapolate, format_table, steps
 
 GROUP = "slow_conv_mnist: post's conv layer, fwd+bwd, one image"
 CPU = steps("cpu")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import torch
 
-from harness.discovery import load_case
-from harness.executors import results
-from harness.grid import expand
-from harness.identity import code_hash, environment_hash, point_identity
-from harness.runner import run_point
-from harness.sweep import run_sweep
-from harness.tracking import Tracker, point_tags
+from failbench.discovery import load_case
+from failbench.executors import results
+from failbench.grid import expand
+from failbench.identity import code_hash, environment_hash, point_identity
+from failbench.runner import run_point
+from failbench.sweep import run_sweep
+from failbench.tracking import Tracker, point_tags
 
 CPU = torch.device("cpu")
 

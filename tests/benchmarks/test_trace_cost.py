@@ -15,9 +15,9 @@ import time
 import pytest
 import torch
 
-from harness.discovery import case_names, load_case
-from harness.runner import RunContext, make_reproducible
-from harness.trace import Trace
+from failbench.discovery import case_names, load_case
+from failbench.runner import RunContext, make_reproducible
+from failbench.trace import Trace
 
 CPU = torch.device("cpu")
 PAIRS = {"blurry_inpainting": 3, "slow_conv_mnist": 4}  # the slowest runs; the others 16 pairs

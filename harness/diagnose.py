@@ -1,0 +1,171 @@
+"""`failbench diagnose`: one run's trace against the suite.
+
+What it says, in the order a person reads: the documented failure(s) the run ends in (failbench's
+own detector, failbench.diagnosis), each with its confidence and evidence (the statistic, the step
+it settled at, beside the suite's sick and cured runs' values); the fixes that cured that case in
+the suite and those that did not; then each published tool's report on the same trace.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from failbench.diagnosis import diagnose, load_fit
+from failbench.tracking import TRACE_ARTIFACT
+
+COLUMNS = ["step", "layer", "kind", "activation", "stat", "value"]
+
+
+class TraceError(ValueError):
+    """A trace that cannot be read; the message is the one line the user sees."""
+
+
+def read_trace(source: str, tracking_uri: str | None = None) -> pd.DataFrame:
+    """A trace from a Parquet file, or `mlflow:RUN_ID`: the run's trace.parquet artifact."""
+    if source.startswith("mlflow:"):
+        return _from_mlflow(source.removeprefix("mlflow:"), tracking_uri)
+    path = Path(source)
+    if not path.is_file():
+        raise TraceError(f"no such trace file: {source}")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # any unreadable file is the user's input, reported in one line
+        raise TraceError(f"{source} is not a Parquet trace: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    return _checked(frame, source)
+
+
+def _from_mlflow(run_id: str, tracking_uri: str | None) -> pd.DataFrame:
+    from failbench.tracking import Tracker, TrackingError, check_store, resolve_uri
+
+    uri = resolve_uri(tracking_uri)
+    try:
+        check_store(uri, create=False)
+        tracker = Tracker(uri, writable=False)
+        run = tracker.client.get_run(run_id)
+    except TrackingError as exc:
+        raise TraceError(str(exc)) from None
+    except Exception as exc:  # MLflow's own error for an unknown run id
+        raise TraceError(f"no run {run_id!r} in {uri}: {type(exc).__name__}") from None
+    frame = tracker.trace(run_id, run.info.artifact_uri)
+    if frame is None:
+        raise TraceError(f"run {run_id} has no {TRACE_ARTIFACT} artifact (record one with failbench.watch)")
+    return _checked(frame, f"mlflow:{run_id}")
+
+
+def _checked(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise TraceError(f"{source} is not a failbench trace: no column(s) {', '.join(missing)}")
+    if frame.empty:
+        raise TraceError(f"{source} is an empty trace: did the loop call rec.log(step, loss=...)?")
+    return frame
+
+
+def report(frame: pd.DataFrame, source: str) -> dict:
+    """Everything `diagnose` prints, as data (what --json writes)."""
+    from failbench.detectors import View, tools
+
+    fitted = load_fit()
+    view = View(frame)
+    by_class = {info["failure_class"]: (name, info) for name, info in fitted["cases"].items()}
+    failures = []
+    for found in diagnose(view, fitted["thresholds"]):
+        case, info = by_class.get(found.mechanism, (None, {}))
+        fixes = info.get("fixes", {})
+        failures.append(
+            {
+                "mechanism": found.mechanism,
+                "case": case,
+                "title": info.get("title"),
+                "post": info.get("post"),
+                "confidence": found.confidence,
+                "settled_at_step": found.step,
+                "evidence": {
+                    "why": found.why,
+                    "value": _number(found.value),
+                    "threshold": _number(found.threshold),
+                    "suite_sick_median": _number(found.sick_median),
+                    "suite_cured_median": _number(found.cured_median),
+                },
+                "cured_by": _shares(fixes, cured=True),
+                "not_cured_by": _shares(fixes, cured=False),
+            }
+        )
+    published = {}
+    for tool in tools():
+        if tool.name == "failbench":
+            continue
+        findings = tool.run(view)
+        reported = tool.reported(findings)
+        abstained = all(f.fired is None for f in findings.values())
+        published[tool.name] = None if abstained else [{"rule": name, "step": findings[name].step} for name in reported]
+    return {
+        "source": source,
+        "steps": [int(view.steps[0]), int(view.steps[-1])] if view.steps else [],
+        "failures": failures,
+        "published_tools": published,
+        "fitted_on": fitted["fitted_on"],
+    }
+
+
+def _number(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _shares(fixes: dict, cured: bool) -> list[dict]:
+    """Variants other than the baseline whose runs were mostly cured (or not), most cured first."""
+    out = []
+    for variant, verdicts in fixes.items():
+        if variant == "baseline":
+            continue
+        runs = sum(verdicts.values())
+        share = verdicts.get("cured", 0) / runs if runs else 0.0
+        if (share >= 0.5) == cured:
+            out.append({"fix": variant, "cured": verdicts.get("cured", 0), "runs": runs})
+    return sorted(out, key=lambda f: (-f["cured"] / f["runs"], f["fix"]))
+
+
+def to_text(found: dict) -> str:
+    lines = []
+    span = f" (steps {found['steps'][0]}-{found['steps'][1]})" if found["steps"] else ""
+    if not found["failures"]:
+        lines.append(f"{found['source']}{span}: none of the suite's failures")
+    for f in found["failures"]:
+        ev = f["evidence"]
+        where = f"the suite's {f['case']}" if f["case"] else "no case of the suite"
+        lines.append(f"{found['source']}{span}: {f['mechanism']}, as in {where} (confidence {f['confidence']:.0%})")
+        if ev["value"] is not None:
+            lines.append(
+                f"  evidence: {ev['why']} = {ev['value']:.3g} from step {f['settled_at_step']} to the end "
+                f"(threshold {ev['threshold']:.3g}; the suite's {f['mechanism']} runs {ev['suite_sick_median']:.3g}, "
+                f"its cured runs {ev['suite_cured_median']:.3g})"
+            )
+        else:
+            lines.append(f"  evidence: {ev['why']} at step {f['settled_at_step']}")
+        if f["title"]:
+            lines.append(f"  the case: {f['title']} ({f['post']})")
+        cured = ", ".join(f"{x['fix']} {x['cured']}/{x['runs']}" for x in f["cured_by"]) or "none in the suite"
+        not_cured = ", ".join(f"{x['fix']} {x['cured']}/{x['runs']}" for x in f["not_cured_by"]) or "-"
+        if f["case"]:
+            lines.append(f"  cured it in the suite: {cured}")
+            lines.append(f"  did not: {not_cured}")
+    lines.append("published tools on this trace:")
+    for tool, reported in found["published_tools"].items():
+        said = (
+            "abstains (the trace lacks what it reads)"
+            if reported is None
+            else ", ".join(f"{r['rule']} (step {r['step']})" for r in reported) or "nothing"
+        )
+        lines.append(f"  {tool}: {said}")
+    fit = found["fitted_on"]
+    lines.append(
+        f"(failbench's thresholds: fitted on {fit['runs']} {fit['profile']} runs, seeds {_span(fit['seeds'])})"
+    )
+    return "\n".join(lines)
+
+
+def _span(seeds: list[int]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}" if seeds else "-"

@@ -1,0 +1,374 @@
+"""failbench's own detector: one rule per failure mechanism, each a threshold fitted on the suite's traces.
+
+A rule reads one statistic of the trace that states its mechanism, never a case's architecture
+(layer names, counts or sizes), and fires at the first traced step from which the statistic stays
+past its threshold to the end of the run: a failure is what the run ends in, not a transient.
+
+| mechanism | statistic (per run) | fires when |
+| --- | --- | --- |
+| dead_relu | largest share, over hidden ReLU-family layers, of units active on < 1% of samples | >= t |
+| saturation | largest share, over hidden saturating layers, of samples where the slope < 1% of peak | >= t |
+| constant_output | the output's spread across the batch / its spread at the first traced step | <= t |
+| slow_convergence | median over weighted layers of |update| / |weight|, while loss > half its first | <= t |
+| exploding | a value stopped being finite | a non-finite value (no threshold) |
+
+Every rule fires at the first traced step from which its statistic stays past t to the end (at
+least the last two traced steps). Thresholds are fitted by `fit`: per mechanism, the threshold that
+detects the most sick runs of the case whose failure it is while alarming on at most 1% of the
+cured runs of every case, halfway (in log10 for the ratio statistics) between the two observed
+values it falls between; at equal detection, the one farthest from the cured runs. The fit reads
+seeds 0-9 of the quick profile; `failbench detect` and the README score it on seeds 100-109,
+which it never saw.
+
+A run can match several mechanisms; it is reported in the order of the table (a dead or saturated
+layer explains a flat output and a slow start; a collapse explains slow progress), as a tool
+reports its first finding. The confidence of a finding is the share, among the fitted runs whose
+statistic was at least as far past the threshold, of sick runs of that mechanism's case.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from failbench.contract import CONSTANT_OUTPUT, DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE
+from failbench.detectors import QUIET, Finding, Rule, Tool, View, fire
+
+FIT_FILE = Path(__file__).resolve().parent / "diagnosis_fit.json"
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    name: str  # the failure class it names (contract)
+    statistic: str
+    below: bool  # True: the failure is a low value
+    log: bool  # fitted and compared in log10 (a ratio spanning decades)
+    why: str
+
+
+MECHANISMS = (
+    Mechanism(DEAD_RELU, "dead_units", False, False, "units of a ReLU layer active on < 1% of samples"),
+    Mechanism(SATURATION, "flat_samples", False, False, "samples of a saturating layer on its flat region"),
+    Mechanism(CONSTANT_OUTPUT, "spread_ratio", True, True, "the output's spread across inputs / its first"),
+    Mechanism(SLOW_CONVERGENCE, "update_ratio", True, True, "median layer |update| / |weight|"),
+)
+PERSIST = 2  # traced steps at the end that must all be past the threshold
+# Slow convergence is small steps *before* the minimum: a run whose loss has fallen below half its
+# first value is on its way (or there), whatever its step size. A definition, not a fitted value.
+UNFINISHED = 0.5
+MAX_FALSE_ALARMS = 0.01  # of the fitted cured runs: a diagnosis tool's false alarm costs its user a wrong fix
+FLOOR = 1e-7  # a ratio below float32's resolution (~1.2e-7) is read as 0 when fitting in log10
+
+
+def _hidden(view: View, *activations: str) -> list[str]:
+    """Layers with these activations, less the network's last (its output: a sigmoid output that
+    saturates on 0/1 targets is a confident prediction, not a halted hidden layer)."""
+    last = view.layers[-1] if view.layers else None
+    return [n for n in view.with_activation(*activations) if n != last]
+
+
+def series(view: View) -> dict[str, pd.Series]:
+    """Per mechanism, its statistic at each traced step (NaN where the trace lacks it)."""
+
+    def reduce(stat: str, layers: list[str], how) -> pd.Series:
+        table = view.stat(stat, layers)
+        return how(table) if table.shape[1] else pd.Series(dtype=float)
+
+    spread = view.scalar("out_spread")
+    first = spread.iloc[0] if len(spread) else math.nan
+    loss = view.scalar("loss")
+    updates = reduce("upd_ratio", view.weighted(), lambda t: t.median(axis=1))
+    if len(loss) and loss.iloc[0] > 0:
+        # slow, not finished: small steps while the loss is still above half its first value
+        progress = (loss / loss.iloc[0]).reindex(updates.index, method="ffill")
+        updates = updates.where(progress >= UNFINISHED, math.inf)
+    return {
+        "dead_units": reduce("unit_active_lt1", _hidden(view, "relu", "leaky"), lambda t: t.max(axis=1)),
+        "flat_samples": reduce("sat_flat", _hidden(view, "tanh", "sigmoid", "hardtanh"), lambda t: t.max(axis=1)),
+        "spread_ratio": spread / first if len(spread) and first > 0 else pd.Series(dtype=float),
+        "update_ratio": updates,
+    }
+
+
+def _past(values: pd.Series, threshold: float, below: bool) -> pd.Series:
+    return values <= threshold if below else values >= threshold
+
+
+def settled(values: pd.Series, threshold: float, below: bool) -> int | None:
+    """The first step from which the values stay past the threshold to the end (>= PERSIST steps)."""
+    values = values.dropna()
+    if len(values) < min(PERSIST, 1) or not len(values):
+        return None
+    hits = _past(values, threshold, below).to_numpy()
+    if not hits[-min(PERSIST, len(hits)) :].all():
+        return None
+    start = len(hits)
+    while start > 0 and hits[start - 1]:
+        start -= 1
+    return int(values.index[start])
+
+
+def features(view: View) -> dict[str, float]:
+    """Per mechanism, the value that must pass its threshold: the least extreme of the last PERSIST
+    traced values (the run ends past the threshold only if this one is)."""
+    out = {}
+    for mechanism in MECHANISMS:
+        values = series(view)[mechanism.statistic].dropna()
+        tail = values.iloc[-PERSIST:]
+        out[mechanism.statistic] = float(tail.max() if mechanism.below else tail.min()) if len(tail) else math.nan
+    return out
+
+
+# -- fitting ------------------------------------------------------------------------------------
+def fit(runs: pd.DataFrame) -> dict:
+    """`runs`: one row per run with its `case`, `failure_class`, `verdict` (sick: 'symptom' or
+    'diverged'; 'cured'; others are left out) and a column per mechanism statistic (`features`).
+    Returns {statistic: {threshold, ...}} with the fitted runs' values kept for the confidence."""
+    fitted = {}
+    sick = runs["verdict"].isin(("symptom", "diverged"))
+    cured = runs["verdict"] == "cured"
+    for mechanism in MECHANISMS:
+        values = runs[mechanism.statistic].astype(float)
+        target = sick & (runs["failure_class"] == mechanism.name)
+        pos, neg = values[target].dropna().to_numpy(), values[cured].dropna().to_numpy()
+        threshold = _stump(pos, neg, mechanism.below, mechanism.log) if len(pos) and len(neg) else math.nan
+        known = values.notna() & (sick | cured)
+        fitted[mechanism.statistic] = {
+            "mechanism": mechanism.name,
+            "threshold": threshold,
+            "below": mechanism.below,
+            "sick_median": _median(pos),
+            "cured_median": _median(neg),
+            "sick_runs": int(len(pos)),
+            "cured_runs": int(len(neg)),
+            # (value, is this mechanism's sick run) of every fitted run that has the statistic
+            "reference": sorted(zip(values[known].round(6).tolist(), target[known].astype(int).tolist())),
+        }
+    return fitted
+
+
+def _median(x: np.ndarray) -> float:
+    finite = x[np.isfinite(x)]
+    return float(np.median(finite)) if len(finite) else math.nan
+
+
+def _stump(pos: np.ndarray, neg: np.ndarray, below: bool, log: bool) -> float:
+    """The threshold that detects the most of the sick runs while alarming on at most
+    MAX_FALSE_ALARMS of the cured ones; at equal detection, the one farthest from the cured runs.
+    Candidates lie halfway between neighbouring observed values."""
+
+    def scale(x):
+        return np.log10(np.maximum(x, FLOOR)) if log else x
+
+    p, n = scale(pos[np.isfinite(pos)]), scale(neg[np.isfinite(neg)])
+    if below:  # a low value is the failure: flip, so the failure is always >= threshold
+        p, n = -p, -n
+    values = np.unique(np.concatenate([p, n]))
+    candidates = (values[:-1] + values[1:]) / 2 if len(values) > 1 else values
+    best, best_tpr = math.nan, -1.0
+    for t in candidates:  # ascending: a later t of equal detection is farther from the cured runs
+        tpr, fpr = (p >= t).mean(), (n >= t).mean() if len(n) else 0.0
+        if fpr <= MAX_FALSE_ALARMS and tpr >= best_tpr:
+            best, best_tpr = t, tpr
+    if math.isnan(best):
+        return math.nan
+    best = -best if below else best
+    return float(10**best if log else best)
+
+
+def load_fit(path: Path = FIT_FILE) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.name} is missing: run `failbench calibrate` on a store of the quick grid")
+    return json.loads(path.read_text())
+
+
+# -- judging ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Diagnosis:
+    mechanism: str
+    step: int
+    value: float
+    threshold: float
+    confidence: float
+    sick_median: float
+    cured_median: float
+    why: str
+
+
+def diagnose(view: View, fitted: dict | None = None) -> list[Diagnosis]:
+    """Every mechanism the run ends in, in the reporting order (module docstring)."""
+    fitted = fitted or load_fit()["thresholds"]
+    found = []
+    nonfinite = view.nonfinite_at()
+    if nonfinite is not None:
+        found.append(Diagnosis(EXPLODING, nonfinite, math.nan, math.nan, 1.0, math.nan, math.nan, "a non-finite value"))
+    values = series(view)
+    finals = features(view)
+    for mechanism in MECHANISMS:
+        fit_ = fitted.get(mechanism.statistic)
+        if not fit_ or not math.isfinite(fit_["threshold"]):
+            continue
+        step = settled(values[mechanism.statistic], fit_["threshold"], mechanism.below)
+        if step is None:
+            continue
+        value = finals[mechanism.statistic]
+        found.append(
+            Diagnosis(
+                mechanism.name,
+                step,
+                value,
+                fit_["threshold"],
+                _confidence(fit_["reference"], value, mechanism.below),
+                fit_["sick_median"],
+                fit_["cured_median"],
+                mechanism.why,
+            )
+        )
+    return found
+
+
+def _confidence(reference: list, value: float, below: bool) -> float:
+    """Of the fitted runs at least this far past the threshold, the share that were this mechanism's
+    sick runs (1.0 where no fitted run was that extreme: the most extreme ones were all sick)."""
+    at_least = [sick for v, sick in reference if (v <= value if below else v >= value)]
+    if not at_least:
+        return 1.0
+    return float(np.mean(at_least))
+
+
+def _rule(mechanism: str):
+    def check(view: View) -> Finding:
+        found = diagnose(view, _thresholds())
+        hit = next((d for d in found if d.mechanism == mechanism), None)
+        return fire(hit.step, hit.why) if hit else QUIET
+
+    return check
+
+
+_FITTED: dict | None = None
+
+
+def _thresholds() -> dict:
+    global _FITTED
+    if _FITTED is None:
+        _FITTED = load_fit()["thresholds"]
+    return _FITTED
+
+
+SOURCE = "failbench harness/diagnosis.py, thresholds fitted on seeds 0-9 (harness/diagnosis_fit.json)"
+TOOL = Tool(
+    "failbench",
+    (
+        Rule("exploding", EXPLODING, _rule(EXPLODING), SOURCE),
+        *(Rule(m.name, m.name, _rule(m.name), SOURCE) for m in MECHANISMS),
+    ),
+    reports="in_order",
+)
+
+
+# -- calibration: from a store of the quick grid to diagnosis_fit.json ---------------------------
+def collect(tracker, cases: list, profile: str = "quick") -> pd.DataFrame:
+    """One row per judged run of the cases that has a trace: case, class, variant, seed, verdict and
+    each mechanism's statistic."""
+    from failbench.analysis import load_runs
+
+    rows = []
+    for case in cases:
+        runs = load_runs(tracker, case, profile)
+        for run in runs.to_dict("records"):
+            trace = tracker.trace(run["run_id"], run.get("artifact_uri"))
+            if trace is None or trace.empty:
+                continue
+            rows.append(
+                {
+                    "case": case.name,
+                    "failure_class": case.failure_class,
+                    "variant": run["variant"],
+                    "seed": int(run["seed"]),
+                    "verdict": run["verdict"],
+                    "nonfinite": float(View(trace).nonfinite_at() is not None),
+                    **features(View(trace)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def fix_outcomes(runs: pd.DataFrame) -> dict[str, dict[str, dict[str, int]]]:
+    """Per case, per variant: its runs' verdict counts (the cures a diagnosis points to)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for (case, variant), group in runs.groupby(["case", "variant"], sort=True):
+        out.setdefault(case, {})[variant] = {str(k): int(v) for k, v in group["verdict"].value_counts().items()}
+    return out
+
+
+def calibrate(runs: pd.DataFrame, cases: list, profile: str) -> dict:
+    """The document `failbench calibrate` writes: the thresholds, what they were fitted on, and per
+    case what the diagnosis tells a user (its post, its class, its fixes' verdicts)."""
+    seeds = sorted(runs["seed"].unique().tolist()) if len(runs) else []
+    return {
+        "format": 1,
+        "fitted_on": {"profile": profile, "seeds": seeds, "runs": int(len(runs))},
+        "thresholds": fit(runs),
+        "cases": {
+            case.name: {
+                "title": case.title,
+                "post": case.post,
+                "failure_class": case.failure_class,
+                "fixes": fix_outcomes(runs).get(case.name, {}),
+            }
+            for case in cases
+        },
+    }
+
+
+def verdicts_from_features(runs: pd.DataFrame, thresholds: dict) -> pd.Series:
+    """What the detector reports on each run, from its `collect` row: the first mechanism in the
+    reporting order whose statistic ends past its threshold ("exploding" first), else "none". The
+    same as `diagnose` on the trace (a statistic ends past a threshold iff its last PERSIST traced
+    values are past it), without re-reading the traces."""
+    out = []
+    for row in runs.to_dict("records"):
+        said = EXPLODING if row.get("nonfinite") else "none"
+        if said == "none":
+            for mechanism in MECHANISMS:
+                fit_ = thresholds.get(mechanism.statistic)
+                value = row.get(mechanism.statistic, math.nan)
+                if not fit_ or not math.isfinite(fit_["threshold"]) or not math.isfinite(value):
+                    continue
+                if (value <= fit_["threshold"]) if mechanism.below else (value >= fit_["threshold"]):
+                    said = mechanism.name
+                    break
+        out.append(said)
+    return pd.Series(out, index=runs.index, name="reported")
+
+
+def leave_one_case_out(fitted_on: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
+    """Per case: the thresholds fitted without it (on `fitted_on`), its runs in `scored` judged with
+    them. On a failure the detector has never seen, the right answers are "none" or the right
+    mechanism; a confident other class is the error to count."""
+    rows = []
+    for case in sorted(scored["case"].unique()):
+        thresholds = fit(fitted_on[fitted_on["case"] != case])
+        mine = scored[scored["case"] == case]
+        said = verdicts_from_features(mine, thresholds)
+        sick = mine["verdict"].isin(("symptom", "diverged"))
+        cured = mine["verdict"] == "cured"
+        right = said == mine["failure_class"]
+        rows.append(
+            {
+                "case": case,
+                "sick runs": int(sick.sum()),
+                "right mechanism": int((sick & right).sum()),
+                "none": int((sick & (said == "none")).sum()),
+                "another class": int((sick & ~right & (said != "none")).sum()),
+                "cured runs": int(cured.sum()),
+                "false alarms": int((cured & (said != "none")).sum()),
+                "said on sick runs": ", ".join(f"{k} {v}" for k, v in said[sick].value_counts().items()),
+            }
+        )
+    return pd.DataFrame(rows)

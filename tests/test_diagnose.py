@@ -1,0 +1,192 @@
+"""`failbench.watch` on ordinary user models, and `failbench diagnose` on their traces: what it finds,
+what it refuses, and "none" on healthy trainings from outside the suite."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import failbench
+from failbench.cli import main
+from tests import healthy_runs
+
+
+class Block(nn.Module):
+    """A residual block as torchvision writes it: one in-place nn.ReLU used twice, BN between."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + x)
+
+
+class Mixed(nn.Module):
+    """Activations as functions inside forward, as a module after dropout, and none at the head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.block = nn.Conv2d(1, 4, 3, padding=1), Block(4)
+        self.fc, self.drop, self.act, self.head = nn.Linear(4, 6), nn.Dropout(0.1), nn.Sigmoid(), nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = F.max_pool2d(torch.tanh(self.stem(x)), 2)
+        x = self.block(x).mean((2, 3))
+        return self.head(self.act(self.drop(self.fc(x))))
+
+
+def _train(model, optimizer, steps=25, device="cpu", x=None):
+    model.to(device)
+    rec = failbench.watch(model, optimizer)
+    torch.manual_seed(0)
+    x = (torch.randn(8, 1, 6, 6) if x is None else x).to(device)
+    y = torch.randint(0, 3, (8,), device=device)
+    for step in range(steps):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        rec.log(step, loss=loss)
+    rec.close()
+    return rec.frame()
+
+
+def _layers(frame: pd.DataFrame) -> list[list[str]]:
+    return frame[frame["layer"] != ""].drop_duplicates("layer")[["layer", "activation"]].values.tolist()
+
+
+def test_watch_finds_each_layers_activation_however_the_model_applies_it():
+    model = Mixed()
+    frame = _train(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    assert _layers(frame) == [
+        ["stem", "tanh"],  # torch.tanh inside forward
+        ["block.conv1", "relu"],  # through BatchNorm to an in-place nn.ReLU
+        ["block.conv2", "relu"],  # through BatchNorm and the residual add to the same nn.ReLU
+        ["fc", "sigmoid"],  # through Dropout to an nn.Sigmoid module
+        ["head", "none"],
+    ]
+    stem = frame[(frame["layer"] == "stem") & (frame["step"] == 0)].set_index("stat")["value"]
+    assert stem["sat_flat"] >= 0 and "unit_sat_ro" in stem  # read as a saturating layer
+
+
+def test_watch_keeps_the_pre_activation_of_an_in_place_relu():
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(inplace=True), nn.Linear(16, 3))
+    frame = _train(model, torch.optim.SGD(model.parameters(), lr=0.1), x=torch.randn(8, 4))
+    first = frame[(frame["layer"] == "0") & (frame["step"] == 0)].set_index("stat")["value"]
+    assert first["pre_mean"] < first["out_mean"]  # pre-activations are negative too; a clobbered copy would equal
+
+
+@pytest.mark.parametrize("make", [torch.optim.SGD, torch.optim.Adam, torch.optim.RMSprop, torch.optim.AdamW])
+def test_watch_records_updates_under_any_torch_optimizer(make):
+    model = Mixed()
+    frame = _train(model, make(model.parameters(), lr=1e-2))
+    stats = set(frame["stat"])
+    assert {"upd_ratio", "upd_log_period", "g_rate_min", "loss"} <= stats
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_watch_on_cuda():
+    model = Mixed()
+    frame = _train(model, torch.optim.Adam(model.parameters(), lr=1e-3), device="cuda")
+    assert _layers(frame)[0] == ["stem", "tanh"] and "upd_ratio" in set(frame["stat"])
+
+
+def test_save_writes_parquet_or_an_mlflow_artifact(tmp_path, monkeypatch):
+    import mlflow
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = failbench.watch(model, opt)
+    for step in range(5):
+        loss = F.cross_entropy(model(torch.randn(8, 4)), torch.randint(0, 3, (8,)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        rec.log(step, loss=loss, accuracy=0.5)
+    assert pd.read_parquet(rec.save(tmp_path / "t.parquet")).equals(rec.frame())
+    with pytest.raises(RuntimeError, match="active MLflow run"):
+        rec.save()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    monkeypatch.chdir(tmp_path)
+    with mlflow.start_run() as run:
+        rec.save()
+    assert main(["--tracking-uri", uri, "diagnose", f"mlflow:{run.info.run_id}"]) in (0, 1)
+
+
+def _dead_relu_trace(path):
+    """A ReLU net whose hidden units are all dead from the start: every pre-activation < 0."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 2))
+    with torch.no_grad():
+        model[0].bias.fill_(-50.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    rec = failbench.watch(model, opt)
+    x, y = torch.rand(64, 8), torch.randint(0, 2, (64,))
+    for step in range(200):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 2 == 0:
+            rec.log(step, loss=loss)
+    return rec.save(path)
+
+
+def test_diagnose_names_a_dead_relu_net_and_exits_1(tmp_path, capsys):
+    path = _dead_relu_trace(tmp_path / "dead.parquet")
+    assert main(["diagnose", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"{path} (steps 0-198): dead_relu, as in the suite's relu_blowup")
+    assert "cured it in the suite:" in out and "published tools on this trace:" in out
+    assert main(["diagnose", str(path), "--json"]) == 1
+    found = json.loads(capsys.readouterr().out)
+    assert found["failures"][0]["mechanism"] == "dead_relu" and found["failures"][0]["cured_by"]
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (None, "no such trace file"),
+        (lambda p: p.write_text("not parquet"), "is not a Parquet trace"),
+        (lambda p: pd.DataFrame({"a": [1]}).to_parquet(p), "is not a failbench trace: no column(s) step"),
+    ],
+)
+def test_diagnose_refuses_bad_input_in_one_line_exit_2(tmp_path, capsys, write, message):
+    path = tmp_path / "trace.parquet"
+    if write:
+        write(path)
+    before = sorted(tmp_path.iterdir())
+    assert main(["diagnose", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert sorted(tmp_path.iterdir()) == before  # nothing written
+
+
+def test_diagnose_refuses_an_unknown_mlflow_run(tmp_path, capsys):
+    assert main(["--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}", "diagnose", "mlflow:abc"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(healthy_runs.TRAININGS))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_healthy_trainings_from_outside_the_suite_are_none(tmp_path, capsys, name, seed):
+    """A small CNN with Adam, an MLP with SGD, a small residual net with batch norm: each learns
+    (held-out accuracy > 0.6 on 10 classes) and each is none of the suite's failures."""
+    frame, accuracy = healthy_runs.train(name, seed)
+    assert accuracy > 0.6
+    path = tmp_path / "trace.parquet"
+    frame.to_parquet(path)
+    assert main(["diagnose", str(path)]) == 0, capsys.readouterr().out
+    assert "none of the suite's failures" in capsys.readouterr().out
