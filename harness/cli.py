@@ -542,19 +542,35 @@ class CalibrateCommand(Command):
     def setup_arguments(self, subparsers):
         parser = super().setup_arguments(subparsers)
         parser.add_argument("--out", type=Path, default=None, help="where to write (default: the package's own file)")
+        parser.add_argument(
+            "--leave-one-case-out",
+            metavar="URI",
+            default=None,
+            help="write nothing; per case, fit without it and score its runs in the store at URI (a failure "
+            "the detector has never seen: 'none' or the right mechanism are right, another class is wrong)",
+        )
         return parser
 
     def run(self, args):
         import json
 
         from failbench import diagnosis
+        from failbench.formatting import markdown_table
 
         cases = selected(args)
         tracker = _store(args, create=False)
+        scored = None
+        if args.leave_one_case_out:  # both stores checked before either is read
+            scored_args = argparse.Namespace(tracking_uri=args.leave_one_case_out)
+            scored = _store(scored_args, create=False)
         runs = diagnosis.collect(tracker, cases, args.profile)
         if runs.empty:
             print(f"no finished runs of the current code on profile {args.profile}", file=sys.stderr)
             return EXIT_MISMATCH
+        if scored is not None:
+            table = diagnosis.leave_one_case_out(runs, diagnosis.collect(scored, cases, args.profile))
+            print(markdown_table(table.to_dict("records"), list(table.columns)))
+            return EXIT_OK
         document = diagnosis.calibrate(runs, cases, args.profile)
         out = args.out or diagnosis.FIT_FILE
         out.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")

@@ -113,13 +113,13 @@ def settled(values: pd.Series, threshold: float, below: bool) -> int | None:
     return int(values.index[start])
 
 
-def features(view: View) -> dict[str, float]:
+def features(view: View, values: dict[str, pd.Series] | None = None) -> dict[str, float]:
     """Per mechanism, the value that must pass its threshold: the least extreme of the last PERSIST
     traced values (the run ends past the threshold only if this one is)."""
+    values = series(view) if values is None else values
     out = {}
     for mechanism in MECHANISMS:
-        values = series(view)[mechanism.statistic].dropna()
-        tail = values.iloc[-PERSIST:]
+        tail = values[mechanism.statistic].dropna().iloc[-PERSIST:]
         out[mechanism.statistic] = float(tail.max() if mechanism.below else tail.min()) if len(tail) else math.nan
     return out
 
@@ -208,7 +208,7 @@ def diagnose(view: View, fitted: dict | None = None) -> list[Diagnosis]:
     if nonfinite is not None:
         found.append(Diagnosis(EXPLODING, nonfinite, math.nan, math.nan, 1.0, math.nan, math.nan, "a non-finite value"))
     values = series(view)
-    finals = features(view)
+    finals = features(view, values)
     for mechanism in MECHANISMS:
         fit_ = fitted.get(mechanism.statistic)
         if not fit_ or not math.isfinite(fit_["threshold"]):
@@ -243,7 +243,7 @@ def _confidence(reference: list, value: float, below: bool) -> float:
 
 def _rule(mechanism: str):
     def check(view: View) -> Finding:
-        found = diagnose(view, _thresholds())
+        found = view.memo("failbench", lambda: diagnose(view, _thresholds()))
         hit = next((d for d in found if d.mechanism == mechanism), None)
         return fire(hit.step, hit.why) if hit else QUIET
 

@@ -8,6 +8,7 @@ import math
 import pandas as pd
 import pytest
 
+from failbench import diagnosis
 from failbench.detectors import View, autotrainer, deepdiagnosis, sagemaker, thedeepchecker, tools
 
 STEPS = list(range(0, 200, 10))  # 20 checks, from step 0: past TheDeepChecker's start (10)
@@ -146,6 +147,12 @@ CASES = [
     (sagemaker.TOOL, "LossNotDecreasing", scalar("loss", [1.0] * n)),
     (sagemaker.TOOL, "AllZero", setting("act_zero", 1.0, ("conv1",))),
     (sagemaker.TOOL, "UnchangedTensor", setting("w_unchanged", 1.0, ("fc",))),
+    # failbench's own mechanisms (thresholds from the committed fit): past them to the end of the run
+    (diagnosis.TOOL, "exploding", setting("w_norm", [1.0] * (n - 1) + [math.nan], ("fc",))),
+    (diagnosis.TOOL, "dead_relu", setting("unit_active_lt1", [0.0] * (n - 3) + [1.0] * 3, ("conv1",))),
+    (diagnosis.TOOL, "saturation", setting("sat_flat", [0.01] * (n - 3) + [0.99] * 3, ("conv2",))),
+    (diagnosis.TOOL, "constant_output", scalar("out_spread", [0.3] * (n - 3) + [0.0] * 3)),
+    (diagnosis.TOOL, "slow_convergence", both(scalar("loss", [1.0] * n), setting("upd_ratio", 1e-7))),
 ]
 
 
@@ -338,3 +345,38 @@ def _changed(*changes) -> dict:
     for change in changes:
         change(stats)
     return stats
+
+
+def test_failbench_reads_the_hidden_layers_and_a_failure_that_lasts():
+    """Its rules fire only on a statistic that stays past the threshold to the end, on hidden
+    layers (a saturated sigmoid output is a confident prediction), and slow convergence only while
+    the loss is above half its first value."""
+    transient = setting("unit_active_lt1", [1.0] * 3 + [0.0] * (n - 3), ("conv1",))
+    assert _finding(diagnosis.TOOL, "dead_relu", _changed(transient)).fired is False
+    saturated_output = both(setting("sat_flat", 0.99, ("fc",)))  # "fc" is hidden here: "out" is last
+    assert _finding(diagnosis.TOOL, "saturation", _changed(saturated_output)).fired
+    only_the_output = {**LAYERS, "out": ("linear", "sigmoid")}
+    stats = _changed(setting("sat_flat", 0.99, ("out",)))
+    rows = frame(stats)
+    rows.loc[rows["layer"] == "out", "activation"] = only_the_output["out"][1]
+    assert next(r for r in diagnosis.TOOL.rules if r.name == "saturation").check(View(rows)).fired is False
+    small_steps_learning = setting("upd_ratio", 1e-7)  # the healthy loss falls to 0.27 of its first
+    assert _finding(diagnosis.TOOL, "slow_convergence", _changed(small_steps_learning)).fired is False
+
+
+def test_failbench_fits_the_threshold_with_at_most_one_percent_false_alarms():
+    import pandas as pd
+
+    sick = [0.9, 0.8, 0.7, 0.05]  # one sick run no threshold can catch without alarming on cures
+    cured = [0.0] * 95 + [0.06, 0.055, 0.01, 0.03, 0.04]  # 2 of 100 above the lowest sick run: 2% > 1%
+    runs = pd.DataFrame(
+        {
+            "failure_class": ["saturation"] * len(sick) + ["other"] * len(cured),
+            "verdict": ["symptom"] * len(sick) + ["cured"] * len(cured),
+            **{m.statistic: [float("nan")] * (len(sick) + len(cured)) for m in diagnosis.MECHANISMS},
+        }
+    )
+    runs["flat_samples"] = sick + cured
+    fitted = diagnosis.fit(runs)["flat_samples"]
+    # 3 of 4 sick runs, 0 of 100 cured; at equal detection the farthest from the cured: halfway 0.06-0.7
+    assert fitted["threshold"] == pytest.approx((0.06 + 0.7) / 2)

@@ -103,6 +103,7 @@ class View:
         layer = frame["layer"].to_numpy(dtype=object)
         stat = frame["stat"].to_numpy(dtype=object)
         value = frame["value"].to_numpy(dtype=float)
+        self._all_steps, self._all_values = step, value
         self.steps = [int(x) for x in np.unique(step)]
         per_layer = layer != ""
         codes_layer, self.layers = pd.factorize(layer[per_layer])  # model order: first appearance
@@ -178,12 +179,11 @@ class View:
         return self.memo("nonfinite_at", self._nonfinite_at)
 
     def _nonfinite_at(self) -> int | None:
-        bad = self.frame[
-            ~np.isfinite(self.frame["value"].to_numpy())
-            | (self.frame["stat"] == "nonfinite")
-            | ((self.frame["stat"] == "out_nonfinite") & (self.frame["value"] > 0))
-        ]
-        return int(bad["step"].min()) if len(bad) else None
+        steps = self._all_steps[~np.isfinite(self._all_values)].tolist()
+        steps += self.scalar("nonfinite").index.tolist()
+        out = self.scalar("out_nonfinite")
+        steps += out.index[out.to_numpy() > 0].tolist()
+        return int(min(steps)) if steps else None
 
 
 def _last_of(keys: np.ndarray) -> np.ndarray:
@@ -194,17 +194,33 @@ def _last_of(keys: np.ndarray) -> np.ndarray:
 
 
 def first(mask: pd.Series) -> int | None:
-    """The first index where a boolean series is True."""
-    hits = mask[mask.fillna(False).astype(bool)]
-    return int(hits.index[0]) if len(hits) else None
+    """The first index where a boolean series is True (NaN counts as False)."""
+    values = mask.to_numpy()
+    if values.dtype != bool:
+        values = mask.fillna(False).to_numpy(dtype=bool)
+    hits = np.flatnonzero(values)
+    return int(mask.index[hits[0]]) if len(hits) else None
 
 
 def any_layer(table: pd.DataFrame, condition) -> pd.Series:
-    """Per step: does the condition hold on any layer? (NaN cells count as not holding.)"""
-    return condition(table).fillna(False).any(axis=1) if table.shape[1] else pd.Series(dtype=bool)
+    """Per step: does the condition hold on any layer? (NaN cells count as not holding: a comparison
+    with NaN is False.) The condition is applied to the table's numpy values."""
+    if not table.shape[1]:
+        return pd.Series(dtype=bool)
+    with np.errstate(invalid="ignore"):
+        hits = np.asarray(condition(table.to_numpy(dtype=float)), dtype=bool)
+    return pd.Series(hits.any(axis=1), index=table.index)
 
 
 def tools() -> tuple[Tool, ...]:
+    from failbench import diagnosis
     from failbench.detectors import autotrainer, deepdiagnosis, sagemaker, thedeepchecker
 
-    return (autotrainer.TOOL, autotrainer.TOOL_UNGATED, deepdiagnosis.TOOL, thedeepchecker.TOOL, sagemaker.TOOL)
+    return (
+        autotrainer.TOOL,
+        autotrainer.TOOL_UNGATED,
+        deepdiagnosis.TOOL,
+        thedeepchecker.TOOL,
+        sagemaker.TOOL,
+        diagnosis.TOOL,
+    )

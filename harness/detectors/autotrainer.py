@@ -93,9 +93,9 @@ def _compute_gradient_issues(view: View) -> dict[int, str]:
     has_numel = len(numel.index) > 0
     numel = numel.reindex(index=norm.index, columns=norm.columns).to_numpy()
     issues = {}
+    norms = norm.to_numpy(dtype=float)
     for row, step in enumerate(norm.index):
-        g = norm.iloc[row].to_numpy()
-        g = g[~np.isnan(g)]
+        g = norms[row][~np.isnan(norms[row])]
         if not len(g):
             continue
         z, n = zero[row], numel[row]

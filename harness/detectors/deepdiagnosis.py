@@ -88,14 +88,20 @@ def vanishing_gradient(view: View) -> Finding:
 
 
 def _unchanged(table) -> int | None:
-    """meanResult over the last N values, every N checks: mean == max, i.e. all N equal."""
-    for end in range(N, len(table) + 1, N):
-        window = table.iloc[end - N : end]
-        if window.notna().all().any():
-            same = (window.mean() == window.max()) & window.notna().all()
-            if same.any():
-                return int(table.index[end - 1])
-    return None
+    """meanResult over the last N values, every N checks: mean == max, i.e. all N equal. The
+    windows are the non-overlapping runs of N checks, judged at once (a (windows, N, columns) array)."""
+    values = table.to_numpy(dtype=float) if len(table) else np.empty((0, 0))
+    if values.ndim == 1:
+        values = values[:, None]
+    windows = len(values) // N
+    if not windows or not values.shape[1]:
+        return None
+    blocks = values[: windows * N].reshape(windows, N, values.shape[1])
+    known = ~np.isnan(blocks).any(axis=1)
+    with np.errstate(invalid="ignore"):
+        same = (blocks.sum(axis=1) / N == blocks.max(axis=1)) & known
+    hit = np.flatnonzero(same.any(axis=1))
+    return int(table.index[(hit[0] + 1) * N - 1]) if len(hit) else None
 
 
 def unchanged_tensor(view: View) -> Finding:

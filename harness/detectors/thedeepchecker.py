@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from failbench.detectors import (
     CONSTANT_OUTPUT,
@@ -101,11 +102,13 @@ def activation_distribution(view: View) -> Finding:
     layers = [n for n in view.layers if view.activation[n] != "none"]
     if not layers:
         return abstain("no activation layer")
-    std = _checked(view.stat("out_std", layers))
-    ref = STD_MAX + (std < STD_MIN) * (STD_MIN - STD_MAX)  # the bound it is compared with
-    f = np.maximum(std**2, ref**2) / np.minimum(std**2, ref**2)
-    bad = ((std < STD_MIN) | (std > STD_MAX)) & (f > F_CRIT)
-    step = first(bad.any(axis=1))
+    table = _checked(view.stat("out_std", layers))
+    std = table.to_numpy(dtype=float)
+    ref = np.where(std < STD_MIN, STD_MIN, STD_MAX)  # the bound it is compared with
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = np.maximum(std**2, ref**2) / np.minimum(std**2, ref**2)
+        bad = ((std < STD_MIN) | (std > STD_MAX)) & (f > F_CRIT)
+    step = first(pd.Series(bad.any(axis=1), index=table.index))
     return fire(step, "activation std far from [0.5, 2]") if step is not None else QUIET
 
 
@@ -186,32 +189,42 @@ def _loss(view: View):
     return view.scalar("loss").dropna()
 
 
+def _every_pair_in_window(hits: np.ndarray) -> np.ndarray:
+    """hits[j]: a test on the pair (j, j + 1). Per check i >= WINDOW - 1: do all WINDOW - 1 pairs
+    of the window ending at i pass?"""
+    pairs = WINDOW - 1
+    if len(hits) < pairs:
+        return np.zeros(0, dtype=bool)
+    counts = np.convolve(hits.astype(int), np.ones(pairs, dtype=int), mode="valid")
+    return counts == pairs  # index k: the window ending at check k + pairs
+
+
 def loss_not_decreasing(view: View) -> Finding:
     """check_loss_curve: every relative decrease over the last 5 losses below 5%."""
     loss = _loss(view)
     if loss.empty:
         return abstain("no loss")
-    for i in range(WINDOW - 1, len(loss)):
-        window = loss.iloc[i + 1 - WINDOW : i + 1].to_numpy()
-        with np.errstate(divide="ignore", invalid="ignore"):  # a loss of exactly 0: NaN, never below 5%
-            decreases = (window[:-1] - window[1:]) / window[:-1]
-        if (decreases < DECREASE).all():
-            return fire(loss.index[i], "loss falls by < 5% per check")
-    return QUIET
+    values = loss.to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):  # a loss of exactly 0: NaN, never below 5%
+        small = (values[:-1] - values[1:]) / values[:-1] < DECREASE
+    hit = np.flatnonzero(_every_pair_in_window(small))
+    return fire(loss.index[hit[0] + WINDOW - 1], "loss falls by < 5% per check") if len(hit) else QUIET
 
 
 def loss_diverging(view: View) -> Finding:
+    """check_loss_curve: the last 5 losses over the minimum so far, each >= 2x the one before. The
+    minimum cancels from each ratio unless it is 0 (then every scaled loss is inf or NaN: no
+    doubling)."""
     loss = _loss(view)
     if loss.empty:
         return abstain("no loss")
-    best = loss.cummin()
-    for i in range(WINDOW - 1, len(loss)):
-        scaled = (loss.iloc[i + 1 - WINDOW : i + 1] / best.iloc[i]).to_numpy()
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 is NaN: not a doubling
-            doubling = scaled[1:] / scaled[:-1] >= LOSS_DIV_RATE
-        if doubling.all():
-            return fire(loss.index[i], "loss doubling against its minimum")
-    return QUIET
+    values = loss.to_numpy()
+    best = np.minimum.accumulate(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        doubling = values[1:] / values[:-1] >= LOSS_DIV_RATE
+    windows = _every_pair_in_window(doubling) & (best[WINDOW - 1 :] != 0)
+    hit = np.flatnonzero(windows)
+    return fire(loss.index[hit[0] + WINDOW - 1], "loss doubling against its minimum") if len(hit) else QUIET
 
 
 def smoothness(values) -> float:
