@@ -15,8 +15,8 @@ past its threshold to the end of the run: a failure is what the run ends in, not
 Every rule fires at the first traced step from which its statistic stays past t to the end (at
 least the last two traced steps). Thresholds are fitted by `fit`: per mechanism, the threshold that
 detects the most sick runs of the case whose failure it is while alarming on at most 1% of the
-cured runs of every case, halfway (in log10 for the ratio statistics) between the two observed
-values it falls between; at equal detection, the one farthest from the cured runs. The fit reads
+cured runs of every case, halfway (in log10 for the ratios, in log-odds for the shares) between
+the two observed values it falls between; at equal detection, the one farthest from the cured runs. The fit reads
 seeds 0-9 of the quick profile; `failbench detect` and the README score it on seeds 100-109,
 which it never saw.
 
@@ -47,22 +47,22 @@ class Mechanism:
     name: str  # the failure class it names (contract)
     statistic: str
     below: bool  # True: the failure is a low value
-    log: bool  # fitted and compared in log10 (a ratio spanning decades)
+    scale: str  # where "halfway" is taken: "log" (a ratio spanning decades), "logit" (a share)
     why: str
 
 
 MECHANISMS = (
-    Mechanism(DEAD_RELU, "dead_units", False, False, "units of a ReLU layer active on < 1% of samples"),
-    Mechanism(SATURATION, "flat_samples", False, False, "samples of a saturating layer on its flat region"),
-    Mechanism(CONSTANT_OUTPUT, "spread_ratio", True, True, "the output's spread across inputs / its first"),
-    Mechanism(SLOW_CONVERGENCE, "update_ratio", True, True, "median layer |update| / |weight|"),
+    Mechanism(DEAD_RELU, "dead_units", False, "logit", "units of a ReLU layer active on < 1% of samples"),
+    Mechanism(SATURATION, "flat_samples", False, "logit", "samples of a saturating layer on its flat region"),
+    Mechanism(CONSTANT_OUTPUT, "spread_ratio", True, "log", "the output's spread across inputs / its first"),
+    Mechanism(SLOW_CONVERGENCE, "update_ratio", True, "log", "median layer |update| / |weight|"),
 )
 PERSIST = 2  # traced steps at the end that must all be past the threshold
 # Slow convergence is small steps *before* the minimum: a run whose loss has fallen below half its
 # first value is on its way (or there), whatever its step size. A definition, not a fitted value.
 UNFINISHED = 0.5
 MAX_FALSE_ALARMS = 0.01  # of the fitted cured runs: a diagnosis tool's false alarm costs its user a wrong fix
-FLOOR = 1e-7  # a ratio below float32's resolution (~1.2e-7) is read as 0 when fitting in log10
+FLOOR = 1e-7  # a ratio or share within float32's resolution (~1.2e-7) of 0 (or of 1) is read as 0 (1)
 
 
 def _hidden(view: View, *activations: str) -> list[str]:
@@ -136,7 +136,7 @@ def fit(runs: pd.DataFrame) -> dict:
         values = runs[mechanism.statistic].astype(float)
         target = sick & (runs["failure_class"] == mechanism.name)
         pos, neg = values[target].dropna().to_numpy(), values[cured].dropna().to_numpy()
-        threshold = _stump(pos, neg, mechanism.below, mechanism.log) if len(pos) and len(neg) else math.nan
+        threshold = _stump(pos, neg, mechanism.below, mechanism.scale) if len(pos) and len(neg) else math.nan
         known = values.notna() & (sick | cured)
         fitted[mechanism.statistic] = {
             "mechanism": mechanism.name,
@@ -157,15 +157,14 @@ def _median(x: np.ndarray) -> float:
     return float(np.median(finite)) if len(finite) else math.nan
 
 
-def _stump(pos: np.ndarray, neg: np.ndarray, below: bool, log: bool) -> float:
+def _stump(pos: np.ndarray, neg: np.ndarray, below: bool, scale: str) -> float:
     """The threshold that detects the most of the sick runs while alarming on at most
     MAX_FALSE_ALARMS of the cured ones; at equal detection, the one farthest from the cured runs.
-    Candidates lie halfway between neighbouring observed values."""
-
-    def scale(x):
-        return np.log10(np.maximum(x, FLOOR)) if log else x
-
-    p, n = scale(pos[np.isfinite(pos)]), scale(neg[np.isfinite(neg)])
+    Candidates lie halfway between neighbouring observed values, on the statistic's scale: log10
+    for a ratio, log-odds for a share (a share of 0.999 is as far from 0.99 as 0.99 from 0.9: a
+    layer whose every unit is dead is another thing from one that lost most of them)."""
+    forward, back = SCALES[scale]
+    p, n = forward(pos[np.isfinite(pos)]), forward(neg[np.isfinite(neg)])
     if below:  # a low value is the failure: flip, so the failure is always >= threshold
         p, n = -p, -n
     values = np.unique(np.concatenate([p, n]))
@@ -177,8 +176,18 @@ def _stump(pos: np.ndarray, neg: np.ndarray, below: bool, log: bool) -> float:
             best, best_tpr = t, tpr
     if math.isnan(best):
         return math.nan
-    best = -best if below else best
-    return float(10**best if log else best)
+    return float(back(-best if below else best))
+
+
+def _logit(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, FLOOR, 1 - FLOOR)
+    return np.log(x / (1 - x))
+
+
+SCALES = {
+    "log": (lambda x: np.log10(np.maximum(x, FLOOR)), lambda t: 10**t),
+    "logit": (_logit, lambda t: 1 / (1 + math.exp(-t))),
+}
 
 
 def load_fit(path: Path = FIT_FILE) -> dict:

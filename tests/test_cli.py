@@ -64,6 +64,9 @@ def empty_dir(tmp_path, monkeypatch):
             "tracking server http://127.0.0.1:9 cannot be reached",
         ),
         (["check", "no_such_case"], "unknown case"),
+        (["calibrate"], "no MLflow store at"),  # a command that reads never creates the store
+        (["calibrate", "--leave-one-case-out", "sqlite:////no/such/dir/h.db"], "no MLflow store at"),
+        (["diagnose", "no_such_trace.parquet"], "no such trace file: no_such_trace.parquet"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(argv, message, store_uri, tmp_path, capsys):

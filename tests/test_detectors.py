@@ -378,5 +378,7 @@ def test_failbench_fits_the_threshold_with_at_most_one_percent_false_alarms():
     )
     runs["flat_samples"] = sick + cured
     fitted = diagnosis.fit(runs)["flat_samples"]
-    # 3 of 4 sick runs, 0 of 100 cured; at equal detection the farthest from the cured: halfway 0.06-0.7
-    assert fitted["threshold"] == pytest.approx((0.06 + 0.7) / 2)
+    # 3 of 4 sick runs, 0 of 100 cured; at equal detection the farthest from the cured: halfway
+    # between 0.06 and 0.7 in log-odds (a share)
+    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    assert fitted["threshold"] == pytest.approx(1 / (1 + math.exp(-(logit(0.06) + logit(0.7)) / 2)))
