@@ -510,12 +510,11 @@ class DetectCommand(Command):
         return parser
 
     def run(self, args):
-        from failbench.detect import fired_by_variant, scores, to_markdown
-        from failbench.reports import default_workers, judge_cases
+        from failbench.detect import default_workers, fired_by_variant, judge_in_processes, scores, to_markdown
 
         cases = selected(args)
         tracker = _store(args, create=False)  # refuses a store that does not exist, before any worker starts
-        judged = judge_cases(
+        judged = judge_in_processes(
             [c.name for c in cases], tracker.uri, args.profile, workers=args.workers or default_workers()
         )
         for case in cases:

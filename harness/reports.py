@@ -161,24 +161,11 @@ def summary_rows(
 def judge_cases(
     case_names: list[str], tracking_uri: str, profile: str, cases_root: str = "", workers: int = 1
 ) -> pd.DataFrame:
-    """`detect.judge_cases` for the detectors page, the cases shared among `workers` processes: the
-    page that takes longest (every rule on every run's trace), it would otherwise run on one core
-    while the other pages are long done. The same rows in the same order as one process gives."""
-    from failbench.detect import judge_cases as judge
+    """`detect.judge_in_processes` for the detectors page: the page that takes longest (every rule
+    on every run's trace), it would otherwise run on one core while the other pages are long done."""
+    from failbench.detect import judge_in_processes
 
-    if workers <= 1 or len(case_names) <= 1:
-        return judge(case_names, tracking_uri, profile, cases_root)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from itertools import repeat
-
-    # spawned, not forked: a kernel has threads of its own (heartbeat, output) that a fork would copy
-    with ProcessPoolExecutor(min(workers, len(case_names)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = list(
-            pool.map(judge, [[n] for n in case_names], repeat(tracking_uri), repeat(profile), repeat(cases_root))
-        )
-    parts = [p for p in parts if not p.empty]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return judge_in_processes(case_names, tracking_uri, profile, cases_root, workers)
 
 
 def heatmap_cells(case: Case, runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
@@ -298,9 +285,9 @@ def render(
 
 
 def default_workers() -> int:
-    """One kernel per CPU core this process may run on (its affinity, else every core)."""
-    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    return max(1, len(cores) if cores else os.cpu_count() or 1)
+    from failbench.detect import default_workers as cores
+
+    return cores()
 
 
 # Started first because it takes longest (it reads and judges every run's trace), so that the
