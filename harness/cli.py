@@ -510,12 +510,23 @@ class DetectCommand(Command):
         return parser
 
     def run(self, args):
+        import multiprocessing
+
         from failbench.detect import default_workers, fired_by_variant, judge_in_processes, scores, to_markdown
 
         cases = selected(args)
-        tracker = _store(args, create=False)  # refuses a store that does not exist, before any worker starts
+        uri = resolve_uri(args.tracking_uri)
+        try:  # refuses a store that does not exist, before any worker starts; opens no connection to keep
+            check_store(uri, create=False)
+        except TrackingError as exc:
+            raise UsageError(str(exc)) from None
+        forks = "fork" in multiprocessing.get_all_start_methods()  # Linux: workers start with our imports
         judged = judge_in_processes(
-            [c.name for c in cases], tracker.uri, args.profile, workers=args.workers or default_workers()
+            [c.name for c in cases],
+            uri,
+            args.profile,
+            workers=args.workers or default_workers(),
+            start_method="fork" if forks else "spawn",
         )
         for case in cases:
             if judged.empty or case.name not in set(judged["case"]):

@@ -249,11 +249,18 @@ def default_workers() -> int:
 
 
 def judge_in_processes(
-    case_names: list[str], tracking_uri: str, profile: str, cases_root: str = "", workers: int = 1
+    case_names: list[str],
+    tracking_uri: str,
+    profile: str,
+    cases_root: str = "",
+    workers: int = 1,
+    start_method: str = "spawn",
 ) -> pd.DataFrame:
     """`judge_cases` with the cases shared among `workers` processes, the largest case first (it
     takes longest; 280 of the quick store's 780 runs are identity_filter's): the same rows in the
-    same order as one process gives."""
+    same order as one process gives. `start_method` "fork" starts each worker with the caller's
+    imports (torch, MLflow, the cases: ~4 s a worker to import again); for a caller that holds no
+    store connection and runs no threads of its own (`failbench detect`), never a notebook kernel."""
     if workers <= 1 or len(case_names) <= 1:
         return judge_cases(case_names, tracking_uri, profile, cases_root)
     import multiprocessing
@@ -265,8 +272,9 @@ def judge_in_processes(
     root = Path(cases_root) if cases_root else CASES_DIR
     size = {name: _grid_size(load_case(name, root), profile) for name in case_names}
     order = sorted(case_names, key=lambda name: -size[name])
-    # spawned, not forked: a notebook kernel has threads of its own (heartbeat, output) a fork would copy
-    with ProcessPoolExecutor(min(workers, len(case_names)), mp_context=multiprocessing.get_context("spawn")) as pool:
+    # a notebook kernel spawns: it has threads of its own (heartbeat, output) that a fork would copy
+    context = multiprocessing.get_context(start_method)
+    with ProcessPoolExecutor(min(workers, len(case_names)), mp_context=context) as pool:
         parts = dict(
             zip(
                 order,

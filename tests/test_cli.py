@@ -98,7 +98,7 @@ def test_run_then_check_one_variant_reports_the_missing_ones(store_uri, capsys):
 
 
 def test_the_commands_that_take_a_profile():
-    assert _taking("--profile") == ["run", "check", "report", "table", "compare", "snapshot", "detect"]
+    assert _taking("--profile") == ["run", "check", "report", "table", "compare", "snapshot", "detect", "calibrate"]
 
 
 def test_a_profile_only_some_cases_declare_selects_those_cases(empty_dir, capsys):
@@ -170,7 +170,7 @@ def test_help_lists_every_command(capsys):
     assert exit_.value.code == 0
     out = _flat(capsys.readouterr().out)
     commands = Command.__subclasses__()
-    names = ["list", "run", "check", "report", "table", "compare", "snapshot", "detect", "ui"]
+    names = ["list", "run", "check", "report", "table", "compare", "snapshot", "detect", "calibrate", "diagnose", "ui"]
     assert [c.name for c in commands] == list(_parsers()) == names
     for command in commands:
         assert f"{command.name} {_flat(command.help)}" in out

@@ -124,6 +124,37 @@ def _hidden_abs_mean(view: View) -> pd.Series:
     return table[hidden].max(axis=1) if hidden else pd.Series(dtype=float)
 
 
+def _count(series: pd.Series, step: int) -> int:
+    """How many values are logged at or before `step` (the series is sorted by step)."""
+    return int(np.searchsorted(series.index.to_numpy(), step, side="right"))
+
+
+class _Prefixes:
+    """max, max_delta_acc and ol_judge of every prefix of one accuracy curve, from arrays built once
+    (a check reads the curve so far; recomputing each prefix is quadratic in the ~100 checks)."""
+
+    def __init__(self, acc: np.ndarray):
+        self.acc = acc
+        self.best = np.maximum.accumulate(acc) if len(acc) else acc
+        # max_delta_acc of the first L values: the largest rise among their L - 1 steps, or 0
+        rises = np.diff(acc)
+        self.rise = np.concatenate([[0.0], np.maximum.accumulate(np.maximum(rises, 0.0))]) if len(acc) else acc
+        # ol_judge: interior point i of a prefix is a peak (dip) by its two neighbours alone, so a
+        # prefix of L values has the peaks and dips at i <= L - 2, paired in order
+        inner = np.arange(1, len(acc) - 1)
+        left, right = acc[inner] - acc[inner - 1], acc[inner] - acc[inner + 1]
+        self.peaks = inner[(left >= 0) & (right >= 0)]
+        self.dips = inner[(left <= 0) & (right <= 0)]
+        pairs = min(len(self.peaks), len(self.dips))
+        swings = acc[self.peaks[:pairs]] - acc[self.dips[:pairs]] >= ZETA
+        self.swing_counts = np.concatenate([[0], np.cumsum(swings)])
+
+    def oscillates(self, length: int) -> bool:
+        peaks = int(np.searchsorted(self.peaks, length - 2, side="right"))
+        dips = int(np.searchsorted(self.dips, length - 2, side="right"))
+        return bool(self.swing_counts[min(peaks, dips)] >= ETA * length)
+
+
 def _prefix(series: pd.Series, step: int) -> np.ndarray:
     """The values logged at or before `step` (the series is sorted by step)."""
     return series.to_numpy()[: np.searchsorted(series.index.to_numpy(), step, side="right")]
@@ -137,6 +168,7 @@ def _diagnose(view: View, gate: bool) -> tuple[tuple[str, ...], int | None, str]
     output_l1, hidden_abs = view.scalar("out_l1_max").to_dict(), _hidden_abs_mean(view).to_dict()
     gradient = _gradient_issues(view)
     loss_max, loss_min = loss.cummax(), loss.cummin()
+    gate_train, gate_val = _Prefixes(train.to_numpy()), _Prefixes(val.to_numpy())
     counted: list[str] = []
     feature = dict.fromkeys(("activation_output", "abnormal_output", "nan_loss", "abnormal_loss"), False)
     total = view.steps[-1] if view.steps else 0
@@ -163,11 +195,11 @@ def _diagnose(view: View, gate: bool) -> tuple[tuple[str, ...], int | None, str]
             feature["abnormal_loss"] = True
         not_converged = slow = unstable = False
         if not feature["nan_loss"] and step >= JUDGMENT_POINT * total - gap:
-            acc, vacc = list(_prefix(train, step)), list(_prefix(val, step))
-            if acc and vacc:
-                not_converged = max(vacc) < THETA and max(acc) < THETA
-                slow = _max_rise(vacc) < DELTA and _max_rise(acc) < DELTA
-                unstable = _oscillates(acc)
+            n_acc, n_vacc = _count(train, step), _count(val, step)
+            if n_acc and n_vacc:
+                not_converged = gate_val.best[n_vacc - 1] < THETA and gate_train.best[n_acc - 1] < THETA
+                slow = gate_val.rise[n_vacc - 1] < DELTA and gate_train.rise[n_acc - 1] < DELTA
+                unstable = gate_train.oscillates(n_acc)
         reported = _judge(feature, counted, nan, not_converged, slow, unstable)
         if reported:
             return reported, step, "judge_issue"

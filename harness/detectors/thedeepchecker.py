@@ -83,16 +83,16 @@ def _saturating(view):
 def _trend(table, mav_hit, rate_hit):
     """hooks.py check_vanishing/exploding_gradient, check_divergence: the latest mean |x| past its
     bound, or every ratio of consecutive values over the last WINDOW checks past its rate."""
+    values = table.to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bound = np.asarray(mav_hit(values), dtype=bool).any(axis=1)
+        rates = values[1:] / values[:-1]
+        ok = np.asarray(rate_hit(rates), dtype=bool) & np.isfinite(rates)
     for i, step in enumerate(table.index):
-        row = table.iloc[i]
-        if mav_hit(row).any():
+        if bound[i]:
             return int(step)
-        if i + 1 >= WINDOW:
-            window = table.iloc[i + 1 - WINDOW : i + 1]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                rates = window.iloc[1:].to_numpy() / window.iloc[:-1].to_numpy()
-                if (rate_hit(rates).all(axis=0) & np.isfinite(rates).all(axis=0)).any():
-                    return int(step)
+        if i + 1 >= WINDOW and ok[i + 1 - WINDOW : i].all(axis=0).any():
+            return int(step)
     return None
 
 
@@ -161,11 +161,19 @@ def _log_update(view: View):
     """The period's mean log ratio (trace.Period, as hooks.py check_unstable_training judges it) where
     the trace has periods; else the traced step's own ratio, a period of one iteration (log10, or 0
     for no update)."""
+    return view.memo("tdc_log_update", lambda: _compute_log_update(view))
+
+
+def _compute_log_update(view: View):
     period = view.stat("upd_log_period", view.weighted())
-    if not period.empty and period.notna().any().any():
+    if not period.empty and period.notna().to_numpy().any():
         return period
     ratio = view.stat("upd_absmean_ratio", view.weighted())
-    return np.log10(ratio.where(ratio > 0)).fillna(0.0).where(ratio.notna())
+    values = ratio.to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(values > 0, np.log10(values), 0.0)
+    logs[np.isnan(values)] = np.nan
+    return pd.DataFrame(logs, index=ratio.index, columns=ratio.columns)
 
 
 def updates_too_large(view: View) -> Finding:
@@ -242,10 +250,24 @@ def loss_fluctuating(view: View) -> Finding:
     loss = _loss(view)
     if loss.empty:
         return abstain("no loss")
-    for i in range(len(loss)):
-        if smoothness(loss.iloc[max(0, i + 1 - FLUCT_WINDOW) : i + 1].to_numpy()) < SMOOTHNESS:
-            return fire(loss.index[i], "loss slope changes sign on > half the checks")
-    return QUIET
+    hit = np.flatnonzero(_smoothness_of_windows(loss.to_numpy()) < SMOOTHNESS)
+    return fire(loss.index[hit[0]], "loss slope changes sign on > half the checks") if len(hit) else QUIET
+
+
+def _smoothness_of_windows(data: np.ndarray) -> np.ndarray:
+    """`smoothness` of the last FLUCT_WINDOW values up to each check, all checks at once: the sign
+    changes of a window are a difference of one cumulative count."""
+    n = len(data)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rises = data[1:] / data[:-1] > 1.0
+    changed = np.concatenate([[0], np.cumsum(rises[1:] != rises[:-1])])  # changed[k]: changes in pairs < k
+    end = np.arange(n)
+    start = np.maximum(0, end + 1 - FLUCT_WINDOW)
+    length = end - start + 1
+    # the window's changes: between its rise pairs start..end-1, i.e. change indices start..end-2
+    upto, since = changed[np.maximum(end - 1, 0)], changed[np.minimum(start, len(changed) - 1)]
+    changes = np.where(end - 1 > start, upto - since, 0)
+    return (length - changes) / length
 
 
 def constant_output(view: View) -> Finding:
