@@ -67,8 +67,9 @@ TRAININGS = {
 }
 
 
-def train(name: str, seed: int):
-    """One training; returns (its recorder's trace, final held-out accuracy)."""
+def train(name: str, seed: int, record: bool = True):
+    """One training; returns (its recorder's trace, final held-out accuracy); with `record=False`
+    the same loop without the recorder: (None, accuracy)."""
     torch.manual_seed(seed)
     digits = load("", 4000, HELD_OUT, torch.device("cpu"))
     x, y = digits.train_x, digits.train_y
@@ -76,7 +77,7 @@ def train(name: str, seed: int):
     build, optimizer = TRAININGS[name]
     model = build()
     opt = optimizer(model.parameters())
-    rec = failbench.watch(model, opt)
+    rec = failbench.watch(model, opt) if record else None
     picker = torch.Generator().manual_seed(seed)
     for step in range(STEPS + 1):
         idx = torch.randint(0, len(x), (BATCH,), generator=picker)
@@ -91,6 +92,9 @@ def train(name: str, seed: int):
             model.eval()
             with torch.no_grad():
                 held = float((model(tx).argmax(1) == ty).float().mean())
-            rec.log(step, loss=loss, accuracy=accuracy, val_accuracy=held)
+            if rec is not None:
+                rec.log(step, loss=loss, accuracy=accuracy, val_accuracy=held)
+    if rec is None:
+        return None, held
     rec.close()
     return rec.frame(), held

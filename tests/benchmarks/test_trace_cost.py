@@ -18,6 +18,7 @@ import torch
 from failbench.discovery import case_names, load_case
 from failbench.runner import RunContext, make_reproducible
 from failbench.trace import Trace
+from tests import healthy_runs
 
 CPU = torch.device("cpu")
 PAIRS = {"blurry_inpainting": 3, "slow_conv_mnist": 4}  # the slowest runs; the others 16 pairs
@@ -51,3 +52,27 @@ def test_trace_cost_per_quick_baseline(benchmark, name):
     off, on, recorder = (statistics.median(p[i] for p in timed) for i in range(3))
     benchmark.extra_info.update(trace_off_s=off, trace_on_s=on, overhead=on / off - 1, in_recorder=recorder / on)
     print(f"\n{name}: trace off {off:.3f} s, on {on:.3f} s, {on / off - 1:+.1%}, in recorder {recorder / on:.1%}")
+
+
+@pytest.mark.parametrize("name", sorted(healthy_runs.TRAININGS))
+def test_recorder_cost_on_ordinary_trainings(benchmark, name):
+    """failbench.watch on a user's loop (tests/healthy_runs.py: a small CNN, an MLP, a small residual
+    net with batch norm), off then on, in CPU seconds; the recorder's own share from its clock."""
+    pairs: list[tuple[float, float, float]] = []
+
+    def pair():
+        start = time.process_time()
+        healthy_runs.train(name, 0, record=False)
+        off = time.process_time() - start
+        start = time.process_time()
+        frame, _ = healthy_runs.train(name, 0)
+        on = time.process_time() - start
+        recorder = float(frame.loc[frame["stat"] == "trace_seconds", "value"].iloc[0])
+        pairs.append((off, on, recorder))
+
+    benchmark.group = "recorder cost: an ordinary training, failbench.watch off then on"
+    benchmark.pedantic(pair, rounds=3, warmup_rounds=1)
+    timed = pairs[1:] or pairs
+    off, on, recorder = (statistics.median(p[i] for p in timed) for i in range(3))
+    benchmark.extra_info.update(trace_off_s=off, trace_on_s=on, overhead=on / off - 1, in_recorder=recorder / on)
+    print(f"\n{name}: watch off {off:.3f} s, on {on:.3f} s, {on / off - 1:+.1%}, in recorder {recorder / on:.1%}")
