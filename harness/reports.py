@@ -263,9 +263,18 @@ def render(
     # (name, template, parameters), in the order of the log and of the index
     jobs = [(name, "case.ipynb", {"case_name": name, **common}) for name in case_names]
     jobs.append(("summary", "summary.ipynb", {"case_names": list(case_names), **common}))
-    # the published diagnosis rules scored on the same runs (harness/detect.py)
+    # the published diagnosis rules scored on the same runs (harness/detect.py), judged here, before
+    # any kernel or thread starts, by workers forked from this process (they start with its imports:
+    # a kernel would spawn them, each importing torch and MLflow again); the page reads the result
     workers = workers or default_workers()
-    jobs.append(("detectors", "detectors.ipynb", {"case_names": list(case_names), **common, "workers": workers}))
+    judged_path = _judge_for_the_page(case_names, uri, profile, root, workers, out_dir, log)
+    jobs.append(
+        (
+            "detectors",
+            "detectors.ipynb",
+            {"case_names": list(case_names), **common, "workers": workers, "judged_path": str(judged_path)},
+        )
+    )
     pages = dict(_render_pages(jobs, out_dir, workers, log))
     index = out_dir.parent / "index.html" if out_dir == REPORTS_DIR / "out" else out_dir / "index.html"
     links = "\n".join(
@@ -282,6 +291,20 @@ def render(
         f"<p>Store: <code>{html.escape(uri)}</code></p><ul>{links}</ul>\n"
     )
     return index
+
+
+def _judge_for_the_page(case_names, uri, profile, root, workers, out_dir: Path, log) -> Path:
+    import multiprocessing
+
+    from failbench.detect import judge_in_processes
+
+    start = time.perf_counter()
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    judged = judge_in_processes(list(case_names), uri, profile, root, workers, start_method=method)
+    path = out_dir / "detectors_judged.pkl"
+    judged.to_pickle(path)
+    log(f"judged {len(judged)} run x tool pairs for the detectors page ({time.perf_counter() - start:.1f} s)")
+    return path
 
 
 def default_workers() -> int:
