@@ -267,15 +267,11 @@ def render(
     # any kernel or thread starts, by workers forked from this process (they start with its imports:
     # a kernel would spawn them, each importing torch and MLflow again); the page reads the result
     workers = workers or default_workers()
-    judged_path = _judge_for_the_page(case_names, uri, profile, root, workers, out_dir, log)
-    jobs.append(
-        (
-            "detectors",
-            "detectors.ipynb",
-            {"case_names": list(case_names), **common, "workers": workers, "judged_path": str(judged_path)},
-        )
-    )
-    pages = dict(_render_pages(jobs, out_dir, workers, log))
+    with tempfile.TemporaryDirectory() as scratch:
+        judged_path = _judge_for_the_page(case_names, uri, profile, root, workers, Path(scratch), log)
+        parameters = {"case_names": list(case_names), **common, "workers": workers, "judged_path": judged_path}
+        jobs.append(("detectors", "detectors.ipynb", parameters))
+        pages = dict(_render_pages(jobs, out_dir, workers, log))
     index = out_dir.parent / "index.html" if out_dir == REPORTS_DIR / "out" else out_dir / "index.html"
     links = "\n".join(
         f'<li><a href="{html.escape(str(p.relative_to(index.parent)))}">{html.escape(n)}</a></li>'
@@ -293,18 +289,23 @@ def render(
     return index
 
 
-def _judge_for_the_page(case_names, uri, profile, root, workers, out_dir: Path, log) -> Path:
+def _judge_for_the_page(case_names, uri, profile, root, workers, scratch: Path, log) -> str:
+    """The judged table as a pickle for the detectors page, or "" where judging fails here (an
+    unknown case: the page then judges, and fails, in its kernel like every other page)."""
     import multiprocessing
 
     from failbench.detect import judge_in_processes
 
     start = time.perf_counter()
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    judged = judge_in_processes(list(case_names), uri, profile, root, workers, start_method=method)
-    path = out_dir / "detectors_judged.pkl"
+    try:
+        judged = judge_in_processes(list(case_names), uri, profile, root, workers, start_method=method)
+    except Exception:  # reported by the page, in the order of the pages
+        return ""
+    path = scratch / "detectors_judged.pkl"
     judged.to_pickle(path)
     log(f"judged {len(judged)} run x tool pairs for the detectors page ({time.perf_counter() - start:.1f} s)")
-    return path
+    return str(path)
 
 
 def default_workers() -> int:
