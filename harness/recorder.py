@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 from torch.overrides import TorchFunctionMode
 
 from failbench.trace import GROWTH, Trace
@@ -144,8 +145,6 @@ class WatchedTrace(Trace):
         self._handles.append(model.register_forward_pre_hook(self._count()))
         self._handles.append(model.register_forward_pre_hook(self._enter))
         self._handles.append(model.register_forward_hook(self._leave))
-        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
-
         self._handles.append(register_optimizer_step_pre_hook(self._pre_step))
         self._handles.append(register_optimizer_step_post_hook(self._post_step))
 
