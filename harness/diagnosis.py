@@ -23,7 +23,8 @@ which it never saw.
 A run can match several mechanisms; it is reported in the order of the table (a dead or saturated
 layer explains a flat output and a slow start; a collapse explains slow progress), as a tool
 reports its first finding. The confidence of a finding is the share, among the fitted runs whose
-statistic was at least as far past the threshold, of sick runs of that mechanism's case.
+statistic was at least as far past the threshold and that no earlier mechanism reports, of sick
+runs of that mechanism's case.
 """
 
 from __future__ import annotations
@@ -132,12 +133,17 @@ def fit(runs: pd.DataFrame) -> dict:
     fitted = {}
     sick = runs["verdict"].isin(("symptom", "diverged"))
     cured = runs["verdict"] == "cured"
+    # a run reported as an earlier mechanism (or as exploding) never reaches this one's report: it
+    # is left out of the confidence's reference, as it is of what the detector would say
+    explained = runs["nonfinite"].astype(bool) if "nonfinite" in runs else pd.Series(False, index=runs.index)
     for mechanism in MECHANISMS:
         values = runs[mechanism.statistic].astype(float)
         target = sick & (runs["failure_class"] == mechanism.name)
         pos, neg = values[target].dropna().to_numpy(), values[cured].dropna().to_numpy()
         threshold = _stump(pos, neg, mechanism.below, mechanism.scale) if len(pos) and len(neg) else math.nan
-        known = values.notna() & (sick | cured)
+        known = values.notna() & (sick | cured) & ~explained
+        if math.isfinite(threshold):
+            explained = explained | ((values <= threshold) if mechanism.below else (values >= threshold))
         fitted[mechanism.statistic] = {
             "mechanism": mechanism.name,
             "threshold": threshold,
@@ -146,7 +152,8 @@ def fit(runs: pd.DataFrame) -> dict:
             "cured_median": _median(neg),
             "sick_runs": int(len(pos)),
             "cured_runs": int(len(neg)),
-            # (value, is this mechanism's sick run) of every fitted run that has the statistic
+            # (value, is this mechanism's sick run) of every fitted run that has the statistic and is
+            # not reported as an earlier mechanism
             "reference": sorted(zip(values[known].round(6).tolist(), target[known].astype(int).tolist())),
         }
     return fitted
