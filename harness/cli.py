@@ -605,6 +605,9 @@ class DiagnoseCommand(Command):
         parser = super().setup_arguments(subparsers)
         parser.add_argument("trace", metavar="TRACE", help="a trace.parquet file, or mlflow:RUN_ID (its trace)")
         parser.add_argument("--json", action="store_true", help="one JSON object on stdout, for tools")
+        parser.add_argument(
+            "--fit", type=Path, default=None, help="thresholds from `failbench calibrate --out` (default: its own)"
+        )
         return parser
 
     def run(self, args):
@@ -612,11 +615,13 @@ class DiagnoseCommand(Command):
 
         from failbench.diagnose import TraceError, read_trace, report, to_text
 
+        if args.fit is not None and not args.fit.is_file():
+            raise UsageError(f"no such fit file: {args.fit}")
         try:
             frame = read_trace(args.trace, args.tracking_uri)
         except TraceError as exc:
             raise UsageError(str(exc)) from None
-        found = report(frame, args.trace)
+        found = report(frame, args.trace, args.fit)
         print(json.dumps(found, indent=1) if args.json else to_text(found))
         return EXIT_MISMATCH if found["failures"] else EXIT_OK
 

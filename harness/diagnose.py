@@ -64,11 +64,12 @@ def _checked(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return frame
 
 
-def report(frame: pd.DataFrame, source: str) -> dict:
-    """Everything `diagnose` prints, as data (what --json writes)."""
+def report(frame: pd.DataFrame, source: str, fit_file: Path | None = None) -> dict:
+    """Everything `diagnose` prints, as data (what --json writes); `fit_file`: thresholds written by
+    `failbench calibrate --out` (default: the package's own)."""
     from failbench.detectors import View, tools
 
-    fitted = load_fit()
+    fitted = load_fit(fit_file) if fit_file is not None else load_fit()
     view = View(frame)
     by_class = {info["failure_class"]: (name, info) for name, info in fitted["cases"].items()}
     failures = []

@@ -172,6 +172,21 @@ def test_diagnose_refuses_bad_input_in_one_line_exit_2(tmp_path, capsys, write, 
     assert sorted(tmp_path.iterdir()) == before  # nothing written
 
 
+def test_diagnose_reads_a_fit_of_ones_own(tmp_path, capsys):
+    """--fit: thresholds from `failbench calibrate --out`; here one no statistic can pass."""
+    from failbench.diagnosis import FIT_FILE
+
+    path = _dead_relu_trace(tmp_path / "dead.parquet")
+    document = json.loads(FIT_FILE.read_text())
+    for fitted in document["thresholds"].values():
+        fitted["threshold"] = -1.0 if fitted["below"] else 2.0  # no ratio falls below, no share reaches
+    own = tmp_path / "fit.json"
+    own.write_text(json.dumps(document))
+    assert main(["diagnose", str(path), "--fit", str(own)]) == 0
+    assert "none of the suite's failures" in capsys.readouterr().out
+    assert main(["diagnose", str(path), "--fit", str(tmp_path / "missing.json")]) == 2
+
+
 def test_diagnose_refuses_an_unknown_mlflow_run(tmp_path, capsys):
     assert main(["--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}", "diagnose", "mlflow:abc"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
