@@ -284,7 +284,7 @@ class Period:
                 s[f"{key}_absmean_last"] = float(last[-1])
                 if not (np.isfinite(last).all() and (last[:-1] > 0).all()):
                     continue  # a rate from an exact 0 is undefined: stored as none, never as NaN (a NaN
-                    # in the trace is the network's, e.g. relu_blowup's dead layer has |g| = 0 throughout)
+                    # in the trace is the network's; 4 identity_filter runs have a layer whose |g| stays exactly 0)
                 rates = last[1:] / last[:-1]
                 s[f"{key}_rate_min"] = float(rates.min())
                 if key == "g":
