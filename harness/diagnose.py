@@ -82,7 +82,7 @@ def report(frame: pd.DataFrame, source: str, fit_file: Path | None = None) -> di
                 "case": case,
                 "title": info.get("title"),
                 "post": info.get("post"),
-                "confidence": found.confidence,
+                "confidence": _number(found.confidence),
                 "settled_at_step": found.step,
                 "evidence": {
                     "why": found.why,
@@ -137,7 +137,8 @@ def to_text(found: dict) -> str:
     for f in found["failures"]:
         ev = f["evidence"]
         where = f"the suite's {f['case']}" if f["case"] else "no case of the suite"
-        lines.append(f"{found['source']}{span}: {f['mechanism']}, as in {where} (confidence {f['confidence']:.0%})")
+        confidence = "unknown" if f["confidence"] is None else f"{f['confidence']:.0%}"
+        lines.append(f"{found['source']}{span}: {f['mechanism']}, as in {where} (confidence {confidence})")
         if ev["value"] is not None:
             lines.append(
                 f"  evidence: {ev['why']} = {ev['value']:.3g} from step {f['settled_at_step']} to the end "

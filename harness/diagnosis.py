@@ -239,7 +239,7 @@ def diagnose(view: View, fitted: dict | None = None) -> list[Diagnosis]:
                 step,
                 value,
                 fit_["threshold"],
-                _confidence(fit_["reference"], value, mechanism.below),
+                _confidence(fit_["reference"], value, fit_["threshold"], mechanism.below),
                 fit_["sick_median"],
                 fit_["cured_median"],
                 mechanism.why,
@@ -248,13 +248,16 @@ def diagnose(view: View, fitted: dict | None = None) -> list[Diagnosis]:
     return found
 
 
-def _confidence(reference: list, value: float, below: bool) -> float:
+def _confidence(reference: list, value: float, threshold: float, below: bool) -> float:
     """Of the fitted runs at least this far past the threshold, the share that were this mechanism's
-    sick runs (1.0 where no fitted run was that extreme: the most extreme ones were all sick)."""
-    at_least = [sick for v, sick in reference if (v <= value if below else v >= value)]
-    if not at_least:
-        return 1.0
-    return float(np.mean(at_least))
+    sick runs; for a value past every fitted run, the share among all those past the threshold;
+    NaN where no fitted run passed it."""
+
+    def past(bound: float) -> list[int]:
+        return [sick for v, sick in reference if (v <= bound if below else v >= bound)]
+
+    at_least = past(value) or past(threshold)
+    return float(np.mean(at_least)) if at_least else math.nan
 
 
 def _rule(mechanism: str):
