@@ -130,12 +130,18 @@ def _store(args: argparse.Namespace, *, create: bool):
     compare, detect) is refused a missing store in one line instead of leaving an empty one behind."""
     from failbench.tracking import Tracker
 
-    uri = resolve_uri(args.tracking_uri)
+    return Tracker(_checked_uri(args.tracking_uri, create=create), writable=create)
+
+
+def _checked_uri(tracking_uri: str | None, *, create: bool) -> str:
+    """The store's URI (--tracking-uri, else $MLFLOW_TRACKING_URI, else the default), checked as
+    `_store` checks it, without opening a client (a command whose workers open their own)."""
+    uri = resolve_uri(tracking_uri)
     try:
         check_store(uri, create=create)
     except TrackingError as exc:
         raise UsageError(str(exc)) from None
-    return Tracker(uri, writable=create)
+    return uri
 
 
 # ---- the commands ---------------------------------------------------------------------------------
@@ -515,11 +521,7 @@ class DetectCommand(Command):
         from failbench.detect import default_workers, fired_by_variant, judge_in_processes, scores, to_markdown
 
         cases = selected(args)
-        uri = resolve_uri(args.tracking_uri)
-        try:  # refuses a store that does not exist, before any worker starts; opens no connection to keep
-            check_store(uri, create=False)
-        except TrackingError as exc:
-            raise UsageError(str(exc)) from None
+        uri = _checked_uri(args.tracking_uri, create=False)  # before any worker starts; no connection kept
         forks = "fork" in multiprocessing.get_all_start_methods()  # Linux: workers start with our imports
         judged = judge_in_processes(
             [c.name for c in cases],
@@ -571,8 +573,9 @@ class CalibrateCommand(Command):
         tracker = _store(args, create=False)
         scored = None
         if args.leave_one_case_out:  # both stores checked before either is read
-            scored_args = argparse.Namespace(tracking_uri=args.leave_one_case_out)
-            scored = _store(scored_args, create=False)
+            from failbench.tracking import Tracker
+
+            scored = Tracker(_checked_uri(args.leave_one_case_out, create=False), writable=False)
         runs = diagnosis.collect(tracker, cases, args.profile)
         if runs.empty:
             print(f"no finished runs of the current code on profile {args.profile}", file=sys.stderr)

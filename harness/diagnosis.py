@@ -103,7 +103,7 @@ def _past(values: pd.Series, threshold: float, below: bool) -> pd.Series:
 def settled(values: pd.Series, threshold: float, below: bool) -> int | None:
     """The first step from which the values stay past the threshold to the end (>= PERSIST steps)."""
     values = values.dropna()
-    if len(values) < min(PERSIST, 1) or not len(values):
+    if not len(values):
         return None
     hits = _past(values, threshold, below).to_numpy()
     if not hits[-min(PERSIST, len(hits)) :].all():

@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 from torch.overrides import TorchFunctionMode
 
 from failbench.trace import GROWTH, Trace
@@ -123,30 +122,21 @@ class WatchedTrace(Trace):
     activation found by following its output (module docstring)."""
 
     def watch(self, model: nn.Module) -> None:
-        if not self.enabled:
-            return
-        self._model = model
-        for name, module in model.named_modules():
-            name = name or type(module).__name__.lower()
-            kind = (
-                "conv"
-                if isinstance(module, nn.modules.conv._ConvNd)
-                else "linear"
-                if isinstance(module, nn.Linear)
-                else None
-            )
-            if kind:
-                self._watched.append([name, kind, "none", module, None])
-                self._targets.append((name, module))
-        self._targets.append(("", model))
+        """Trace.watch's layers and hooks, less its pairing by definition order: each weighted layer
+        starts with no activation (found by `_leave` on each traced forward), and the activation
+        modules are not hooked (the TorchFunctionMode sees their calls, and those of functions)."""
         self._produced: dict[int, tuple[torch.Tensor, str]] = {}
         self._mode: _FollowActivations | None = None
         self._order: list[str] = []
-        self._handles.append(model.register_forward_pre_hook(self._count()))
+        super().watch(model)
+        if not self.enabled:
+            return
+        layers = [(name, kind, module) for name, kind, _, module, _ in self._watched if module is not None]
+        self._watched = [[name, kind, "none", module, None] for name, kind, module in layers]
+        weighted = {id(entry[3]) for entry in self._watched}
+        self._targets = [(name, module) for name, module in self._targets if id(module) in weighted or not name]
         self._handles.append(model.register_forward_pre_hook(self._enter))
         self._handles.append(model.register_forward_hook(self._leave))
-        self._handles.append(register_optimizer_step_pre_hook(self._pre_step))
-        self._handles.append(register_optimizer_step_post_hook(self._post_step))
 
     def _keep(self, name: str):
         keep = super()._keep(name)

@@ -16,26 +16,13 @@ from failbench.cli import main
 from tests import healthy_runs
 
 
-class Block(nn.Module):
-    """A residual block as torchvision writes it: one in-place nn.ReLU used twice, BN between."""
-
-    def __init__(self, c: int):
-        super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)
-        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)) + x)
-
-
 class Mixed(nn.Module):
-    """Activations as functions inside forward, as a module after dropout, and none at the head."""
+    """Activations as functions inside forward, as a module after dropout, and none at the head;
+    a residual block as torchvision writes it (one in-place nn.ReLU used twice, BN between)."""
 
     def __init__(self):
         super().__init__()
-        self.stem, self.block = nn.Conv2d(1, 4, 3, padding=1), Block(4)
+        self.stem, self.block = nn.Conv2d(1, 4, 3, padding=1), healthy_runs.Block(4)
         self.fc, self.drop, self.act, self.head = nn.Linear(4, 6), nn.Dropout(0.1), nn.Sigmoid(), nn.Linear(6, 3)
 
     def forward(self, x):

@@ -63,19 +63,6 @@ OMEGA_2 = 1.0  # reproduce.py params omega_2 (layer_issue acti_threshold): max r
 LARGE_LOSS = 1e3  # monitor.py check_large_loss threshold: a loss this large counts as 'nan_loss'
 
 
-def _max_rise(values) -> float:
-    """monitor.py max_delta_acc: the largest increase between consecutive checks (0 if none)."""
-    return max([0.0] + [b - a for a, b in zip(values, values[1:])])
-
-
-def _oscillates(acc) -> bool:
-    """monitor.py ol_judge: local maxima and minima paired in order; a swing >= zeta counts."""
-    peaks = [acc[i] for i in range(1, len(acc) - 1) if acc[i] - acc[i - 1] >= 0 and acc[i] - acc[i + 1] >= 0]
-    dips = [acc[i] for i in range(1, len(acc) - 1) if acc[i] - acc[i - 1] <= 0 and acc[i] - acc[i + 1] <= 0]
-    count = sum(peaks[i] - dips[i] >= ZETA for i in range(min(len(peaks), len(dips))))
-    return count >= ETA * len(acc)
-
-
 def _gradient_issues(view: View) -> dict[int, str]:
     """monitor.py gradient_issue at each traced check, in determine()'s order: relu, explode, vanish.
     Its zero share counts kernel and bias gradients together; the trace has the kernels' (a bias
@@ -130,7 +117,9 @@ def _count(series: pd.Series, step: int) -> int:
 
 
 class _Prefixes:
-    """max, max_delta_acc and ol_judge of every prefix of one accuracy curve, from arrays built once
+    """max, monitor.py max_delta_acc (the largest rise between consecutive checks, 0 if none) and
+    monitor.py ol_judge (local maxima and minima paired in order; a swing >= zeta counts; unstable
+    when >= eta of the checks swing) of every prefix of one accuracy curve, from arrays built once
     (a check reads the curve so far; recomputing each prefix is quadratic in the ~100 checks)."""
 
     def __init__(self, acc: np.ndarray):
@@ -155,11 +144,6 @@ class _Prefixes:
         return bool(self.swing_counts[min(peaks, dips)] >= ETA * length)
 
 
-def _prefix(series: pd.Series, step: int) -> np.ndarray:
-    """The values logged at or before `step` (the series is sorted by step)."""
-    return series.to_numpy()[: np.searchsorted(series.index.to_numpy(), step, side="right")]
-
-
 def _diagnose(view: View, gate: bool) -> tuple[tuple[str, ...], int | None, str]:
     train, val = view.scalar("train_accuracy").dropna(), view.scalar("val_accuracy").dropna()
     if gate and (train.empty or val.empty):
@@ -167,7 +151,7 @@ def _diagnose(view: View, gate: bool) -> tuple[tuple[str, ...], int | None, str]
     loss, nan_at = view.scalar("loss"), view.nonfinite_at()
     output_l1, hidden_abs = view.scalar("out_l1_max").to_dict(), _hidden_abs_mean(view).to_dict()
     gradient = _gradient_issues(view)
-    loss_max, loss_min = loss.cummax(), loss.cummin()
+    loss_max, loss_min = loss.cummax().to_numpy(), loss.cummin().to_numpy()
     gate_train, gate_val = _Prefixes(train.to_numpy()), _Prefixes(val.to_numpy())
     counted: list[str] = []
     feature = dict.fromkeys(("activation_output", "abnormal_output", "nan_loss", "abnormal_loss"), False)
@@ -188,10 +172,10 @@ def _diagnose(view: View, gate: bool) -> tuple[tuple[str, ...], int | None, str]
             if counted:
                 return (counted[0],), step, "gradient feature, ungated"
             continue
-        seen_max, seen_min = _prefix(loss_max, step), _prefix(loss_min, step)
-        if nan or (len(seen_max) and float(seen_max[-1]) >= LARGE_LOSS):
+        seen = _count(loss, step)  # losses logged so far: the largest and smallest of them
+        if nan or (seen and loss_max[seen - 1] >= LARGE_LOSS):
             feature["nan_loss"] = True
-        if len(seen_min) and float(seen_min[-1]) < 0:
+        if seen and loss_min[seen - 1] < 0:
             feature["abnormal_loss"] = True
         not_converged = slow = unstable = False
         if not feature["nan_loss"] and step >= JUDGMENT_POINT * total - gap:
