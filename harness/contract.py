@@ -210,6 +210,11 @@ class Case:
     smoke_budget: Mapping[str, Any] = field(default_factory=dict)
     # The failure class it reproduces (FAILURE_CLASSES): what `failbench detect` scores rules against.
     failure_class: str = ""
+    # The post's failure for the post's reason, measured on a run's final metrics, where the symptom
+    # alone does not say it (a face filter below the hand-set kernel may be halted, or a slow start):
+    # a run with the symptom but not this is sick for another reason, and `failbench detect` counts
+    # no diagnosis of it right or wrong. None: every run with the symptom has the case's failure.
+    mechanism: Criterion | None = None
     # Which logged step metric is the run's loss and which its accuracies (keys from SCALARS): what
     # the trace records as its scalars and the diagnosis rules read. A rule that needs one the case
     # does not declare abstains, so a case declares every one it logs.
@@ -256,6 +261,19 @@ class Case:
             change.update(self.profiles[profile].variant_budget.get(variant, {}))
         change.update(overrides or {})
         return dataclasses.replace(self.baseline, **change)
+
+    def diagnosis_class(self, verdict: str, metrics: Mapping[str, float]) -> str | None:
+        """What a right diagnosis of a run names: divergence for a diverged run (a non-finite value
+        is its own failure, whatever the case), the case's class for a run with its symptom (and
+        its mechanism, where stated); None for a cured or unlearned run and for a symptom that
+        comes from another reason."""
+        if verdict == DIVERGED:
+            return EXPLODING
+        if verdict != SYMPTOM:
+            return None
+        if self.mechanism is not None and not self.mechanism.holds(metrics):
+            return None
+        return self.failure_class or None
 
     def verdict(self, metrics: Mapping[str, float], diverged: bool) -> str:
         if diverged:

@@ -6,9 +6,12 @@ neither, and is left out of every rate. A tool's diagnosis is what it *reports* 
 everything for a tool that runs each rule alone, the first check's issue list for AUTOTRAINER, the
 first message for DeepDiagnosis). Per tool and case:
 - detection: sick runs with any report;
-- right diagnosis: sick runs whose report names the case's failure class;
-- wrong class: sick runs whose report names another class too (a tool cannot earn credit by
-  firing every rule);
+- right diagnosis: of the sick runs whose failure is known (`Case.diagnosis_class`: divergence for
+  a diverged run, the case's class for a run with its symptom and, where the case states one, its
+  mechanism), those whose report names it;
+- wrong class: of the same runs, those whose report names another class too (a tool cannot earn
+  credit by firing every rule); a run with the symptom for another reason (identity_filter's slow
+  starts) counts in detection only;
 - false alarms: cured runs with any report;
 - lead: of the detected sick runs whose symptom settles at a logged step, the share reported at or
   before that step, and the median of (symptom step - report step).
@@ -65,10 +68,10 @@ def final_step(tracker: Tracker, case: Case, row: dict) -> float:
     return settled
 
 
-def judge(tool: Tool, view: View, failure_class: str) -> dict:
+def judge(tool: Tool, view: View, expected: str | None) -> dict:
     """One tool on one trace: alarm (True / False / None = every rule abstained), whether its
-    report names the case's class and whether it names another, its first report's step, and every
-    rule that fired."""
+    report names the expected class and whether it names another (both False where no class is
+    expected), its first report's step, and every rule that fired."""
     findings = tool.run(view)
     fired = {name: f for name, f in findings.items() if f.fired}
     classes = {r.name: r.failure_class for r in tool.rules}
@@ -85,8 +88,8 @@ def judge(tool: Tool, view: View, failure_class: str) -> dict:
     reported = tool.reported(findings)
     return {
         "alarm": True,
-        "right": any(classes[n] == failure_class for n in reported),
-        "wrong": any(classes[n] != failure_class for n in reported),
+        "right": expected is not None and any(classes[n] == expected for n in reported),
+        "wrong": expected is not None and any(classes[n] != expected for n in reported),
         "first_alarm": float(min(fired[n].step for n in reported)),
         "reported": ", ".join(reported),
         "fired": ", ".join(sorted(fired)),
@@ -105,6 +108,7 @@ def judge_runs(tracker: Tracker, case: Case, runs: pd.DataFrame) -> pd.DataFrame
             "axes": row["axes"],
             "seed": row["seed"],
             "verdict": row["verdict"],
+            "expected": case.diagnosis_class(row["verdict"], row),
             "symptom_final": settled,
         }
         view = None if trace is None or trace.empty else View(trace)  # read once, shared by every tool
@@ -124,7 +128,7 @@ def judge_runs(tracker: Tracker, case: Case, runs: pd.DataFrame) -> pd.DataFrame
                     }
                 )
             else:
-                rows.append({**base, "tool": tool.name, "traced": True, **judge(tool, view, case.failure_class)})
+                rows.append({**base, "tool": tool.name, "traced": True, **judge(tool, view, base["expected"])})
     return pd.DataFrame(rows)
 
 
@@ -138,6 +142,7 @@ def scores(judged: pd.DataFrame) -> pd.DataFrame:
     for (case, tool), group in judged.groupby(["case", "tool"], sort=False):
         spoke = group[group["alarm"].notna()]
         sick, cured = spoke[spoke["verdict"].isin(SICK)], spoke[spoke["verdict"] == CURED]
+        known = sick[sick["expected"].notna()]
         alarmed = sick["alarm"] == True  # noqa: E712 (object column of True/False)
         detected = sick[alarmed]
         timed = detected[detected["symptom_final"].notna()]
@@ -147,8 +152,8 @@ def scores(judged: pd.DataFrame) -> pd.DataFrame:
                 "case": case,
                 "tool": tool,
                 "detection": clustered_share(alarmed, _cluster(sick)),
-                "right_diagnosis": clustered_share(sick["right"].astype(bool), _cluster(sick)),
-                "wrong_class": clustered_share(sick["wrong"].astype(bool), _cluster(sick)),
+                "right_diagnosis": clustered_share(known["right"].astype(bool), _cluster(known)),
+                "wrong_class": clustered_share(known["wrong"].astype(bool), _cluster(known)),
                 "false_alarm": clustered_share(cured["alarm"] == True, _cluster(cured)),  # noqa: E712
                 "early": clustered_share(lead >= 0, _cluster(timed)),
                 "lead_steps": float(lead.median()) if len(lead) else math.nan,
@@ -165,8 +170,8 @@ COLUMNS = {
     "case": "case",
     "tool": "tool",
     "detection": "detection (sick runs)",
-    "right_diagnosis": "right diagnosis",
-    "wrong_class": "wrong class (sick runs)",
+    "right_diagnosis": "right diagnosis (sick runs of known cause)",
+    "wrong_class": "wrong class (sick runs of known cause)",
     "false_alarm": "false alarms (cured runs)",
     "early": "reported by the symptom's step",
     "lead_steps": "lead (median steps)",
@@ -294,8 +299,8 @@ def _grid_size(case: Case, profile: str) -> int:
 
 RATES = {
     "detection": "detection on sick runs",
-    "right_diagnosis": "right diagnosis on sick runs",
-    "wrong_class": "wrong class on sick runs",
+    "right_diagnosis": "right diagnosis on sick runs of known cause",
+    "wrong_class": "wrong class on sick runs of known cause",
     "false_alarm": "false alarms on cured runs",
 }
 

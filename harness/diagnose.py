@@ -134,16 +134,19 @@ def to_text(found: dict) -> str:
     span = f" (steps {found['steps'][0]}-{found['steps'][1]})" if found["steps"] else ""
     if not found["failures"]:
         lines.append(f"{found['source']}{span}: none of the suite's failures")
-    for f in found["failures"]:
+    for i, f in enumerate(found["failures"]):
         ev = f["evidence"]
         where = f"the suite's {f['case']}" if f["case"] else "no case of the suite"
         confidence = "unknown" if f["confidence"] is None else f"{f['confidence']:.0%}"
-        lines.append(f"{found['source']}{span}: {f['mechanism']}, as in {where} (confidence {confidence})")
+        # the first is the diagnosis (the reporting order: a cause before what it causes); the
+        # others are what the run also shows
+        head = f"{found['source']}{span}" if i == 0 else "also"
+        lines.append(f"{head}: {f['mechanism']}, as in {where} (confidence {confidence})")
         if ev["value"] is not None:
             lines.append(
                 f"  evidence: {ev['why']} = {ev['value']:.3g} from step {f['settled_at_step']} to the end "
-                f"(threshold {ev['threshold']:.3g}; the suite's {f['mechanism']} runs {ev['suite_sick_median']:.3g}, "
-                f"its cured runs {ev['suite_cured_median']:.3g})"
+                f"(threshold {ev['threshold']:.3g}; the suite's {f['mechanism']} runs {_g(ev['suite_sick_median'])}, "
+                f"its cured runs {_g(ev['suite_cured_median'])})"
             )
         else:
             lines.append(f"  evidence: {ev['why']} at step {f['settled_at_step']}")
@@ -167,6 +170,12 @@ def to_text(found: dict) -> str:
         f"(failbench's thresholds: fitted on {fit['runs']} {fit['profile']} runs, seeds {_span(fit['seeds'])})"
     )
     return "\n".join(lines)
+
+
+def _g(median: float | None) -> str:
+    """A median of the suite's runs; None: no run had the statistic (slow convergence's is read on a
+    plateau only, and no cured run sat on one)."""
+    return "none had it" if median is None else f"{median:.3g}"
 
 
 def _span(seeds: list[int]) -> str:

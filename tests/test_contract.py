@@ -180,3 +180,13 @@ def test_an_exploration_runs_the_baseline_over_open_fields(name):
             continue
         assert profile.variants == ("baseline",), profile_name
         assert set(profile.explores) <= fields and not set(profile.explores) & set(case.axes), profile_name
+
+
+def test_a_right_diagnosis_names_divergence_or_the_case_s_class_where_its_mechanism_holds():
+    identity = load_case("identity_filter")
+    assert identity.diagnosis_class("diverged", {}) == "exploding/divergence"
+    assert identity.diagnosis_class("symptom", {"open_paths": 0.02}) == "saturation"
+    assert identity.diagnosis_class("symptom", {"open_paths": 0.99}) is None  # a slow start, not the halt
+    assert identity.diagnosis_class("cured", {"open_paths": 0.02}) is None
+    relu = load_case("relu_blowup")
+    assert relu.mechanism is None and relu.diagnosis_class("symptom", {}) == relu.failure_class

@@ -152,7 +152,11 @@ CASES = [
     (diagnosis.TOOL, "dead_relu", setting("unit_active_lt1", [0.0] * (n - 3) + [1.0] * 3, ("conv1",))),
     (diagnosis.TOOL, "saturation", setting("sat_flat", [0.01] * (n - 3) + [0.99] * 3, ("conv2",))),
     (diagnosis.TOOL, "constant_output", scalar("out_spread", [0.3] * (n - 3) + [0.0] * 3)),
-    (diagnosis.TOOL, "slow_convergence", both(scalar("loss", [1.0] * n), setting("upd_ratio", 1e-7))),
+    (
+        diagnosis.TOOL,
+        "slow_convergence",  # a plateau: the loss unfinished, the output the same for every input
+        both(scalar("loss", [1.0] * n), setting("upd_ratio", 1e-7), scalar("out_spread", [1e-3] * n)),
+    ),
 ]
 
 
@@ -304,6 +308,35 @@ def test_wrong_class_alarms_cost_a_tool_that_fires_every_rule():
     assert judged["right"] and judged["wrong"]  # dead activations (right) and negative weights (another class)
 
 
+def test_a_diverged_run_is_judged_as_a_divergence_and_a_run_of_another_cause_only_as_detected():
+    from failbench.detect import judge, scores
+
+    exploding = setting("w_norm", [1.0] * (n - 1) + [math.nan], ("fc",))
+    assert judge(diagnosis.TOOL, View(frame(_changed(exploding))), "exploding/divergence")["right"]
+    unknown = judge(diagnosis.TOOL, View(frame(_changed(exploding))), None)
+    assert unknown["alarm"] and not unknown["right"] and not unknown["wrong"]
+    row = {"case": "c", "tool": "t", "variant": "v", "axes": "{}", "symptom_final": math.nan, "first_alarm": 1.0}
+    judged = pd.DataFrame(
+        [
+            {
+                **row,
+                "seed": 0,
+                "verdict": "symptom",
+                "expected": "saturation",
+                "alarm": True,
+                "right": True,
+                "wrong": False,
+            },
+            {**row, "seed": 1, "verdict": "symptom", "expected": None, "alarm": True, "right": False, "wrong": False},
+            {**row, "seed": 2, "verdict": "cured", "expected": None, "alarm": False, "right": False, "wrong": False},
+        ]
+    )
+    table = scores(judged).iloc[0]
+    assert (table["detection"].k, table["detection"].n) == (2, 2)
+    assert (table["right_diagnosis"].k, table["right_diagnosis"].n) == (1, 1)
+    assert (table["false_alarm"].k, table["false_alarm"].n) == (0, 1)
+
+
 def test_a_clustered_share_counts_a_grid_point_once_when_its_seeds_agree():
     from failbench.stats import clustered_share, share
 
@@ -349,8 +382,8 @@ def _changed(*changes) -> dict:
 
 def test_failbench_reads_the_hidden_layers_and_a_failure_that_lasts():
     """Its rules fire only on a statistic that stays past the threshold to the end, on hidden
-    layers (a saturated sigmoid output is a confident prediction), and slow convergence only while
-    the loss is above half its first value."""
+    layers (a saturated sigmoid output is a confident prediction), and slow convergence only on a
+    plateau: the loss above half its first value and the output the same for every input."""
     transient = setting("unit_active_lt1", [1.0] * 3 + [0.0] * (n - 3), ("conv1",))
     assert _finding(diagnosis.TOOL, "dead_relu", _changed(transient)).fired is False
     saturated_output = both(setting("sat_flat", 0.99, ("fc",)))  # "fc" is hidden here: "out" is last
@@ -362,6 +395,12 @@ def test_failbench_reads_the_hidden_layers_and_a_failure_that_lasts():
     assert next(r for r in diagnosis.TOOL.rules if r.name == "saturation").check(View(rows)).fired is False
     small_steps_learning = setting("upd_ratio", 1e-7)  # the healthy loss falls to 0.27 of its first
     assert _finding(diagnosis.TOOL, "slow_convergence", _changed(small_steps_learning)).fired is False
+    # tiny steps, a flat loss and an output that follows the input (spread 0.3, |output| 0.5): a net
+    # that started at its minimum (a residual net at the identity), not one that has not started
+    at_its_minimum = both(scalar("loss", [1.0] * n), setting("upd_ratio", 1e-7))
+    assert _finding(diagnosis.TOOL, "slow_convergence", _changed(at_its_minimum)).fired is False
+    all_zero = both(at_its_minimum, scalar("out_spread", [0.0] * n), setting("out_abs_mean", 0.0, ("out",)))
+    assert _finding(diagnosis.TOOL, "slow_convergence", _changed(all_zero)).fired
 
 
 def test_failbench_fits_the_threshold_with_at_most_one_percent_false_alarms():
