@@ -7,10 +7,16 @@ past its threshold to the end of the run: a failure is what the run ends in, not
 | mechanism | statistic (per run) | fires when |
 | --- | --- | --- |
 | dead_relu | largest share, over hidden ReLU-family layers, of units active on < 1% of samples | >= t |
-| saturation | largest share, over hidden saturating layers, of samples where the slope < 1% of peak | >= t |
+| saturation | share of paths through the hidden saturating layers that cross a flat unit (below) | >= t |
 | constant_output | the output's spread across the batch / its spread at the first traced step | <= t |
 | slow_convergence | median over weighted layers of |update| / |weight|, on a plateau (below) | <= t |
 | exploding | a value stopped being finite | a non-finite value (no threshold) |
+
+A path from input to output crosses one unit of each hidden layer, and passes gradient only if every
+unit on it does: with a share f_l of a layer's samples on its flat region (slope < 1% of peak), the
+share of closed paths is 1 - prod_l (1 - f_l) (identity_filter's `open_paths`, read from the trace).
+Three layers each 60% flat close 94% of the paths; one layer 50% flat closes half, and the net
+learns through the other half.
 
 A plateau is where a net has not yet started: its loss above half its first value and its output
 all but the same for every input (spread across the batch under 1% of its mean magnitude), the
@@ -59,7 +65,7 @@ class Mechanism:
 
 MECHANISMS = (
     Mechanism(DEAD_RELU, "dead_units", False, "logit", "units of a ReLU layer active on < 1% of samples"),
-    Mechanism(SATURATION, "flat_samples", False, "logit", "samples of a saturating layer on its flat region"),
+    Mechanism(SATURATION, "closed_paths", False, "logit", "paths through saturating layers that cross a flat unit"),
     Mechanism(CONSTANT_OUTPUT, "spread_ratio", True, "log", "the output's spread across inputs / its first"),
     Mechanism(SLOW_CONVERGENCE, "update_ratio", True, "log", "median layer |update| / |weight| on a plateau"),
 )
@@ -104,10 +110,16 @@ def series(view: View) -> dict[str, pd.Series]:
         updates = updates.where(updates.isna(), math.inf)  # no loss, no plateau to read
     return {
         "dead_units": reduce("unit_active_lt1", _hidden(view, "relu", "leaky"), lambda t: t.max(axis=1)),
-        "flat_samples": reduce("sat_flat", _hidden(view, "tanh", "sigmoid", "hardtanh"), lambda t: t.max(axis=1)),
+        "closed_paths": reduce("sat_flat", _hidden(view, "tanh", "sigmoid", "hardtanh"), _closed_paths),
         "spread_ratio": spread / first if len(spread) and first > 0 else pd.Series(dtype=float),
         "update_ratio": updates,
     }
+
+
+def _closed_paths(flat: pd.DataFrame) -> pd.Series:
+    """Per step, 1 - prod over layers of (1 - flat share): the paths that cross a flat unit (module
+    docstring); NaN where no layer has the statistic."""
+    return (1 - (1 - flat).prod(axis=1)).where(flat.notna().any(axis=1))
 
 
 def _relative_spread(view: View, spread: pd.Series, steps: pd.Index) -> pd.Series:

@@ -415,8 +415,8 @@ def test_failbench_fits_the_threshold_with_at_most_one_percent_false_alarms():
             **{m.statistic: [float("nan")] * (len(sick) + len(cured)) for m in diagnosis.MECHANISMS},
         }
     )
-    runs["flat_samples"] = sick + cured
-    fitted = diagnosis.fit(runs)["flat_samples"]
+    runs["closed_paths"] = sick + cured
+    fitted = diagnosis.fit(runs)["closed_paths"]
     # 3 of 4 sick runs, 0 of 100 cured; at equal detection the farthest from the cured: halfway
     # between 0.06 and 0.7 in log-odds (a share)
     logit = lambda p: math.log(p / (1 - p))  # noqa: E731
