@@ -67,9 +67,9 @@ TRAININGS = {
 }
 
 
-def train(name: str, seed: int, record: bool = True):
-    """One training; returns (its recorder's trace, final held-out accuracy); with `record=False`
-    the same loop without the recorder: (None, accuracy)."""
+def train(name: str, seed: int, record: bool = True, steps: int = STEPS):
+    """One training of `steps` updates; returns (its recorder's trace, final held-out accuracy); with
+    `record=False` the same loop without the recorder: (None, accuracy)."""
     torch.manual_seed(seed)
     digits = load("", 4000, HELD_OUT, torch.device("cpu"))
     x, y = digits.train_x, digits.train_y
@@ -79,7 +79,7 @@ def train(name: str, seed: int, record: bool = True):
     opt = optimizer(model.parameters())
     rec = failbench.watch(model, opt) if record else None
     picker = torch.Generator().manual_seed(seed)
-    for step in range(STEPS + 1):
+    for step in range(steps + 1):
         idx = torch.randint(0, len(x), (BATCH,), generator=picker)
         model.train()
         out = model(x[idx])
