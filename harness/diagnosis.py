@@ -75,8 +75,8 @@ PERSIST = 2  # traced steps at the end that must all be past the threshold
 UNFINISHED = 0.5
 # ...and before the net has started: an output whose spread across the batch is under 1% of its mean
 # magnitude carries its input in the second significant digit (the constant_output case's symptom
-# uses the same 1%: such an output explains at most 2% of any target's variance). 0.1 gives the same
-# detections and alarms on the quick store's seeds 0-9: a definition, not a fitted value.
+# draws its line at the same 1%, of the targets' spread). 0.1 gives the same detections and alarms
+# on the quick store's seeds 0-9: a definition, not a fitted value.
 PLATEAU_SPREAD = 0.01
 MAX_FALSE_ALARMS = 0.01  # of the fitted cured runs: a diagnosis tool's false alarm costs its user a wrong fix
 FLOOR = 1e-7  # a ratio or share within float32's resolution (~1.2e-7) of 0 (or of 1) is read as 0 (1)
