@@ -393,6 +393,14 @@ def test_failbench_reads_the_hidden_layers_and_a_failure_that_lasts():
     rows = frame(stats)
     rows.loc[rows["layer"] == "out", "activation"] = only_the_output["out"][1]
     assert next(r for r in diagnosis.TOOL.rules if r.name == "saturation").check(View(rows)).fired is False
+    # saturation closes paths across layers: a flat share f under the threshold t in one hidden layer
+    # closes f of the paths; in two, 1 - (1 - f)^2, past t once f >= 1 - sqrt(1 - t)
+    t = diagnosis.load_fit()["thresholds"]["closed_paths"]["threshold"]
+    f = (t + 1 - math.sqrt(1 - t)) / 2
+    one_layer = setting("sat_flat", f, ("conv2",))
+    assert _finding(diagnosis.TOOL, "saturation", _changed(one_layer)).fired is False
+    two_layers = both(one_layer, setting("sat_flat", f, ("fc",)))
+    assert _finding(diagnosis.TOOL, "saturation", _changed(two_layers)).fired
     small_steps_learning = setting("upd_ratio", 1e-7)  # the healthy loss falls to 0.27 of its first
     assert _finding(diagnosis.TOOL, "slow_convergence", _changed(small_steps_learning)).fired is False
     # tiny steps, a flat loss and an output that follows the input (spread 0.3, |output| 0.5): a net
