@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from failbench.diagnosis import diagnose, load_fit
+from failbench.diagnosis import FIT_FILE, diagnose, load_fit
 from failbench.tracking import TRACE_ARTIFACT
 
 COLUMNS = ["step", "layer", "kind", "activation", "stat", "value"]
@@ -69,7 +69,7 @@ def report(frame: pd.DataFrame, source: str, fit_file: Path | None = None) -> di
     `failbench calibrate --out` (default: the package's own)."""
     from failbench.detectors import View, tools
 
-    fitted = load_fit(fit_file) if fit_file is not None else load_fit()
+    fitted = load_fit(fit_file or FIT_FILE)
     view = View(frame)
     by_class = {info["failure_class"]: (name, info) for name, info in fitted["cases"].items()}
     failures = []

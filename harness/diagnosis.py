@@ -353,6 +353,7 @@ def collect(tracker, cases: list, profile: str = "quick") -> pd.DataFrame:
             trace = tracker.trace(run["run_id"], run.get("artifact_uri"))
             if trace is None or trace.empty:
                 continue
+            view = View(trace)  # one pivot of the trace for both reads below
             rows.append(
                 {
                     "case": case.name,
@@ -361,8 +362,8 @@ def collect(tracker, cases: list, profile: str = "quick") -> pd.DataFrame:
                     "seed": int(run["seed"]),
                     "verdict": run["verdict"],
                     "expected": case.diagnosis_class(run["verdict"], run),
-                    "nonfinite": float(View(trace).nonfinite_at() is not None),
-                    **features(View(trace)),
+                    "nonfinite": float(view.nonfinite_at() is not None),
+                    **features(view),
                 }
             )
     return pd.DataFrame(rows)
