@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -591,11 +592,17 @@ class CalibrateCommand(Command):
             side = "<=" if fitted["below"] else ">="
             print(
                 f"{fitted['mechanism']}: {stat} {side} {fitted['threshold']:.4g} "
-                f"(sick median {fitted['sick_median']:.3g} over {fitted['sick_runs']} runs, "
-                f"cured median {fitted['cured_median']:.3g} over {fitted['cured_runs']})"
+                f"(sick median {_median(fitted['sick_median'])} over {fitted['sick_runs']} runs, "
+                f"cured median {_median(fitted['cured_median'])} over {fitted['cured_runs']})"
             )
         print(f"wrote {out} ({len(runs)} runs, seeds {document['fitted_on']['seeds']})", file=sys.stderr)
         return EXIT_OK
+
+
+def _median(value: float) -> str:
+    """A fitted median; '-' where no run had a finite value (slow convergence's cured runs: none sat
+    on a plateau)."""
+    return f"{value:.3g}" if math.isfinite(value) else "-"
 
 
 class DiagnoseCommand(Command):

@@ -145,8 +145,9 @@ def to_text(found: dict) -> str:
         if ev["value"] is not None:
             lines.append(
                 f"  evidence: {ev['why']} = {ev['value']:.3g} from step {f['settled_at_step']} to the end "
-                f"(threshold {ev['threshold']:.3g}; the suite's {f['mechanism']} runs {_g(ev['suite_sick_median'])}, "
-                f"its cured runs {_g(ev['suite_cured_median'])})"
+                f"(threshold {ev['threshold']:.3g}; "
+                f"the suite's {f['mechanism']} runs {median_text(ev['suite_sick_median'])}, "
+                f"its cured runs {median_text(ev['suite_cured_median'])})"
             )
         else:
             lines.append(f"  evidence: {ev['why']} at step {f['settled_at_step']}")
@@ -172,10 +173,10 @@ def to_text(found: dict) -> str:
     return "\n".join(lines)
 
 
-def _g(median: float | None) -> str:
-    """A median of the suite's runs; None: no run had the statistic (slow convergence's is read on a
-    plateau only, and no cured run sat on one)."""
-    return "none had it" if median is None else f"{median:.3g}"
+def median_text(median: float | None) -> str:
+    """A median of the suite's runs; None or NaN: no run had the statistic (slow convergence's is
+    read on a plateau only, and no cured run sat on one)."""
+    return "none had it" if median is None or math.isnan(median) else f"{median:.3g}"
 
 
 def _span(seeds: list[int]) -> str:

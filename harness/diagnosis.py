@@ -7,7 +7,7 @@ past its threshold to the end of the run: a failure is what the run ends in, not
 | mechanism | statistic (per run) | fires when |
 | --- | --- | --- |
 | dead_relu | largest share, over hidden ReLU-family layers, of units active on < 1% of samples | >= t |
-| saturation | share of paths through the hidden saturating layers that cross a flat unit (below) | >= t |
+| saturation | share of paths through the hidden saturating layers that cross a flat unit, unfinished (below) | >= t |
 | constant_output | the output's spread across the batch / its spread at the first traced step | <= t |
 | slow_convergence | median over weighted layers of |update| / |weight|, on a plateau (below) | <= t |
 | exploding | a value stopped being finite | a non-finite value (no threshold) |
@@ -18,6 +18,13 @@ share of closed paths is 1 - prod_l (1 - f_l) (identity_filter's `open_paths`, r
 Three layers each 60% flat close 94% of the paths; one layer 50% flat closes half, and the net
 learns through the other half.
 
+A halt is saturation the net does not learn through: the closed paths count only while the loss is
+above half its first value (unfinished, the plateau's line below; a trace without a loss is read on
+its paths alone). A small gradient is not an exact zero: an adaptive step (Adam's) rescales it, and
+a net whose half-flat layer Adam learns through ends at 0.09-0.20 of its first loss
+(constant_output's `sane_decay+adam`, seeds 0-9, 100-109, 200-209), where identity_filter's halted
+SGD runs end at 0.19-8.0 of it, most above 1: the step that saturated them raised the loss.
+
 A plateau is where a net has not yet started: its loss above half its first value and its output
 all but the same for every input (spread across the batch under 1% of its mean magnitude), the
 plateau at the start of training of Saxe et al. (ICLR 2014); tiny steps elsewhere are a run at its
@@ -26,10 +33,12 @@ minimum (a residual net that starts at the identity).
 Every rule fires at the first traced step from which its statistic stays past t to the end (at
 least the last two traced steps). Thresholds are fitted by `fit`: per mechanism, the threshold that
 detects the most sick runs whose failure it is (`Case.diagnosis_class`) while alarming on at most
-1% of the cured runs of every case, halfway (in log10 for the ratios, in log-odds for the shares)
-between the two observed values it falls between; at equal detection, the one farthest from the
-cured runs. The fit reads seeds 0-9 of the quick profile; `failbench detect` and the README score
-it on seeds 100-109 and 200-209, which it never saw.
+1% of the runs it must not name: the cured runs of every case, and its own case's runs with the
+symptom but not the mechanism (identity_filter's Dirac runs at the large constant overshoot with
+their units open: a halt is not their failure). Halfway (in log10 for the ratios, in log-odds for
+the shares) between the two observed values it falls between; at equal detection, the one farthest
+from the runs it must not name. The fit reads seeds 0-9 of the quick profile; `failbench detect`
+and the README score it on seeds it never saw.
 
 A run can match several mechanisms; it is reported in the order of the table (a dead or saturated
 layer explains a flat output and a slow start; a collapse explains slow progress), as a tool
@@ -70,15 +79,16 @@ MECHANISMS = (
     Mechanism(SLOW_CONVERGENCE, "update_ratio", True, "log", "median layer |update| / |weight| on a plateau"),
 )
 PERSIST = 2  # traced steps at the end that must all be past the threshold
-# Slow convergence is small steps *before* the minimum: a run whose loss has fallen below half its
-# first value is on its way (or there), whatever its step size. A definition, not a fitted value.
+# Slow convergence is small steps *before* the minimum, a halt is saturation *before* it: a run whose
+# loss has fallen below half its first value is on its way (or there), whatever its step size or its
+# flat units. A definition, not a fitted value.
 UNFINISHED = 0.5
 # ...and before the net has started: an output whose spread across the batch is under 1% of its mean
 # magnitude carries its input in the second significant digit (the constant_output case's symptom
 # draws its line at the same 1%, of the targets' spread). 0.1 gives the same detections and alarms
 # on the quick store's seeds 0-9: a definition, not a fitted value.
 PLATEAU_SPREAD = 0.01
-MAX_FALSE_ALARMS = 0.01  # of the fitted cured runs: a diagnosis tool's false alarm costs its user a wrong fix
+MAX_FALSE_ALARMS = 0.01  # of the fitted runs a mechanism must not name: a false alarm costs its user a wrong fix
 FLOOR = 1e-7  # a ratio or share within float32's resolution (~1.2e-7) of 0 (or of 1) is read as 0 (1)
 
 
@@ -100,20 +110,30 @@ def series(view: View) -> dict[str, pd.Series]:
     first = spread.iloc[0] if len(spread) else math.nan
     loss = view.scalar("loss")
     updates = reduce("upd_ratio", view.weighted(), lambda t: t.median(axis=1))
+    closed = reduce("sat_flat", _hidden(view, "tanh", "sigmoid", "hardtanh"), _closed_paths)
     if len(loss) and loss.iloc[0] > 0:
+        progress = loss / loss.iloc[0]
         # slow, not started: small steps on a plateau (module docstring)
-        progress = (loss / loss.iloc[0]).reindex(updates.index, method="ffill")
         updates = updates.where(
-            (progress >= UNFINISHED) & (_relative_spread(view, spread, updates.index) < PLATEAU_SPREAD), math.inf
+            (_at(progress, updates.index) >= UNFINISHED)
+            & (_relative_spread(view, spread, updates.index) < PLATEAU_SPREAD),
+            math.inf,
         )
+        # a halt is saturation the net does not learn through: closed paths count while unfinished
+        closed = closed.where(closed.isna() | (_at(progress, closed.index) >= UNFINISHED), 0.0)
     else:
         updates = updates.where(updates.isna(), math.inf)  # no loss, no plateau to read
     return {
         "dead_units": reduce("unit_active_lt1", _hidden(view, "relu", "leaky"), lambda t: t.max(axis=1)),
-        "closed_paths": reduce("sat_flat", _hidden(view, "tanh", "sigmoid", "hardtanh"), _closed_paths),
+        "closed_paths": closed,
         "spread_ratio": spread / first if len(spread) and first > 0 else pd.Series(dtype=float),
         "update_ratio": updates,
     }
+
+
+def _at(values: pd.Series, steps: pd.Index) -> pd.Series:
+    """`values` at `steps`, each step reading the last value logged at or before it."""
+    return values.reindex(values.index.union(steps)).ffill().reindex(steps)
 
 
 def _closed_paths(flat: pd.DataFrame) -> pd.Series:
@@ -180,7 +200,9 @@ def fit(runs: pd.DataFrame) -> dict:
     for mechanism in MECHANISMS:
         values = runs[mechanism.statistic].astype(float)
         target = expected == mechanism.name
-        pos, neg = values[target].dropna().to_numpy(), values[cured].dropna().to_numpy()
+        # its own case's symptom for another reason: a run this mechanism must not name either
+        other_cause = sick & expected.isna() & (runs["failure_class"] == mechanism.name)
+        pos, neg = values[target].dropna().to_numpy(), values[cured | other_cause].dropna().to_numpy()
         threshold = _stump(pos, neg, mechanism.below, mechanism.scale) if len(pos) and len(neg) else math.nan
         known = values.notna() & (sick | cured) & ~explained
         if math.isfinite(threshold):
@@ -190,9 +212,9 @@ def fit(runs: pd.DataFrame) -> dict:
             "threshold": threshold,
             "below": mechanism.below,
             "sick_median": _median(pos),
-            "cured_median": _median(neg),
+            "cured_median": _median(values[cured].dropna().to_numpy()),
             "sick_runs": int(len(pos)),
-            "cured_runs": int(len(neg)),
+            "cured_runs": int(values[cured].notna().sum()),
             # (value, is this mechanism's sick run) of every fitted run that has the statistic and is
             # not reported as an earlier mechanism
             "reference": sorted(zip(values[known].round(6).tolist(), target[known].astype(int).tolist())),
@@ -216,7 +238,7 @@ def _median(x: np.ndarray) -> float:
 
 def _stump(pos: np.ndarray, neg: np.ndarray, below: bool, scale: str) -> float:
     """The threshold that detects the most of the sick runs while alarming on at most
-    MAX_FALSE_ALARMS of the cured ones; at equal detection, the one farthest from the cured runs.
+    MAX_FALSE_ALARMS of the others (`neg`); at equal detection, the one farthest from the others.
     Candidates lie halfway between neighbouring observed values, on the statistic's scale: log10
     for a ratio, log-odds for a share (a share of 0.999 is as far from 0.99 as 0.99 from 0.9: a
     layer whose every unit is dead is another thing from one that lost most of them)."""

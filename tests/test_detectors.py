@@ -150,7 +150,11 @@ CASES = [
     # failbench's own mechanisms (thresholds from the committed fit): past them to the end of the run
     (diagnosis.TOOL, "exploding", setting("w_norm", [1.0] * (n - 1) + [math.nan], ("fc",))),
     (diagnosis.TOOL, "dead_relu", setting("unit_active_lt1", [0.0] * (n - 3) + [1.0] * 3, ("conv1",))),
-    (diagnosis.TOOL, "saturation", setting("sat_flat", [0.01] * (n - 3) + [0.99] * 3, ("conv2",))),
+    (
+        diagnosis.TOOL,
+        "saturation",  # a halt: the paths close and the loss stops falling (above half its first)
+        both(setting("sat_flat", [0.01] * (n - 3) + [0.99] * 3, ("conv2",)), scalar("loss", [1.0] * n)),
+    ),
     (diagnosis.TOOL, "constant_output", scalar("out_spread", [0.3] * (n - 3) + [0.0] * 3)),
     (
         diagnosis.TOOL,
@@ -382,14 +386,18 @@ def _changed(*changes) -> dict:
 
 def test_failbench_reads_the_hidden_layers_and_a_failure_that_lasts():
     """Its rules fire only on a statistic that stays past the threshold to the end, on hidden
-    layers (a saturated sigmoid output is a confident prediction), and slow convergence only on a
-    plateau: the loss above half its first value and the output the same for every input."""
+    layers (a saturated sigmoid output is a confident prediction), saturation only while the net
+    does not learn through it, and slow convergence only on a plateau: the loss above half its
+    first value and the output the same for every input."""
     transient = setting("unit_active_lt1", [1.0] * 3 + [0.0] * (n - 3), ("conv1",))
     assert _finding(diagnosis.TOOL, "dead_relu", _changed(transient)).fired is False
-    saturated_output = both(setting("sat_flat", 0.99, ("fc",)))  # "fc" is hidden here: "out" is last
+    halted = scalar("loss", [1.0] * n)
+    saturated_output = both(setting("sat_flat", 0.99, ("fc",)), halted)  # "fc" is hidden: "out" is last
     assert _finding(diagnosis.TOOL, "saturation", _changed(saturated_output)).fired
+    # the same saturation under the healthy loss, which falls to 0.27 of its first: learned through
+    assert _finding(diagnosis.TOOL, "saturation", _changed(setting("sat_flat", 0.99, ("fc",)))).fired is False
     only_the_output = {**LAYERS, "out": ("linear", "sigmoid")}
-    stats = _changed(setting("sat_flat", 0.99, ("out",)))
+    stats = _changed(setting("sat_flat", 0.99, ("out",)), halted)
     rows = frame(stats)
     rows.loc[rows["layer"] == "out", "activation"] = only_the_output["out"][1]
     assert next(r for r in diagnosis.TOOL.rules if r.name == "saturation").check(View(rows)).fired is False
@@ -397,7 +405,7 @@ def test_failbench_reads_the_hidden_layers_and_a_failure_that_lasts():
     # closes f of the paths; in two, 1 - (1 - f)^2, past t once f >= 1 - sqrt(1 - t)
     t = diagnosis.load_fit()["thresholds"]["closed_paths"]["threshold"]
     f = (t + 1 - math.sqrt(1 - t)) / 2
-    one_layer = setting("sat_flat", f, ("conv2",))
+    one_layer = both(setting("sat_flat", f, ("conv2",)), halted)
     assert _finding(diagnosis.TOOL, "saturation", _changed(one_layer)).fired is False
     two_layers = both(one_layer, setting("sat_flat", f, ("fc",)))
     assert _finding(diagnosis.TOOL, "saturation", _changed(two_layers)).fired
@@ -429,3 +437,25 @@ def test_failbench_fits_the_threshold_with_at_most_one_percent_false_alarms():
     # between 0.06 and 0.7 in log-odds (a share)
     logit = lambda p: math.log(p / (1 - p))  # noqa: E731
     assert fitted["threshold"] == pytest.approx(1 / (1 + math.exp(-(logit(0.06) + logit(0.7)) / 2)))
+
+
+def test_failbench_keeps_its_threshold_off_its_own_cases_symptom_of_another_cause():
+    """A run of the mechanism's case with the symptom but not the mechanism (`Case.diagnosis_class`
+    None: identity_filter's Dirac overshoot, its units open) is a run the rule must not name."""
+    import pandas as pd
+
+    halts, overshoots, cured = [0.99, 0.9, 0.7], [0.45, 0.46], [0.0] * 50 + [0.01]
+    runs = pd.DataFrame(
+        {
+            "failure_class": ["saturation"] * (len(halts) + len(overshoots)) + ["other"] * len(cured),
+            "verdict": ["symptom"] * (len(halts) + len(overshoots)) + ["cured"] * len(cured),
+            "expected": ["saturation"] * len(halts) + [None] * (len(overshoots) + len(cured)),
+            **{m.statistic: [float("nan")] * (len(halts) + len(overshoots) + len(cured)) for m in diagnosis.MECHANISMS},
+        }
+    )
+    runs["closed_paths"] = halts + overshoots + cured
+    fitted = diagnosis.fit(runs)["closed_paths"]
+    assert 0.46 < fitted["threshold"] < 0.7  # between the overshoots and the lowest halt
+    assert fitted["cured_runs"] == len(cured)  # the medians shown to a user are the cured runs' own
+    said = diagnosis.verdicts_from_features(runs.assign(nonfinite=0.0), diagnosis.fit(runs))
+    assert (said[len(halts) : len(halts) + len(overshoots)] == "none").all()
