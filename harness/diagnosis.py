@@ -74,7 +74,13 @@ class Mechanism:
 
 MECHANISMS = (
     Mechanism(DEAD_RELU, "dead_units", False, "logit", "units of a ReLU layer active on < 1% of samples"),
-    Mechanism(SATURATION, "closed_paths", False, "logit", "paths through saturating layers that cross a flat unit"),
+    Mechanism(
+        SATURATION,
+        "closed_paths",
+        False,
+        "logit",
+        "paths through saturating layers that cross a flat unit, the loss above half its first",
+    ),
     Mechanism(CONSTANT_OUTPUT, "spread_ratio", True, "log", "the output's spread across inputs / its first"),
     Mechanism(SLOW_CONVERGENCE, "update_ratio", True, "log", "median layer |update| / |weight| on a plateau"),
 )
