@@ -23,7 +23,7 @@ above half its first value (unfinished, the plateau's line below; a trace withou
 its paths alone). A small gradient is not an exact zero: an adaptive step (Adam's) rescales it, and
 a net whose half-flat layer Adam learns through ends at 0.09-0.20 of its first loss
 (constant_output's `sane_decay+adam`, seeds 0-9, 100-109, 200-209), where identity_filter's halted
-SGD runs end at 0.19-8.0 of it, most above 1: the step that saturated them raised the loss.
+SGD runs end at 0.19-32 of it, most above 1: the step that saturated them raised the loss.
 
 A plateau is where a net has not yet started: its loss above half its first value and its output
 all but the same for every input (spread across the batch under 1% of its mean magnitude), the
