@@ -61,6 +61,9 @@ def load_runs(
                 "device": tags.get("device"),
                 "threads": tags.get("threads"),
                 "torch_version": tags.get("torch_version"),
+                "cpu_capability": tags.get("cpu_capability", "unrecorded"),
+                "code_hash": tags.get("code_hash"),
+                "env_hash": tags.get("env_hash"),
                 "git_commit": tags.get("git_commit"),
                 "overrides": tags.get("overrides", "{}"),
                 **{f"axis.{k}": v for k, v in axes.items()},
@@ -100,6 +103,28 @@ def _selected(runs: pd.DataFrame, expectation: Expectation) -> pd.DataFrame:
     return runs[mask]
 
 
+def matches(expectation: Expectation, runs: pd.DataFrame) -> pd.Series:
+    """Per run the expectation judges (its variant, at its `where`): whether the run shows what it
+    claims (its verdict among `shows`, and every `also` threshold met). Indexed as `runs`."""
+    chosen = _selected(runs, expectation)
+    return pd.Series(
+        [
+            row["verdict"] in expectation.shows and all(t.holds(_metrics(row)) for t in expectation.also)
+            for row in chosen.to_dict("records")
+        ],
+        index=chosen.index,
+        dtype=bool,
+    )
+
+
+def seed_range(runs: pd.DataFrame, first_seed: int, seeds: int) -> pd.DataFrame:
+    """The runs of seeds first_seed..first_seed+seeds-1: a store may hold several ranges (the
+    reference seeds and a held-out range), and each is judged by itself."""
+    if runs.empty:
+        return runs
+    return runs[runs["seed"].between(first_seed, first_seed + seeds - 1)].reset_index(drop=True)
+
+
 def evaluate(case: Case, runs: pd.DataFrame, profile: str) -> pd.DataFrame:
     """One row per expectation that applies to `profile`: what was expected, what was observed,
     the share of matching seeds (a Share, with its Wilson 95% interval), and whether it is thin
@@ -112,10 +137,7 @@ def evaluate(case: Case, runs: pd.DataFrame, profile: str) -> pd.DataFrame:
         chosen = _selected(runs, exp)
         n = len(chosen)
         if n:
-            n_match = sum(
-                row["verdict"] in exp.shows and all(t.holds(_metrics(row)) for t in exp.also)
-                for row in chosen.to_dict("records")
-            )
+            n_match = int(matches(exp, chosen).sum())
             counts = chosen["verdict"].value_counts()
             observed = ", ".join(f"{counts[v]} {v}" for v in counts.index)
         else:

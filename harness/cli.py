@@ -303,47 +303,35 @@ class RunCommand(Command):
 
 
 class CheckCommand(Command):
-    name, help = "check", "judge the stored runs against every case's expectations"
+    name, help = "check", "judge one seed range of stored runs against every case's expectations"
     profile = "which profile's runs to judge (default: quick)"
 
-    def run(self, args):
-        import pandas as pd
+    def setup_arguments(self, subparsers):
+        p = super().setup_arguments(subparsers)
+        p.add_argument(
+            "--first-seed",
+            type=non_negative_int,
+            default=0,
+            metavar="N",
+            help="judge seeds N..N+seeds-1 alone, as `run --first-seed N` ran them (default: 0)",
+        )
+        p.add_argument("--seeds", type=positive_int, help="how many seeds to judge (default: the profile's)")
+        p.add_argument(
+            "--explain",
+            action="store_true",
+            help="under each case, every claim's pooled evidence (which seed ranges) and its reason",
+        )
+        return p
 
-        from failbench.analysis import evaluate, load_runs, result_label
-        from failbench.formatting import share_text
-        from failbench.stats import THIN_SEEDS
+    def run(self, args):
+        from failbench.check import check
 
         cases = selected(args)
-        tracker = _store(args, create=False)
-        failed, thin_count = False, 0
-        with pd.option_context("display.width", 200, "display.max_colwidth", 60, "display.max_rows", 500):
-            for case in cases:
-                if not any(args.profile in e.profiles for e in case.expectations):
-                    print(f"{case.name}: no expectations on profile {args.profile}; nothing to judge")
-                    continue
-                runs = load_runs(tracker, case, args.profile)
-                if runs.empty:
-                    print(
-                        f"{case.name}: no finished runs of its current code on profile {args.profile}; "
-                        f"run `failbench run {case.name} --profile {args.profile}` first"
-                    )
-                    failed = True
-                    continue
-                table = evaluate(case, runs, args.profile)
-                table["share (95% CI)"] = table["share"].map(share_text)
-                table["result"] = [result_label(ok, thin) for ok, thin in zip(table["passed"], table["thin"])]
-                print(f"\n{case.name} ({args.profile}, {len(runs)} runs)")
-                columns = ["variant", "where", "expected", "observed", "seeds", "share (95% CI)", "result"]
-                print(table[columns].to_string(index=False))
-                failed |= not table["passed"].all()
-                thin_count += int(table["thin"].sum())
-        if thin_count:
-            print(
-                f"\n{thin_count} expectation(s) judged on fewer than {THIN_SEEDS} seeds are marked (thin): "
-                "their share says little (95% CI of 9/9 seeds: 70-100%)"
-            )
-        print("\ncheck: " + ("FAILED" if failed else "all expectations hold"))
-        return EXIT_MISMATCH if failed else EXIT_OK
+        result = check(
+            _store(args, create=False), cases, args.profile, args.first_seed, args.seeds, explain=args.explain
+        )
+        print(result.text)
+        return EXIT_MISMATCH if result.failed else EXIT_OK
 
 
 class ReportCommand(Command):

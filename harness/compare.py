@@ -233,7 +233,39 @@ def compare(
         pd.DataFrame(moved, columns=[*KEY, "base", "head", "flip"]),
         only_base=len(set(base_groups) - set(head_groups)),
         only_head=len(set(head_groups) - set(base_groups)),
+        notes=[expected_agreement(base.runs, head.runs)],
     )
+
+
+def _identities(runs: pd.DataFrame) -> set[tuple]:
+    columns = ["case", "code_hash", "env_hash"]
+    if any(c not in runs for c in columns):
+        return {("unrecorded",)}
+    return set(runs[columns].itertuples(index=False, name=None))
+
+
+def _capabilities(runs: pd.DataFrame) -> str:
+    return "/".join(sorted(set(runs["cpu_capability"]))) if "cpu_capability" in runs else "unrecorded"
+
+
+def expected_agreement(base: pd.DataFrame, head: pd.DataFrame) -> str:
+    """Whether the two sides should agree bit for bit (the same code, environment and CPU
+    capability: same kernels, same floats) or only statistically (another capability's kernels
+    round differently, and a chaotic training lands its seeds elsewhere)."""
+    a, b = _identities(base), _identities(head)
+    if a == b and all(h != "unrecorded" for ident in a for h in ident[1:]):
+        return (
+            f"Both sides ran the same code and environment on CPU capability {_capabilities(base)}: "
+            "bit-identical results are expected, so any difference is a change."
+        )
+    reasons = []
+    if _capabilities(base) != _capabilities(head):
+        reasons.append(f"CPU capability {_capabilities(base)} vs {_capabilities(head)}")
+    if {i[:2] for i in a} != {i[:2] for i in b}:
+        reasons.append("other code")
+    if not reasons:
+        reasons.append("another environment, or one side that does not record it")
+    return f"Only statistical agreement is expected ({', '.join(reasons)}): a difference counts when it is significant."
 
 
 def _shares(shares: dict) -> str:
@@ -280,6 +312,7 @@ def to_markdown(result: Comparison, alpha: float = DEFAULT_ALPHA, min_change: fl
         + f". A change counts when p < {alpha:g} (two-sided Mann-Whitney U, >= 6 seeds a side) "
         f"and the medians differ by >= {min_change:.0%}.",
     ]
+    lines += [n for n in result.notes if n]
     if result.only_base or result.only_head:
         lines.append(
             f"Grid points in one side only (not compared): {result.only_base} in base, {result.only_head} in head."

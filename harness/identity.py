@@ -12,8 +12,12 @@ measured with torch 2.13 on CPU, and so does the device), and two hashes:
   `Fix`, `Symptom`, `Task`, `Threshold`, `Profile`, `Case` and every `why=` text judge or describe results,
   they do not make them (a fix's change enters through the config hash). Rewording a reason or
   adding an expectation re-runs nothing; a changed line in a training loop re-runs the case.
-- the **environment hash**: torch (and the CUDA it was built for), numpy, the Python version and
-  requirements.lock. A torch upgrade re-runs every point, so `compare` can put the two side by side.
+- the **environment hash**: torch (and the CUDA it was built for), numpy, the Python version,
+  requirements.lock and the CPU capability torch picked its kernels for (AVX512, AVX2, DEFAULT:
+  `torch.backends.cpu.get_cpu_capability()`). A torch upgrade re-runs every point, so `compare` can
+  put the two side by side; so does another capability, whose kernels round differently (blurry_inpainting's
+  baseline seed 0: PSNR 17.7835 dB under AVX2, 17.7812 under AVX512). The CPU model is recorded beside it
+  (`cpu_model()`), not hashed: two models with one capability run the same kernels.
 """
 
 from __future__ import annotations
@@ -172,7 +176,22 @@ def environment() -> dict[str, str]:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "lock": lock,
+        # ATEN_CPU_CAPABILITY=avx2 (or default) picks another capability's kernels on the same CPU
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
+
+
+@cache
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (Linux), else what platform knows: recorded on
+    every run and snapshot, not part of a run's identity (the capability is)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def environment_hash(env: dict[str, str] | None = None) -> str:

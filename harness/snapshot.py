@@ -16,7 +16,7 @@ import pandas as pd
 
 from failbench.analysis import judged_metrics, load_runs
 from failbench.contract import Case
-from failbench.identity import code_hash, environment, git_commit
+from failbench.identity import code_hash, cpu_model, environment, environment_hash, git_commit
 
 FORMAT = 1
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reports" / "reference"
@@ -68,7 +68,7 @@ def write_snapshot(tracker, cases: list[Case], profile: str, path: Path) -> dict
         "format": FORMAT,
         "profile": profile,
         "git_commit": git_commit(),
-        "environment": environment(),
+        "environment": {**environment(), "cpu_model": cpu_model()},
         "cases": {**existing, **entries},
     }
     document["cases"] = dict(sorted(document["cases"].items()))
@@ -95,6 +95,9 @@ def read_snapshot(path: Path, cases: list[Case], profile: str) -> pd.DataFrame:
     document = _read(path)
     if document.get("profile") != profile:
         raise SnapshotError(f"{path} holds the {document.get('profile')} profile, not {profile}")
+    env = {k: v for k, v in document.get("environment", {}).items() if k != "cpu_model"}
+    # A snapshot written before the capability was recorded cannot promise bit-identity with anything.
+    env_hash = environment_hash(env) if "cpu_capability" in env else "unrecorded"
     rows = []
     for case in cases:
         entry = document["cases"].get(case.name)
@@ -108,6 +111,9 @@ def read_snapshot(path: Path, cases: list[Case], profile: str) -> pd.DataFrame:
                     "case": case.name,
                     "variant": run["variant"],
                     "seed": run["seed"],
+                    "code_hash": entry["code_hash"],
+                    "env_hash": env_hash,
+                    "cpu_capability": env.get("cpu_capability", "unrecorded"),
                     "axes": json.dumps(run["axes"], sort_keys=True),
                     **{f"axis.{k}": v for k, v in run["axes"].items()},
                     **metrics,

@@ -607,6 +607,8 @@ def point_tags(
 ) -> dict[str, str]:
     import torch
 
+    from failbench.identity import cpu_model, environment
+
     p = result.point
     return {
         "case": case_name,
@@ -618,6 +620,8 @@ def point_tags(
         "device": result.device,
         "threads": str(result.threads),
         "torch_version": torch.__version__,
+        "cpu_capability": environment()["cpu_capability"],
+        "cpu_model": cpu_model(),
         "git_commit": commit,
         "code_hash": code_hash,
         "env_hash": env_hash,

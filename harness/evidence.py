@@ -1,0 +1,182 @@
+"""A claim's evidence: every seed range run for it, pooled, and the chance a fresh run fails it.
+
+An expectation claims a share of seeds ("cured on >= 70%"). The seeds it was tuned on say little
+about that share: blurry_inpainting's adversarial cure was cured on 9, 8, 6, 7 and 5 of 10 seeds on
+five ranges, so a ">= 70%" claim set on the first range failed on other machines. A claim is sized
+here to every committed snapshot of its profile (reports/reference: the reference seeds, the held-out
+ranges, other CPU capabilities), pooled, and its risk is the chance that a fresh run of the profile's
+seeds fails it when nothing changed.
+
+That chance is a predictive, not a plug-in binomial: the variant's true rate is unknown, so it is
+drawn from its posterior under Jeffreys' prior, Beta(k + 1/2, n - k + 1/2), and a fresh run of N
+seeds matches the claim on a beta-binomial number of them. 20 matches in 20 seeds is not a zero
+risk: a ">= 90% of 10" claim on it fails 4.3% of fresh runs (Gelman et al., Bayesian Data Analysis,
+3rd ed., sec. 2.4 for the Jeffreys prior of a binomial; the beta-binomial is its predictive).
+
+One seed at one axis point is one observation, whatever number of capabilities ran it: where AVX2
+and AVX512 kernels give the same verdict (most variants: their training is not chaotic) it counts
+once; where they disagree it counts half a match, so a chaotic variant's evidence says so instead of
+being counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from failbench.analysis import matches
+from failbench.contract import Case, Expectation
+from failbench.grid import expand
+from failbench.identity import code_hash
+from failbench.snapshot import REFERENCE_DIR, SnapshotError, read_snapshot
+
+# A fresh run of the profile's seeds may fail a claim with at most this chance when nothing changed,
+# and a fresh `make all` (every claim of the profile) with at most SUITE_RISK.
+CLAIM_RISK = 0.01
+SUITE_RISK = 0.05
+
+
+@dataclass(frozen=True)
+class Source:
+    """One committed snapshot: its seed range, the CPU capability its kernels ran on, and whether
+    each case's runs in it are of the case's current code."""
+
+    path: Path
+    seeds: tuple[int, int]
+    capability: str
+    current: dict[str, bool]
+
+    @property
+    def label(self) -> str:
+        return f"{self.seeds[0]}-{self.seeds[1]} {self.capability}"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """An expectation's pooled evidence and its risk on a fresh run of `fresh_seeds` runs."""
+
+    case: str
+    expectation: Expectation
+    k: float  # matching seeds (a half where two capabilities disagree on one)
+    n: int  # distinct seeds x axis points
+    ranges: tuple[str, ...]
+    stale: tuple[str, ...]  # ranges whose runs are of older code than the case's
+    fresh_seeds: int
+    risk: float  # chance that a fresh run fails the claim, nothing changed
+
+    @property
+    def rate(self) -> float:
+        return self.k / self.n if self.n else math.nan
+
+
+def fresh_failure_chance(k: float, n: float, min_share: float, fresh: int) -> float:
+    """P(a fresh run of `fresh` seeds matches on fewer than ceil(min_share * fresh)), the matching
+    rate drawn from Beta(k + 1/2, n - k + 1/2): the posterior predictive under Jeffreys' prior.
+    No evidence (n = 0) gives 1: a claim nobody measured is not safe."""
+    if n <= 0 or fresh <= 0:
+        return 1.0
+    from scipy.stats import betabinom  # deferred: scipy costs ~0.3 s to import
+
+    needed = math.ceil(min_share * fresh - 1e-9)
+    return float(betabinom(fresh, k + 0.5, n - k + 0.5).cdf(needed - 1)) if needed > 0 else 0.0
+
+
+def snapshot_paths(profile: str, root: Path = REFERENCE_DIR) -> list[Path]:
+    """Every committed snapshot of `profile` under reports/reference, whatever its folder: the
+    reference seeds (PROFILE.json), the held-out ranges (heldout/, ranges/)."""
+    found = []
+    for path in sorted(root.rglob("*.json")):
+        try:
+            if json.loads(path.read_text()).get("profile") == profile:
+                found.append(path)
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            continue
+    return found
+
+
+def _source(path: Path, hashes: dict[str, str]) -> Source:
+    document = json.loads(path.read_text())
+    seeds = [run["seed"] for entry in document["cases"].values() for run in entry["runs"]]
+    capability = document.get("environment", {}).get("cpu_capability", "unrecorded")
+    current = {name: document["cases"].get(name, {}).get("code_hash") == h for name, h in hashes.items()}
+    return Source(path, (min(seeds), max(seeds)), capability, current)
+
+
+def pooled_runs(cases: list[Case], profile: str, paths: Iterable[Path] | None = None) -> tuple[pd.DataFrame, list]:
+    """Every snapshot run of `cases` on `profile`, one row each with its source's label, and the
+    sources read."""
+    frames, sources = [], []
+    hashes = {c.name: code_hash(c) for c in cases}
+    for path in snapshot_paths(profile) if paths is None else paths:
+        source = _source(path, hashes)
+        try:
+            runs = read_snapshot(path, cases, profile)
+        except SnapshotError:
+            continue  # a snapshot of other cases
+        sources.append(source)
+        frames.append(runs.assign(source=source.label, current=runs["case"].map(source.current)))
+    sources.sort(key=lambda s: (s.seeds, s.capability))
+    order = {s.label: i for i, s in enumerate(sources)}
+    frames.sort(key=lambda f: order[f["source"].iloc[0]])
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), sources
+
+
+def fresh_runs(case: Case, expectation: Expectation, profile: str) -> int:
+    """How many runs a fresh run of the profile judges the expectation on: its seeds at every
+    axis point its `where` selects."""
+    return len(expand(case, profile, variants=[expectation.variant], where=expectation.where))
+
+
+def evidence(case: Case, expectation: Expectation, profile: str, pooled: pd.DataFrame) -> Evidence:
+    runs = pooled[pooled["case"] == case.name] if not pooled.empty else pooled
+    hit = matches(expectation, runs)
+    chosen = runs.loc[hit.index].assign(hit=hit.astype(float)) if len(hit) else runs.iloc[:0].assign(hit=[])
+    per_seed = chosen.groupby(["axes", "seed"])["hit"].mean() if len(chosen) else pd.Series(dtype=float)
+    ranges = tuple(dict.fromkeys(chosen["source"])) if len(chosen) else ()
+    stale = tuple(dict.fromkeys(chosen.loc[~chosen["current"].astype(bool), "source"])) if len(chosen) else ()
+    fresh = fresh_runs(case, expectation, profile)
+    k, n = float(per_seed.sum()), len(per_seed)
+    return Evidence(
+        case.name,
+        expectation,
+        k,
+        n,
+        ranges,
+        stale,
+        fresh,
+        fresh_failure_chance(k, n, expectation.min_share, fresh),
+    )
+
+
+def profile_evidence(cases: list[Case], profile: str, paths: Iterable[Path] | None = None) -> list[Evidence]:
+    """The evidence of every expectation of `cases` that applies to `profile`, in declared order."""
+    pooled, _ = pooled_runs(cases, profile, paths)
+    return [evidence(c, e, profile, pooled) for c in cases for e in c.expectations if profile in e.profiles]
+
+
+def suite_risk(items: Iterable[Evidence]) -> float:
+    """The chance that a fresh run fails at least one claim: 1 - prod(1 - risk), the claims taken
+    as independent (they are: different variants, different runs)."""
+    return 1.0 - math.prod(1.0 - e.risk for e in items)
+
+
+def evidence_text(item: Evidence) -> str:
+    """`47.5/50 seeds (0-9 AVX512, 100-109 AVX512, ...)`, the half from a capability split."""
+    k = f"{item.k:g}"
+    where = ", ".join(item.ranges) or "no snapshot"
+    stale = f"; older code: {', '.join(item.stale)}" if item.stale else ""
+    return f"{k}/{item.n} ({where}{stale})"
+
+
+def risk_text(risk: float) -> str:
+    """A chance as a user reads it: `0.43%`, `<0.01%`, `100%`."""
+    if risk >= 0.995:
+        return "100%"
+    if risk < 1e-4:
+        return "<0.01%"
+    return f"{risk:.2%}" if risk < 0.1 else f"{risk:.0%}"
