@@ -62,6 +62,7 @@ def load_runs(
                 "threads": tags.get("threads"),
                 "torch_version": tags.get("torch_version"),
                 "cpu_capability": tags.get("cpu_capability", "unrecorded"),
+                "cpu_model": tags.get("cpu_model", "unrecorded"),
                 "code_hash": tags.get("code_hash"),
                 "env_hash": tags.get("env_hash"),
                 "git_commit": tags.get("git_commit"),

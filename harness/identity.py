@@ -17,7 +17,9 @@ measured with torch 2.13 on CPU, and so does the device), and two hashes:
   `torch.backends.cpu.get_cpu_capability()`). A torch upgrade re-runs every point, so `compare` can
   put the two side by side; so does another capability, whose kernels round differently (blurry_inpainting's
   baseline seed 0: PSNR 17.7835 dB under AVX2, 17.7812 under AVX512). The CPU model is recorded beside it
-  (`cpu_model()`), not hashed: two models with one capability run the same kernels.
+  (`cpu_model()`), not hashed: a store moved to another machine of the same capability resumes, and
+  `compare` expects bit-identical results only from the same model (the same baseline gives 17.7812
+  dB on another AVX512 CPU than the AMD EPYC's 17.7866).
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def case_entry(case: Case, runs: pd.DataFrame) -> dict:
 def write_snapshot(tracker, cases: list[Case], profile: str, path: Path) -> dict[str, int]:
     """Writes (or updates, case by case) the snapshot at `path`; returns runs written per case.
     Raises SnapshotError if a case has no judged runs: a reference is never written half-empty."""
-    entries = {}
+    entries, capabilities = {}, set()
     for case in cases:
         runs = load_runs(tracker, case, profile)
         if runs.empty:
@@ -63,12 +63,20 @@ def write_snapshot(tracker, cases: list[Case], profile: str, path: Path) -> dict
                 f"run `failbench run {case.name} --profile {profile}` first"
             )
         entries[case.name] = case_entry(case, runs)
+        capabilities |= set(runs.get("cpu_capability", pd.Series(dtype=str))) - {"unrecorded"}
+    if len(capabilities) > 1:
+        raise SnapshotError(
+            f"the {profile} runs ran under CPU capabilities {', '.join(sorted(capabilities))}: a snapshot holds "
+            "one (its floats are another capability's); snapshot each from its own store"
+        )
     existing = _read(path)["cases"] if path.is_file() else {}
+    # The capability the runs recorded, else (runs from before it was recorded) the writer's own.
+    env = {**environment(), **({"cpu_capability": capabilities.pop()} if capabilities else {})}
     document = {
         "format": FORMAT,
         "profile": profile,
         "git_commit": git_commit(),
-        "environment": {**environment(), "cpu_model": cpu_model()},
+        "environment": {**env, "cpu_model": cpu_model()},
         "cases": {**existing, **entries},
     }
     document["cases"] = dict(sorted(document["cases"].items()))
@@ -114,6 +122,7 @@ def read_snapshot(path: Path, cases: list[Case], profile: str) -> pd.DataFrame:
                     "code_hash": entry["code_hash"],
                     "env_hash": env_hash,
                     "cpu_capability": env.get("cpu_capability", "unrecorded"),
+                    "cpu_model": document.get("environment", {}).get("cpu_model", "unrecorded"),
                     "axes": json.dumps(run["axes"], sort_keys=True),
                     **{f"axis.{k}": v for k, v in run["axes"].items()},
                     **metrics,
