@@ -486,6 +486,44 @@ class SnapshotCommand(Command):
         return EXIT_OK
 
 
+class RestampCommand(Command):
+    name = "restamp"
+    help = "make stale snapshots current where one seed per point re-runs bit-identical"
+    cases = "cases to restamp (default: all)"
+
+    def setup_arguments(self, subparsers):
+        p = super().setup_arguments(subparsers)
+        p.add_argument(
+            "--snapshot",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help="a snapshot file (repeatable; default: every one under reports/reference)",
+        )
+        p.add_argument("--workers", type=positive_int, default=1, help="points in parallel (default: 1)")
+        return p
+
+    def run(self, args):
+        from failbench.restamp import restamp, summary
+        from failbench.snapshot import SnapshotError, committed
+
+        cases = selected(args)
+        paths = [Path(p) for p in args.snapshot] or committed()
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise UsageError(f"no snapshot at {missing[0]}")
+        failed = False
+        for path in paths:
+            try:
+                items = restamp(path, cases, workers=args.workers, progress=lambda line: print(line, file=sys.stderr))
+            except SnapshotError as exc:
+                raise UsageError(str(exc)) from None
+            for item in items:
+                print(summary(item))
+                failed |= not (item.current or item.identical)
+        return EXIT_MISMATCH if failed else EXIT_OK
+
+
 class DetectCommand(Command):
     """The published diagnosis rules scored on every stored trace of the profile's judged runs.
     Reads the store only: a store that does not exist is an error, never created."""

@@ -33,7 +33,7 @@ from failbench.analysis import matches
 from failbench.contract import Case, Expectation
 from failbench.grid import expand
 from failbench.identity import code_hash
-from failbench.snapshot import REFERENCE_DIR, SnapshotError, read_snapshot
+from failbench.snapshot import REFERENCE_DIR, SnapshotError, committed, read_snapshot
 
 # A fresh run of the profile's seeds may fail a claim with at most this chance when nothing changed,
 # and a fresh `make all` (every claim of the profile) with at most SUITE_RISK.
@@ -90,7 +90,7 @@ def snapshot_paths(profile: str, root: Path = REFERENCE_DIR) -> list[Path]:
     """Every committed snapshot of `profile` under reports/reference, whatever its folder: the
     reference seeds (PROFILE.json), the held-out ranges (heldout/, ranges/)."""
     found = []
-    for path in sorted(root.rglob("*.json")):
+    for path in committed(root):
         try:
             if json.loads(path.read_text()).get("profile") == profile:
                 found.append(path)

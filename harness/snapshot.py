@@ -30,6 +30,12 @@ def default_path(profile: str) -> Path:
     return REFERENCE_DIR / f"{profile}.json"
 
 
+def committed(root: Path = REFERENCE_DIR) -> list[Path]:
+    """Every snapshot file under reports/reference: PROFILE.json (the seeds the README tables render),
+    heldout/ and ranges/ (other seed ranges and CPU capabilities, pooled as a claim's evidence)."""
+    return sorted(root.rglob("*.json"))
+
+
 def _finite(value) -> float | None:
     return None if value is None or pd.isna(value) or not math.isfinite(float(value)) else float(value)
 
@@ -69,7 +75,7 @@ def write_snapshot(tracker, cases: list[Case], profile: str, path: Path) -> dict
             f"the {profile} runs ran under CPU capabilities {', '.join(sorted(capabilities))}: a snapshot holds "
             "one (its floats are another capability's); snapshot each from its own store"
         )
-    existing = _read(path)["cases"] if path.is_file() else {}
+    existing = read_document(path)["cases"] if path.is_file() else {}
     # The capability the runs recorded, else (runs from before it was recorded) the writer's own.
     env = {**environment(), **({"cpu_capability": capabilities.pop()} if capabilities else {})}
     document = {
@@ -85,7 +91,7 @@ def write_snapshot(tracker, cases: list[Case], profile: str, path: Path) -> dict
     return {name: len(entry["runs"]) for name, entry in entries.items()}
 
 
-def _read(path: Path) -> dict:
+def read_document(path: Path) -> dict:
     try:
         document = json.loads(path.read_text())
     except FileNotFoundError:
@@ -100,7 +106,7 @@ def _read(path: Path) -> dict:
 def read_snapshot(path: Path, cases: list[Case], profile: str) -> pd.DataFrame:
     """The snapshot's runs of `cases` as rows like load_runs' (case, variant, axes, seed, verdict,
     metrics), the verdict recomputed from each case's symptom today."""
-    document = _read(path)
+    document = read_document(path)
     if document.get("profile") != profile:
         raise SnapshotError(f"{path} holds the {document.get('profile')} profile, not {profile}")
     env = {k: v for k, v in document.get("environment", {}).items() if k != "cpu_model"}
