@@ -31,6 +31,7 @@ import pandas as pd
 
 from failbench.analysis import matches
 from failbench.contract import Case, Expectation
+from failbench.formatting import markdown_table
 from failbench.grid import expand
 from failbench.identity import code_hash
 from failbench.snapshot import REFERENCE_DIR, SnapshotError, committed, read_snapshot
@@ -84,6 +85,25 @@ def fresh_failure_chance(k: float, n: float, min_share: float, fresh: int) -> fl
 
     needed = math.ceil(min_share * fresh - 1e-9)
     return float(betabinom(fresh, k + 0.5, n - k + 0.5).cdf(needed - 1)) if needed > 0 else 0.0
+
+
+def jeffreys_interval(k: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+    """The equal-tailed interval of the Jeffreys posterior, with Brown, Cai & DasGupta's ends (0 at
+    k = 0, 1 at k = n): the interval that belongs to the predictive above, for a k that may be a half."""
+    from scipy.stats import beta
+
+    tail = (1 - confidence) / 2
+    low = 0.0 if k <= 0 else float(beta.ppf(tail, k + 0.5, n - k + 0.5))
+    high = 1.0 if k >= n else float(beta.ppf(1 - tail, k + 0.5, n - k + 0.5))
+    return low, high
+
+
+def pooled_text(item: Evidence) -> str:
+    """`49.5/50 (99% [94%-100%])`: the pooled matches with their 95% Jeffreys interval."""
+    if not item.n:
+        return "-"
+    low, high = jeffreys_interval(item.k, item.n)
+    return f"{item.k:g}/{item.n} ({item.rate:.0%} [{low:.0%}-{high:.0%}])"
 
 
 def snapshot_paths(profile: str, root: Path = REFERENCE_DIR) -> list[Path]:
@@ -166,11 +186,11 @@ def suite_risk(items: Iterable[Evidence]) -> float:
 
 
 def evidence_text(item: Evidence) -> str:
-    """`47.5/50 seeds (0-9 AVX512, 100-109 AVX512, ...)`, the half from a capability split."""
-    k = f"{item.k:g}"
+    """`47.5/50 (95% [86%-99%]) from 0-9 AVX512, 0-9 AVX2, 100-109 AVX512`: a half where the
+    capabilities split a seed."""
     where = ", ".join(item.ranges) or "no snapshot"
     stale = f"; older code: {', '.join(item.stale)}" if item.stale else ""
-    return f"{k}/{item.n} ({where}{stale})"
+    return f"{pooled_text(item)} from {where}{stale}"
 
 
 def risk_text(risk: float) -> str:
@@ -180,3 +200,20 @@ def risk_text(risk: float) -> str:
     if risk < 1e-4:
         return "<0.01%"
     return f"{risk:.2%}" if risk < 0.1 else f"{risk:.0%}"
+
+
+def claims_markdown(items: Iterable[Evidence]) -> str:
+    """The claims as a GitHub table: each with its pooled evidence, the seed ranges (and CPU
+    capabilities) it comes from, and the chance a fresh run of the profile fails it."""
+    rows = [
+        {
+            "variant": e.expectation.variant,
+            "where": ", ".join(f"{k}={v}" for k, v in e.expectation.where.items()) or "all",
+            "claim": e.expectation.describe(),
+            "pooled (95% CI)": pooled_text(e),
+            "ranges": ", ".join(e.ranges) + (f" (older code: {', '.join(e.stale)})" if e.stale else ""),
+            "a fresh run fails it": f"{risk_text(e.risk)} ({e.fresh_seeds} seeds)",
+        }
+        for e in items
+    ]
+    return markdown_table(rows, list(rows[0]) if rows else ["claim"], cell=lambda _c, value: str(value))

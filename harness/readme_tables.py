@@ -11,7 +11,8 @@ the final metrics whose medians are shown (default: the case's key metrics); `ve
 columns (default: every verdict); `variants`, the rows (default: every variant); `where`, axis
 values that select the rows (`where=network:conv,lr:0.5`); `snapshot`, another file under
 reports/reference for the same profile (`snapshot=heldout/long`: the runs on seeds nobody tuned on,
-written by `failbench snapshot --out`). `failbench table --readmes` rewrites every
+written by `failbench snapshot --out`); `kind=claims`, the case's claims on the profile with their
+evidence pooled over every snapshot of it, instead of its verdicts. `failbench table --readmes` rewrites every
 block from the snapshots; a test fails when a README's block differs from what its snapshot renders.
 """
 
@@ -27,7 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(
     r"(?P<open><!-- failbench table (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(?P<close><!-- end failbench table -->)", re.S
 )
-KEYS = ("case", "profile", "metrics", "verdicts", "variants", "where", "snapshot")
+KEYS = ("case", "profile", "metrics", "verdicts", "variants", "where", "snapshot", "kind")
+# What a block shows: the per-variant verdicts of one snapshot, or the case's claims on the profile
+# with their evidence pooled over every snapshot of it (harness/evidence.py).
+KINDS = ("verdicts", "claims")
 
 
 class TableSpecError(ValueError):
@@ -43,6 +47,7 @@ class TableSpec:
     variants: tuple[str, ...] | None = None
     where: tuple[tuple[str, str], ...] = ()
     snapshot: str | None = None  # a file under reports/reference, without .json; default: the profile's
+    kind: str = "verdicts"
 
     @classmethod
     def parse(cls, text: str) -> TableSpec:
@@ -64,7 +69,12 @@ class TableSpec:
             raise TableSpecError(f"unknown verdict(s) {sorted(unknown)} in {text!r}; choose from {VERDICTS}")
         where = tuple(tuple(pair.split(":", 1)) for pair in fields["where"].split(",")) if "where" in fields else ()
         snapshot = fields.get("snapshot")
-        return cls(fields["case"], fields["profile"], listed("metrics"), verdicts, listed("variants"), where, snapshot)
+        kind = fields.get("kind", "verdicts")
+        if kind not in KINDS:
+            raise TableSpecError(f"unknown kind {kind!r} in {text!r}; choose from {KINDS}")
+        return cls(
+            fields["case"], fields["profile"], listed("metrics"), verdicts, listed("variants"), where, snapshot, kind
+        )
 
 
 def render(spec: TableSpec, root: Path = ROOT) -> str:
@@ -74,6 +84,8 @@ def render(spec: TableSpec, root: Path = ROOT) -> str:
     from failbench.snapshot import REFERENCE_DIR, SnapshotError, default_path, read_snapshot
 
     path = REFERENCE_DIR / f"{spec.snapshot}.json" if spec.snapshot else default_path(spec.profile)
+    if spec.kind == "claims":
+        return _claims(spec)
     try:
         case = load_case(spec.case)
         runs = read_snapshot(path, [case], spec.profile)
@@ -99,6 +111,20 @@ def render(spec: TableSpec, root: Path = ROOT) -> str:
         table = table.set_index("variant").loc[fixed].reset_index()
     dropped = [v for v in VERDICTS if v not in spec.verdicts]
     return to_markdown(table.drop(columns=dropped)) + "\n"
+
+
+def _claims(spec: TableSpec) -> str:
+    from failbench.discovery import CaseError, load_case
+    from failbench.evidence import claims_markdown, profile_evidence
+
+    try:
+        case = load_case(spec.case)
+    except CaseError as exc:
+        raise TableSpecError(str(exc)) from None
+    items = profile_evidence([case], spec.profile)
+    if not items:
+        raise TableSpecError(f"{spec.case} makes no claim on the {spec.profile} profile")
+    return claims_markdown(items) + "\n"
 
 
 def rendered(text: str, source: str = "README") -> str:

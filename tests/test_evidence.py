@@ -120,3 +120,13 @@ def test_compare_says_when_bits_must_agree_and_when_only_statistics(tracker, toy
     )
     apart = compare([toy], Side("snap", read_snapshot(other, [toy], "quick")), current)
     assert "Only statistical agreement is expected (CPU capability" in to_markdown(apart)
+
+
+@pytest.mark.parametrize("k, n", [(0, 10), (3, 10), (9.5, 10), (10, 10)])
+def test_the_pooled_interval_is_jeffreys_with_its_ends(k, n):
+    from failbench.evidence import jeffreys_interval
+
+    low, high = jeffreys_interval(k, n)
+    posterior = stats.beta(k + 0.5, n - k + 0.5)
+    assert low == (0.0 if k == 0 else pytest.approx(posterior.ppf(0.025)))
+    assert high == (1.0 if k == n else pytest.approx(posterior.ppf(0.975)))
