@@ -64,6 +64,7 @@ def load_runs(
                 "cpu_capability": tags.get("cpu_capability", "unrecorded"),
                 "cpu_model": tags.get("cpu_model", "unrecorded"),
                 "code_hash": tags.get("code_hash"),
+                "config_hash": tags.get("config_hash"),
                 "env_hash": tags.get("env_hash"),
                 "git_commit": tags.get("git_commit"),
                 "overrides": tags.get("overrides", "{}"),

@@ -33,7 +33,6 @@ from failbench.analysis import matches
 from failbench.contract import Case, Expectation
 from failbench.formatting import markdown_table
 from failbench.grid import expand
-from failbench.identity import code_hash
 from failbench.snapshot import REFERENCE_DIR, SnapshotError, committed, read_snapshot
 
 # A fresh run of the profile's seeds may fail a claim with at most this chance when nothing changed,
@@ -44,13 +43,11 @@ SUITE_RISK = 0.05
 
 @dataclass(frozen=True)
 class Source:
-    """One committed snapshot: its seed range, the CPU capability its kernels ran on, and whether
-    each case's runs in it are of the case's current code."""
+    """One committed snapshot: its seed range and the CPU capability its kernels ran on."""
 
     path: Path
     seeds: tuple[int, int]
     capability: str
-    current: dict[str, bool]
 
     @property
     def label(self) -> str:
@@ -66,7 +63,7 @@ class Evidence:
     k: float  # matching seeds (a half where two capabilities disagree on one)
     n: int  # distinct seeds x axis points
     ranges: tuple[str, ...]
-    stale: tuple[str, ...]  # ranges whose runs are of older code than the case's
+    stale: tuple[str, ...]  # ranges whose runs are of other code or another config: not counted
     fresh_seeds: int
     risk: float  # chance that a fresh run fails the claim, nothing changed
 
@@ -119,27 +116,25 @@ def snapshot_paths(profile: str, root: Path = REFERENCE_DIR) -> list[Path]:
     return found
 
 
-def _source(path: Path, hashes: dict[str, str]) -> Source:
+def _source(path: Path) -> Source:
     document = json.loads(path.read_text())
     seeds = [run["seed"] for entry in document["cases"].values() for run in entry["runs"]]
     capability = document.get("environment", {}).get("cpu_capability", "unrecorded")
-    current = {name: document["cases"].get(name, {}).get("code_hash") == h for name, h in hashes.items()}
-    return Source(path, (min(seeds), max(seeds)), capability, current)
+    return Source(path, (min(seeds), max(seeds)), capability)
 
 
 def pooled_runs(cases: list[Case], profile: str, paths: Iterable[Path] | None = None) -> tuple[pd.DataFrame, list]:
-    """Every snapshot run of `cases` on `profile`, one row each with its source's label, and the
-    sources read."""
+    """Every snapshot run of `cases` on `profile`, one row each with its source's label and
+    whether it is current (harness/snapshot.py, `stale_runs`), and the sources read."""
     frames, sources = [], []
-    hashes = {c.name: code_hash(c) for c in cases}
     for path in snapshot_paths(profile) if paths is None else paths:
-        source = _source(path, hashes)
         try:
             runs = read_snapshot(path, cases, profile)
         except SnapshotError:
             continue  # a snapshot of other cases
+        source = _source(path)
         sources.append(source)
-        frames.append(runs.assign(source=source.label, current=runs["case"].map(source.current)))
+        frames.append(runs.assign(source=source.label))
     sources.sort(key=lambda s: (s.seeds, s.capability))
     order = {s.label: i for i, s in enumerate(sources)}
     frames.sort(key=lambda f: order[f["source"].iloc[0]])
@@ -156,9 +151,11 @@ def evidence(case: Case, expectation: Expectation, profile: str, pooled: pd.Data
     runs = pooled[pooled["case"] == case.name] if not pooled.empty else pooled
     hit = matches(expectation, runs)
     chosen = runs.loc[hit.index].assign(hit=hit.astype(float)) if len(hit) else runs.iloc[:0].assign(hit=[])
+    # Runs of other code or another config are evidence about something else: named, not counted.
+    stale = tuple(dict.fromkeys(chosen.loc[~chosen["current"].astype(bool), "source"])) if len(chosen) else ()
+    chosen = chosen[chosen["current"].astype(bool)] if len(chosen) else chosen
     per_seed = chosen.groupby(["axes", "seed"])["hit"].mean() if len(chosen) else pd.Series(dtype=float)
     ranges = tuple(dict.fromkeys(chosen["source"])) if len(chosen) else ()
-    stale = tuple(dict.fromkeys(chosen.loc[~chosen["current"].astype(bool), "source"])) if len(chosen) else ()
     fresh = fresh_runs(case, expectation, profile)
     k, n = float(per_seed.sum()), len(per_seed)
     return Evidence(
@@ -189,7 +186,7 @@ def evidence_text(item: Evidence) -> str:
     """`47.5/50 (95% [86%-99%]) from 0-9 AVX512, 0-9 AVX2, 100-109 AVX512`: a half where the
     capabilities split a seed."""
     where = ", ".join(item.ranges) or "no snapshot"
-    stale = f"; older code: {', '.join(item.stale)}" if item.stale else ""
+    stale = f"; not counted, other code or config: {', '.join(item.stale)}" if item.stale else ""
     return f"{pooled_text(item)} from {where}{stale}"
 
 
@@ -211,7 +208,8 @@ def claims_markdown(items: Iterable[Evidence]) -> str:
             "where": ", ".join(f"{k}={v}" for k, v in e.expectation.where.items()) or "all",
             "claim": e.expectation.describe(),
             "pooled (95% CI)": pooled_text(e),
-            "ranges": ", ".join(e.ranges) + (f" (older code: {', '.join(e.stale)})" if e.stale else ""),
+            "ranges": ", ".join(e.ranges)
+            + (f" (not counted, other code or config: {', '.join(e.stale)})" if e.stale else ""),
             "a fresh run fails it": f"{risk_text(e.risk)} ({e.fresh_seeds} seeds)",
         }
         for e in items

@@ -1,8 +1,8 @@
 """`failbench restamp`: a snapshot of older code made current, where the code's results did not move.
 
-A snapshot names the code hash of the runs it holds (harness/identity.py); a change anywhere on a
-case's path (a refactor of the trace, a renamed helper) makes every snapshot of the case stale,
-though most such changes move no float. Re-running a full profile to prove it costs hours, so this
+A snapshot names the code hash of the runs it holds and each run's config hash (harness/identity.py);
+a change anywhere on a case's path (a refactor of the trace, a renamed helper) makes every snapshot
+of the case stale, though most such changes move no float. Re-running a full profile to prove it costs hours, so this
 re-runs one seed per variant and axis point (the smallest seed the snapshot holds there) and
 compares every judged metric with the snapshot's, bit for bit. Only when all are identical does it
 write the current code hash (and what it checked, under `restamped`); otherwise it writes nothing
@@ -26,7 +26,7 @@ from failbench.contract import Case
 from failbench.executors import results
 from failbench.grid import GridPoint
 from failbench.identity import code_hash, cpu_model, environment, git_commit
-from failbench.snapshot import read_document
+from failbench.snapshot import config_hashes, read_document, stale_runs
 
 
 @dataclass
@@ -37,12 +37,13 @@ class Restamp:
     case: str
     old_hash: str
     new_hash: str
+    was_current: bool = False  # code and every recorded config as the case's today: nothing to do
     points: int = 0
     moved: list[str] = field(default_factory=list)  # "variant axes seed: metric snapshot -> now"
 
     @property
     def current(self) -> bool:
-        return self.old_hash == self.new_hash
+        return self.was_current
 
     @property
     def identical(self) -> bool:
@@ -91,10 +92,11 @@ def restamp(path: Path, cases: list[Case], workers: int = 1, progress: Callable[
             continue
         item = Restamp(path, case.name, entry["code_hash"], code_hash(case))
         found.append(item)
-        if item.current:
-            continue
         if profile not in case.profiles:
             item.moved.append(f"the case no longer declares the profile {profile!r}")
+            continue
+        item.was_current = not any(stale_runs(case, entry, profile))
+        if item.current:
             continue
         points = one_seed_per_point(case, entry, profile)
         progress(f"{path.name} {case.name}: re-running {len(points)} point(s), one seed each ({profile})")
@@ -109,6 +111,11 @@ def restamp(path: Path, cases: list[Case], workers: int = 1, progress: Callable[
                 "environment": {**environment(), "cpu_model": cpu_model()},
             }
             entry["code_hash"] = item.new_hash
+            today = config_hashes(
+                case, profile, [(r["variant"], json.dumps(r["axes"], sort_keys=True)) for r in entry["runs"]]
+            )
+            for run in entry["runs"]:  # the config each point ran is today's: its bits came back
+                run["config_hash"] = today[(run["variant"], json.dumps(run["axes"], sort_keys=True))]
     if any(i.identical for i in found):
         # The bits were reproduced here, so they are this CPU's: a snapshot from before the
         # capability was recorded gets it now.

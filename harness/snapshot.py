@@ -2,7 +2,9 @@
 
 The file is the reference `compare` takes as BASE and CI compares a fresh quick run with
 (reports/reference/quick.json). Per case: its code hash when written, the metric names, and one row
-per grid point (variant, axes, seed, diverged, values in the order of the names). Floats are written
+per grid point (variant, axes, seed, the hash of the config it ran, diverged, values in the order of
+the names). A case's runs are current while the code hash and every run's config hash are the ones
+the case gives today (`stale_runs`): a changed budget makes them stale as a changed loop does. Floats are written
 with Python's shortest round-trip repr, so a value read back is the same double, bit for bit.
 """
 
@@ -16,7 +18,7 @@ import pandas as pd
 
 from failbench.analysis import judged_metrics, load_runs
 from failbench.contract import Case
-from failbench.identity import code_hash, cpu_model, environment, environment_hash, git_commit
+from failbench.identity import code_hash, config_hash, cpu_model, environment, environment_hash, git_commit
 
 FORMAT = 1
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reports" / "reference"
@@ -49,6 +51,8 @@ def case_entry(case: Case, runs: pd.DataFrame) -> dict:
                 "variant": row["variant"],
                 "axes": json.loads(row["axes"]),
                 "seed": int(row["seed"]),
+                # the config it ran (harness/identity.py): a profile's budget changed since makes it stale
+                "config_hash": row.get("config_hash"),
                 "diverged": bool(row.get("diverged", 0.0)),
                 "values": [_finite(row.get(m)) for m in metrics],
             }
@@ -91,6 +95,27 @@ def write_snapshot(tracker, cases: list[Case], profile: str, path: Path) -> dict
     return {name: len(entry["runs"]) for name, entry in entries.items()}
 
 
+def config_hashes(case: Case, profile: str, points) -> dict[tuple[str, str], str]:
+    """The config hash today of each (variant, axes as sorted JSON) point of `profile`."""
+    return {
+        (variant, axes): config_hash(case.config(variant, json.loads(axes), profile)) for variant, axes in set(points)
+    }
+
+
+def stale_runs(case: Case, entry: dict, profile: str) -> list[bool]:
+    """Per run of a snapshot entry: whether it is not what the case runs today (other code, or a
+    recorded config hash that is not today's). A run from before config hashes were recorded is
+    judged by its code hash alone."""
+    if entry.get("code_hash") != code_hash(case):
+        return [True] * len(entry["runs"])
+    keys = [(r["variant"], json.dumps(r["axes"], sort_keys=True)) for r in entry["runs"]]
+    try:
+        today = config_hashes(case, profile, keys)
+    except (KeyError, TypeError):  # a variant or an axis the case no longer has
+        return [True] * len(entry["runs"])
+    return [r.get("config_hash") not in (None, today[k]) for r, k in zip(entry["runs"], keys)]
+
+
 def read_document(path: Path) -> dict:
     try:
         document = json.loads(path.read_text())
@@ -117,7 +142,7 @@ def read_snapshot(path: Path, cases: list[Case], profile: str) -> pd.DataFrame:
         entry = document["cases"].get(case.name)
         if entry is None:
             continue
-        for run in entry["runs"]:
+        for run, stale in zip(entry["runs"], stale_runs(case, entry, profile)):
             metrics = {m: (math.nan if v is None else v) for m, v in zip(entry["metrics"], run["values"])}
             metrics["diverged"] = float(run["diverged"])
             rows.append(
@@ -126,6 +151,8 @@ def read_snapshot(path: Path, cases: list[Case], profile: str) -> pd.DataFrame:
                     "variant": run["variant"],
                     "seed": run["seed"],
                     "code_hash": entry["code_hash"],
+                    "config_hash": run.get("config_hash"),
+                    "current": not stale,
                     "env_hash": env_hash,
                     "cpu_capability": env.get("cpu_capability", "unrecorded"),
                     "cpu_model": document.get("environment", {}).get("cpu_model", "unrecorded"),

@@ -73,3 +73,18 @@ def test_restamp_from_the_command_line_refuses_a_missing_snapshot(store_uri, tmp
 
     assert main(["restamp", "--snapshot", str(tmp_path / "nothere.json")]) == 2
     assert "no snapshot at" in capsys.readouterr().err
+
+
+def test_a_changed_budget_makes_a_snapshot_stale_and_its_runs_uncounted(stale_toy):
+    from failbench.evidence import profile_evidence
+    from failbench.snapshot import read_document, stale_runs
+
+    path, case, edit = stale_toy
+    assert not any(stale_runs(case, read_document(path)["cases"]["toy"], "quick"))
+    longer = edit('"quick": Profile(seeds=2, budget={"steps": 4})', '"quick": Profile(seeds=2, budget={"steps": 5})')
+    assert code_hash(longer) == code_hash(case)  # a budget is a declaration: the code is the same
+    assert all(stale_runs(longer, read_document(path)["cases"]["toy"], "quick"))
+    evidence = profile_evidence([longer], "quick", [path])
+    assert all(e.n == 0 and e.stale for e in evidence) and all(e.risk == 1.0 for e in evidence)
+    [item] = restamp(path, [longer], progress=lambda _: None)
+    assert not item.current and not item.identical  # 5 halvings are not 4: the bits moved
