@@ -26,7 +26,7 @@ from failbench.contract import Case
 from failbench.executors import results
 from failbench.grid import GridPoint
 from failbench.identity import code_hash, cpu_model, environment, git_commit
-from failbench.snapshot import config_hashes, read_document, stale_runs
+from failbench.snapshot import REFERENCE_DIR, config_hashes, read_document, stale_runs
 
 
 @dataclass
@@ -48,6 +48,14 @@ class Restamp:
     @property
     def identical(self) -> bool:
         return self.points > 0 and not self.moved
+
+
+def _name(path: Path) -> str:
+    """The snapshot as a user finds it: relative to reports/reference (heldout/full.json), else as given."""
+    try:
+        return str(path.resolve().relative_to(REFERENCE_DIR))
+    except ValueError:
+        return str(path)
 
 
 def one_seed_per_point(case: Case, entry: dict, profile: str) -> list[GridPoint]:
@@ -99,7 +107,7 @@ def restamp(path: Path, cases: list[Case], workers: int = 1, progress: Callable[
         if item.current:
             continue
         points = one_seed_per_point(case, entry, profile)
-        progress(f"{path.name} {case.name}: re-running {len(points)} point(s), one seed each ({profile})")
+        progress(f"{_name(path)} {case.name}: re-running {len(points)} point(s), one seed each ({profile})")
         for result in results(case, points, torch.device("cpu"), threads=1, workers=workers):
             item.points += 1
             item.moved += moved_metrics(entry, result.point, result.metrics, result.verdict == "diverged")
@@ -128,7 +136,7 @@ def restamp(path: Path, cases: list[Case], workers: int = 1, progress: Callable[
 
 def summary(item: Restamp, shown: int = 5) -> str:
     """One line per case, and the first few points that moved."""
-    where = f"{item.path.name} {item.case}"
+    where = f"{_name(item.path)} {item.case}"
     if item.current:
         return f"{where}: already current ({item.new_hash})"
     if item.identical:
