@@ -128,7 +128,7 @@ FIXES = (
     ),
 )
 
-# Measured over 10 seeds (quick, 300 steps) and 20 seeds (full, 10000 steps); README.md has the tables.
+# Measured over 10 seeds (quick, 1000 steps) and 20 seeds (full, 10000 steps); README.md has the tables.
 _QUICK, _FULL, _BOTH = ("quick",), ("full",), ("quick", "full")
 _CONV_SAME = Threshold(
     "conv_spread",
@@ -169,7 +169,7 @@ EXPECTATIONS = (
         profiles=_FULL,
         also=(_CONV_SAME, Threshold("loss_change", "<", 0.0, why="the post: 'the training error is decreasing'")),
         why="the post's failure, and its falling error: the biases creep to the targets' mean "
-        "at 0.0003 per step (in 300 steps not always yet)",
+        "at 0.0003 per step (in the quick budget not always yet: 9 of seeds 0-9 by step 1000)",
     ),
     Expectation("sane_decay", SYMPTOM, profiles=_BOTH, why=f"does not cure: {_SLOW}"),
     Expectation(
@@ -213,7 +213,7 @@ EXPECTATIONS = (
         UNLEARNED,
         profiles=_QUICK,
         why="the symptom is gone (the outputs differ: the tiny init kept them the same), but at "
-        "the post's rate 300 steps fit nothing (R^2 train < 0)",
+        "the post's rate 1000 steps fit little (R^2 train 0.003-0.15 on seeds 0-9, under the task's 0.5)",
     ),
     Expectation(
         "sane_decay+adam",
@@ -233,8 +233,7 @@ EXPECTATIONS = (
     Expectation("sane_decay+autograd_backward", SYMPTOM, profiles=_QUICK, why=f"does not cure: {_SLOW}"),
     Expectation(
         "sane_decay+autograd_backward",
-        (SYMPTOM, CURED, UNLEARNED),
-        also=(_UNFIT,),
+        (SYMPTOM, UNLEARNED),
         profiles=_FULL,
         why="not cured: 16/20 seeds pull apart by 10000 steps but fit random targets to R^2 <= 0.22",
     ),
@@ -299,23 +298,26 @@ CASE = Case(
         ),
     ),
     task=Task(
-        "the outputs follow the training targets: they vary with the input",
+        "the outputs follow the training targets: they explain at least half of their variance",
         all_of=(
             Threshold(
                 "r2_train",
-                ">",
-                0.0,
+                ">=",
+                0.5,
                 why="the post's regression task on its 32 samples: R^2 = 0 is the best any one "
-                "constant scores, so above it the outputs vary with the input towards the targets",
+                "constant scores, and a run just above it fits almost nothing (R^2 0.05 leaves 95% of "
+                "the targets' variance unexplained); outputs that follow the targets explain more of "
+                "their variance than they leave, a squared error at most half the best constant's",
             ),
         ),
     ),
     fixes=FIXES,
     expectations=EXPECTATIONS,
-    # quick: the weights are 1e-9 of their init by step 30, and the cures pull the outputs apart in
-    # ~300 steps; full: the post's 10000 iterations.
+    # quick: the weights are 1e-9 of their init by step 30; the cure pulls the outputs apart in ~300
+    # steps but fits the targets (R^2 >= 0.5, the task) only by ~1000: R^2 0.39-0.74 at 300 steps,
+    # 0.94-0.99 at 1000 on seeds 0-9. full: the post's 10000 iterations.
     profiles={
-        "quick": Profile(seeds=10, budget={"steps": 300, "n_heldout": 128}),
+        "quick": Profile(seeds=10, budget={"steps": 1000, "n_heldout": 128}),
         "full": Profile(seeds=20, budget={}),
     },
     key_metrics=("spread_ratio", "r2_train", "r2_heldout", "loss", "norm_w", "norm_theta1", "norm_theta2"),
