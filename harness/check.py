@@ -13,7 +13,16 @@ import pandas as pd
 
 from failbench.analysis import evaluate, load_runs, result_label, seed_range
 from failbench.contract import Case
-from failbench.evidence import CLAIM_RISK, SUITE_RISK, evidence_text, profile_evidence, risk_text, suite_risk
+from failbench.evidence import (
+    CLAIM_RISK,
+    SUITE_RISK,
+    claim_budget,
+    evidence_text,
+    largest_safe_share,
+    profile_evidence,
+    risk_text,
+    suite_risk,
+)
 from failbench.formatting import share_text
 from failbench.stats import THIN_SEEDS
 
@@ -28,6 +37,10 @@ class CheckResult:
     @property
     def text(self) -> str:
         return "\n".join(self.lines)
+
+
+def _where(item) -> str:
+    return ", ".join(f"{k}={v}" for k, v in item.expectation.where.items()) or "all"
 
 
 def _seed_label(first_seed: int, seeds: int) -> str:
@@ -67,7 +80,13 @@ def check(
             result.lines.append(f"\n{case.name} ({profile}, {_seed_label(first_seed, n)}, {len(runs)} runs)")
             result.lines.append(table[COLUMNS].to_string(index=False))
             if explain:
-                result.lines += [f"  {e.expectation.variant}: {evidence_text(e)}; {e.expectation.why}" for e in items]
+                budget = claim_budget(evidence)
+                result.lines += [
+                    f"  {e.expectation.variant} {_where(e)}: {evidence_text(e)}; the largest claim within "
+                    f"{budget:.3%} a claim: {largest_safe_share(e.k, e.n, e.fresh_seeds, budget):.0%}. "
+                    f"{e.expectation.why}"
+                    for e in items
+                ]
             result.failed |= not table["passed"].all()
             thin_count += int(table["thin"].sum())
     if thin_count:

@@ -84,6 +84,20 @@ def fresh_failure_chance(k: float, n: float, min_share: float, fresh: int) -> fl
     return float(betabinom(fresh, k + 0.5, n - k + 0.5).cdf(needed - 1)) if needed > 0 else 0.0
 
 
+def largest_safe_share(k: float, n: float, fresh: int, budget: float) -> float:
+    """The largest claim, in tenths of the seeds, that a fresh run of `fresh` fails with at most
+    `budget` chance on this evidence; 0 where even a tenth is not safe. Tenths, because a claim is
+    read per 10 seeds ("on >= 7 of 10")."""
+    safe = [t / 10 for t in range(1, 11) if fresh_failure_chance(k, n, t / 10, fresh) <= budget]
+    return max(safe, default=0.0)
+
+
+def claim_budget(items: list) -> float:
+    """Each claim's share of the suite's risk: SUITE_RISK split evenly (Bonferroni), so a profile
+    whose claims each stay within it fails a fresh run somewhere with at most SUITE_RISK chance."""
+    return min(CLAIM_RISK, SUITE_RISK / max(1, len(items)))
+
+
 def jeffreys_interval(k: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
     """The equal-tailed interval of the Jeffreys posterior, with Brown, Cai & DasGupta's ends (0 at
     k = 0, 1 at k = n): the interval that belongs to the predictive above, for a k that may be a half."""

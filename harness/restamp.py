@@ -103,7 +103,10 @@ def restamp(path: Path, cases: list[Case], workers: int = 1, progress: Callable[
         if profile not in case.profiles:
             item.moved.append(f"the case no longer declares the profile {profile!r}")
             continue
-        item.was_current = not any(stale_runs(case, entry, profile))
+        # Current: today's code, and every run's config recorded as today's. A snapshot from before
+        # config hashes were recorded is checked once, and gets them.
+        recorded = all(r.get("config_hash") for r in entry["runs"])
+        item.was_current = recorded and not any(stale_runs(case, entry, profile))
         if item.current:
             continue
         points = one_seed_per_point(case, entry, profile)

@@ -130,3 +130,12 @@ def test_the_pooled_interval_is_jeffreys_with_its_ends(k, n):
     posterior = stats.beta(k + 0.5, n - k + 0.5)
     assert low == (0.0 if k == 0 else pytest.approx(posterior.ppf(0.025)))
     assert high == (1.0 if k == n else pytest.approx(posterior.ppf(0.975)))
+
+
+def test_the_largest_safe_claim_is_the_largest_tenth_within_the_budget():
+    from failbench.evidence import claim_budget, largest_safe_share
+
+    # 50/50: ">= 70% of 10" fails 0.012% of fresh runs, ">= 80%" 0.115%
+    assert largest_safe_share(50, 50, 10, 0.001) == 0.7 and largest_safe_share(50, 50, 10, 0.002) == 0.8
+    assert largest_safe_share(0, 50, 10, 0.001) == 0.0
+    assert claim_budget([None] * 50) == pytest.approx(0.001) and claim_budget([None]) == 0.01
