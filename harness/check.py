@@ -82,9 +82,9 @@ def check(
             if explain:
                 budget = claim_budget(evidence)
                 result.lines += [
-                    f"  {e.expectation.variant} {_where(e)}: {evidence_text(e)}; the largest claim within "
-                    f"{budget:.3%} a claim: {largest_safe_share(e.k, e.n, e.fresh_seeds, budget):.0%}. "
-                    f"{e.expectation.why}"
+                    f"  {e.expectation.variant} {_where(e)}: {evidence_text(e)}; the largest claim a fresh run "
+                    f"fails with <= {budget:.2%} (the suite's {SUITE_RISK:.0%} split over its claims): "
+                    f"{largest_safe_share(e.k, e.n, e.fresh_seeds, budget):.0%}. {e.expectation.why}"
                     for e in items
                 ]
             result.failed |= not table["passed"].all()

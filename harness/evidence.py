@@ -93,8 +93,9 @@ def largest_safe_share(k: float, n: float, fresh: int, budget: float) -> float:
 
 
 def claim_budget(items: list) -> float:
-    """Each claim's share of the suite's risk: SUITE_RISK split evenly (Bonferroni), so a profile
-    whose claims each stay within it fails a fresh run somewhere with at most SUITE_RISK chance."""
+    """Each claim's share of the suite's risk: SUITE_RISK split evenly over the profile's claims
+    (Bonferroni), at most CLAIM_RISK. Claims sized within it fail a fresh run of the profile
+    somewhere with at most SUITE_RISK chance, whatever their number."""
     return min(CLAIM_RISK, SUITE_RISK / max(1, len(items)))
 
 

@@ -133,10 +133,11 @@ EXPECTATIONS = (
         "adversarial_0.1",
         CURED,
         profiles=("quick", "long"),
-        min_share=0.7,
-        why="the cure: sharper than the blurred truth on 18 of 20 seeds (0-9 and 100-109; "
-        "Wilson 95% CI 70-97%): the adversary oscillates, so a seed can sit below the line "
-        "at step 800. Its cost, 0.8-1.0 dB of PSNR against the baseline, is a two-sample "
+        min_share=0.2,
+        why="the cure, on some seeds only: sharper than the blurred truth on 5 to 9 of each 10 "
+        "(34.5 of 50 pooled over five ranges and two CPU capabilities, which split one seed), "
+        "so the evidence carries no more than 'on >= 2 of 10': the adversary oscillates, and "
+        "where a seed sits at step 800 is chaotic. Its cost, 0.8-1.0 dB of PSNR against the baseline, is a two-sample "
         "comparison (README); per seed the sharpest fill pays the most",
     ),
     Expectation(
@@ -144,11 +145,11 @@ EXPECTATIONS = (
         SYMPTOM,
         also=_DARK,
         profiles=("quick",),
-        min_share=0.7,
+        min_share=0.5,
         why="the post's darker fills: Keras' 0.99 moving averages lag the weights after 250 "
         "steps; statistics recomputed at the final weights give the truth's brightness. "
-        "Measured on 9 of 10 seeds (95% CI 60-98%): where the weights are heading at step "
-        "250 decides the lag's sign, so 'most seeds', not 90%",
+        "Measured on 47 of 50 pooled seeds: where the weights are heading at step 250 decides "
+        "the lag's sign, so 'most seeds'",
     ),
     Expectation(
         "dropout",

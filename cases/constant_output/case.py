@@ -220,7 +220,9 @@ EXPECTATIONS = (
         CURED,
         profiles=_QUICK,
         also=_MEMORISED,
-        why="Adam cures once the decay is sane: distinct outputs, memorised random targets",
+        min_share=0.5,
+        why="Adam cures once the decay is sane: distinct outputs, memorised random targets (47 of "
+        "50 pooled seeds; on the others Adam's fit stalls under R^2 0.5)",
     ),
     Expectation("sane_decay+learnable_targets", SYMPTOM, profiles=_QUICK, why=f"does not cure: {_SLOW}"),
     Expectation(
