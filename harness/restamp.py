@@ -142,6 +142,8 @@ def summary(item: Restamp, shown: int = 5) -> str:
     where = f"{_name(item.path)} {item.case}"
     if item.current:
         return f"{where}: already current ({item.new_hash})"
+    if item.identical and item.old_hash == item.new_hash:
+        return f"{where}: {item.points} point(s) bit-identical; their configs recorded ({item.new_hash})"
     if item.identical:
         return f"{where}: {item.points} point(s) bit-identical; restamped {item.old_hash} -> {item.new_hash}"
     lines = [

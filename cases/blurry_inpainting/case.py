@@ -175,12 +175,20 @@ EXPECTATIONS = (
         "2 of the held-out seeds 100-109 cross it, by a hair (README)",
     ),
     # The post's geometry (`post_geometry`: 64x64 patches, its 32x32 hole, 2000 steps), 5 seeds a
-    # variant (~3 CPU-minutes a run), seeds 0-4 and 100-104.
-    Expectation("baseline", SYMPTOM, profiles=("post_geometry",), why="the post's blur, at the post's geometry"),
+    # variant (~3 CPU-minutes a run), seeds 0-4 and 100-104: 10 seeds that all match carry ">= 3 of
+    # a fresh 5" (a fresh run fails it with 0.3%; ">= 4 of 5" with 3.9%).
+    Expectation(
+        "baseline",
+        SYMPTOM,
+        profiles=("post_geometry",),
+        min_share=0.6,
+        why="the post's blur, at the post's geometry",
+    ),
     Expectation(
         "dilated",
         SYMPTOM,
         profiles=("post_geometry",),
+        min_share=0.6,
         why="where the plain receptive field reaches only 2-5 px past the hole's edge, a dilated "
         "bottleneck (14-17 px) still fills a blur: the receptive field is not the cause",
     ),
@@ -188,6 +196,7 @@ EXPECTATIONS = (
         "adversarial_0.1",
         (CURED, "unlearned"),  # contract.UNLEARNED; the import list is part of the code's hash
         profiles=("post_geometry",),
+        min_share=0.6,
         why="the adversary removes the blur at 64 px too; on some seeds at a PSNR below the flat "
         "fill (unlearned), so 'no longer a blur' is the claim, not 'cured'",
     ),
@@ -196,6 +205,7 @@ EXPECTATIONS = (
         SYMPTOM,
         also=_DARK,
         profiles=("post_geometry",),
+        min_share=0.6,
         why="the post's darker fills with dropout, at its geometry: the variance shift compounds",
     ),
 )

@@ -229,10 +229,10 @@ EXPECTATIONS = (
         (5,),
         ("explore_one_face",),
         also=(_HALTED,),
-        min_share=0.7,
+        min_share=0.4,
         why="the post: 'the artifacts appear even if I repeatedly train the network on a single "
-        "image': at depth 5 the large constant halts it on that one face too (the symptom on 17 "
-        "of 20 seeds, halted on 16)",
+        "image': at depth 5 the large constant halts it on that one face too, on most seeds (the "
+        "symptom on 17 of 20, halted on 16: what 20 seeds carry is '>= 4 of a fresh 10')",
     ),
     *_at(
         "baseline",
