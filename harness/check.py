@@ -19,6 +19,7 @@ from failbench.evidence import (
     claim_budget,
     evidence_text,
     largest_safe_share,
+    profile_claims,
     profile_evidence,
     risk_text,
     suite_risk,
@@ -80,7 +81,7 @@ def check(
             result.lines.append(f"\n{case.name} ({profile}, {_seed_label(first_seed, n)}, {len(runs)} runs)")
             result.lines.append(table[COLUMNS].to_string(index=False))
             if explain:
-                budget = claim_budget(evidence)
+                budget = claim_budget(profile_claims(profile))
                 result.lines += [
                     f"  {e.expectation.variant} {_where(e)}: {evidence_text(e)}; the largest claim a fresh run "
                     f"fails with <= {budget:.2%} (the suite's {SUITE_RISK:.0%} split over its claims): "

@@ -92,11 +92,18 @@ def largest_safe_share(k: float, n: float, fresh: int, budget: float) -> float:
     return max(safe, default=0.0)
 
 
-def claim_budget(items: list) -> float:
-    """Each claim's share of the suite's risk: SUITE_RISK split evenly over the profile's claims
-    (Bonferroni), at most CLAIM_RISK. Claims sized within it fail a fresh run of the profile
-    somewhere with at most SUITE_RISK chance, whatever their number."""
-    return min(CLAIM_RISK, SUITE_RISK / max(1, len(items)))
+def claim_budget(claims: int) -> float:
+    """Each claim's share of the suite's risk: SUITE_RISK split evenly over the profile's `claims`
+    (every case's, Bonferroni), at most CLAIM_RISK. Claims sized within it fail a fresh run of the
+    profile somewhere with at most SUITE_RISK chance, whatever their number."""
+    return min(CLAIM_RISK, SUITE_RISK / max(1, claims))
+
+
+def profile_claims(profile: str) -> int:
+    """How many claims every case makes on `profile`: what `claim_budget` splits the risk over."""
+    from failbench.discovery import discover
+
+    return sum(profile in e.profiles for case in discover().values() for e in case.expectations)
 
 
 def jeffreys_interval(k: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
