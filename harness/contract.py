@@ -130,9 +130,9 @@ class Expectation:
     variant: str
     shows: str | tuple[str, ...]
     why: str
-    # A claim is sized to its pooled evidence (harness/evidence.py): the largest tenth of the seeds
-    # that a fresh run fails with at most the suite's 5% split evenly over its claims (quick: 63
-    # claims, 0.079% each). On 50 seeds that all match, ">= 70% of 10" fails 0.012% of fresh runs,
+    # A claim is sized to its pooled evidence (harness/evidence.py): a tenth of the seeds that a
+    # fresh run fails with at most the suite's 5% split evenly over its claims (quick: 63 claims,
+    # 0.079% each). On 50 seeds that all match, ">= 70% of 10" fails 0.012% of fresh runs,
     # ">= 80%" 0.115%, ">= 90%" 1.0%: 0.7 is what unanimous 50-seed evidence carries. A claim on
     # weaker evidence states its own, smaller share.
     min_share: float = 0.7
