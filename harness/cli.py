@@ -79,6 +79,12 @@ def add_profile(parser: argparse.ArgumentParser, help: str = PROFILE_HELP) -> No
     parser.add_argument("--profile", default="quick", help=help)
 
 
+def add_seed_range(parser: argparse.ArgumentParser, what: str) -> None:
+    """--seeds and --first-seed, for `run` (which seeds to run) and `check` (which to judge)."""
+    parser.add_argument("--seeds", type=positive_int, help="number of seeds (default: the profile's)")
+    parser.add_argument("--first-seed", type=non_negative_int, default=0, metavar="N", help=f"{what} (default: 0)")
+
+
 def selected(args: argparse.Namespace) -> list:
     """The cases named (default: all), with the --profile of a command that takes one checked
     against each of them: bad input is refused here, before the store is touched."""
@@ -198,14 +204,7 @@ class RunCommand(Command):
 
     def setup_arguments(self, subparsers):
         p = super().setup_arguments(subparsers)
-        p.add_argument("--seeds", type=positive_int, help="number of seeds (default: the profile's)")
-        p.add_argument(
-            "--first-seed",
-            type=non_negative_int,
-            default=0,
-            metavar="N",
-            help="seeds N..N+seeds-1: test the expectations on seeds nobody tuned on (default: 0)",
-        )
+        add_seed_range(p, "run seeds N..N+seeds-1: test the expectations on seeds nobody tuned on")
         p.add_argument("--variant", action="append", default=[], help="only this variant (repeatable)")
         p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
         p.add_argument(
@@ -308,14 +307,7 @@ class CheckCommand(Command):
 
     def setup_arguments(self, subparsers):
         p = super().setup_arguments(subparsers)
-        p.add_argument(
-            "--first-seed",
-            type=non_negative_int,
-            default=0,
-            metavar="N",
-            help="judge seeds N..N+seeds-1 alone, as `run --first-seed N` ran them (default: 0)",
-        )
-        p.add_argument("--seeds", type=positive_int, help="how many seeds to judge (default: the profile's)")
+        add_seed_range(p, "judge seeds N..N+seeds-1 alone, as `run --first-seed N` ran them")
         p.add_argument(
             "--explain",
             action="store_true",

@@ -170,7 +170,20 @@ def test_help_lists_every_command(capsys):
     assert exit_.value.code == 0
     out = _flat(capsys.readouterr().out)
     commands = Command.__subclasses__()
-    names = ["list", "run", "check", "report", "table", "compare", "snapshot", "detect", "calibrate", "diagnose", "ui"]
+    names = [
+        "list",
+        "run",
+        "check",
+        "report",
+        "table",
+        "compare",
+        "snapshot",
+        "restamp",
+        "detect",
+        "calibrate",
+        "diagnose",
+        "ui",
+    ]
     assert [c.name for c in commands] == list(_parsers()) == names
     for command in commands:
         assert f"{command.name} {_flat(command.help)}" in out

@@ -72,7 +72,8 @@ def test_pooled_evidence_counts_a_seed_once_and_a_capability_split_as_half(track
     assert (evidence["fast"].k, evidence["fast"].n) == (3.0, 4)
     assert (evidence["baseline"].k, evidence["baseline"].n) == (4, 4)
     assert evidence["fast"].fresh_seeds == 4  # the quick profile's 2 seeds at both axis points
-    assert evidence["fast"].risk == fresh_failure_chance(3.0, 4, 0.9, 4) and evidence["fast"].risk > 0.1
+    fast = evidence["fast"]
+    assert fast.risk == fresh_failure_chance(3.0, 4, fast.expectation.min_share, 4) and fast.risk > 0.1
     assert evidence["baseline"].ranges == ("0-1 AVX2", "0-1 AVX512") and not evidence["baseline"].stale
 
 

@@ -131,7 +131,7 @@ def test_report_from_a_small_store_has_figures_and_the_symptom_table(store_uri, 
     assert curves and set(curves) <= {"filter_min", "filter_max", "relu_zero_fraction", "loss", "accuracy"}
     assert len(re.findall(r'<img[^>]* src="data:image/png;base64,', page)) == len(curves) + 2  # finals, pictures
     assert "Expected vs observed" in page and "small_init+scaled_pixels" in page
-    assert re.search(r"<td>baseline</td>\s*<td>all</td>\s*<td>symptom on &gt;= 90% of seeds", page)
+    assert re.search(r"<td>baseline</td>\s*<td>all</td>\s*<td>symptom on &gt;= 70% of seeds", page)
     # missing variants fail, visibly; 2 seeds are thin
     assert "<td>pass (thin)</td>" in page and "<td>FAIL (thin)</td>" in page
     assert "Traceback" not in page
