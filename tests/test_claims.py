@@ -26,6 +26,7 @@ from failbench.evidence import (
     suite_risk,
 )
 from failbench.identity import config_hash
+from failbench.snapshot import REFERENCE_DIR, committed, read_document, stale_runs
 
 CASES = discover()
 PROFILES = sorted({p for c in CASES.values() for e in c.expectations for p in e.profiles})
@@ -146,3 +147,17 @@ def test_a_planted_regression_fails_the_claim_on_every_committed_range(name, exp
             f"{label}: {expectation.describe()} still holds with {planted} ({source}'s runs): "
             f"{table['observed'].iloc[0]}"
         )
+
+
+def test_every_committed_snapshot_is_of_the_current_code_and_configs():
+    """A snapshot of older code or another budget says nothing about today's cases: re-run and
+    snapshot it, or `failbench restamp` it where its bits did not move (reports/README.md)."""
+    stale = []
+    for path in committed():
+        document = read_document(path)
+        for name, entry in document["cases"].items():
+            runs = stale_runs(CASES[name], entry, document["profile"])
+            unrecorded = sum(not r.get("config_hash") for r in entry["runs"])
+            if any(runs) or unrecorded:
+                stale.append(f"{path.relative_to(REFERENCE_DIR)} {name}: {sum(runs)} stale, {unrecorded} unrecorded")
+    assert not stale, "\n".join(stale)
