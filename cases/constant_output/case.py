@@ -128,7 +128,8 @@ FIXES = (
     ),
 )
 
-# Measured over 10 seeds (quick, 1000 steps) and 20 seeds (full, 10000 steps); README.md has the tables.
+# Measured over 10 seeds (quick, 300 steps; 1000 for the cures) and 20 seeds (full, 10000 steps);
+# README.md has the tables.
 _QUICK, _FULL, _BOTH = ("quick",), ("full",), ("quick", "full")
 _CONV_SAME = Threshold(
     "conv_spread",
@@ -169,7 +170,7 @@ EXPECTATIONS = (
         profiles=_FULL,
         also=(_CONV_SAME, Threshold("loss_change", "<", 0.0, why="the post: 'the training error is decreasing'")),
         why="the post's failure, and its falling error: the biases creep to the targets' mean "
-        "at 0.0003 per step (in the quick budget not always yet: 9 of seeds 0-9 by step 1000)",
+        "at 0.0003 per step (in 300 steps not always yet)",
     ),
     Expectation("sane_decay", SYMPTOM, profiles=_BOTH, why=f"does not cure: {_SLOW}"),
     Expectation(
@@ -213,7 +214,7 @@ EXPECTATIONS = (
         UNLEARNED,
         profiles=_QUICK,
         why="the symptom is gone (the outputs differ: the tiny init kept them the same), but at "
-        "the post's rate 1000 steps fit little (R^2 train 0.003-0.15 on seeds 0-9, under the task's 0.5)",
+        "the post's rate 300 steps fit nothing (R^2 train < 0; 0.003-0.15 at 1000 steps, under the task's 0.5)",
     ),
     Expectation(
         "sane_decay+adam",
@@ -243,8 +244,10 @@ EXPECTATIONS = (
         "sane_decay+high_lr+learnable_targets",
         DIVERGED,
         profiles=_BOTH,
+        min_share=0.5,
         why="the post's backward blows up at a usable rate: theta1 grows without the sigmoid's "
-        "derivative, w with x2(1 - x2) ~ -x2^2; steps 115-277 on seeds 0-9",
+        "derivative, w with x2(1 - x2) ~ -x2^2; steps 115-277 on seeds 0-9, and within the quick "
+        "300 steps on 47 of 50 pooled seeds (all 20 of the full profile's 10000)",
     ),
     Expectation(
         "sane_decay+autograd_backward+high_lr",
@@ -315,11 +318,23 @@ CASE = Case(
     ),
     fixes=FIXES,
     expectations=EXPECTATIONS,
-    # quick: the weights are 1e-9 of their init by step 30; the cure pulls the outputs apart in ~300
-    # steps but fits the targets (R^2 >= 0.5, the task) only by ~1000: R^2 0.39-0.74 at 300 steps,
-    # 0.94-0.99 at 1000 on seeds 0-9. full: the post's 10000 iterations.
+    # quick: the weights are 1e-9 of their init by step 30, so 300 steps show every failure; the cures
+    # pull the outputs apart in ~300 steps but fit the targets (R^2 >= 0.5, the task) only by ~1000:
+    # the cure's R^2 0.39-0.74 at 300 steps, 0.94-0.99 at 1000 on seeds 0-9. So the variants claimed
+    # cured get the 1000 steps their claim needs. full: the post's 10000 iterations.
     profiles={
-        "quick": Profile(seeds=10, budget={"steps": 1000, "n_heldout": 128}),
+        "quick": Profile(
+            seeds=10,
+            budget={"steps": 300, "n_heldout": 128},
+            variant_budget={
+                v: {"steps": 1000}
+                for v in (
+                    "sane_decay+adam",
+                    "sane_decay+autograd_backward+high_lr",
+                    "sane_decay+autograd_backward+high_lr+learnable_targets",
+                )
+            },
+        ),
         "full": Profile(seeds=20, budget={}),
     },
     key_metrics=("spread_ratio", "r2_train", "r2_heldout", "loss", "norm_w", "norm_theta1", "norm_theta2"),
