@@ -135,10 +135,10 @@ EXPECTATIONS = (
         profiles=("quick", "long"),
         min_share=0.2,
         why="the cure, on some seeds only: sharper than the blurred truth on 5 to 9 of each 10 "
-        "(34.5 of 50 pooled over five ranges and two CPU capabilities, which split one seed), "
-        "so the evidence carries no more than 'on >= 2 of 10': the adversary oscillates, and "
-        "where a seed sits at step 800 is chaotic. Its cost, 0.8-1.0 dB of PSNR against the baseline, is a two-sample "
-        "comparison (README); per seed the sharpest fill pays the most",
+        "(34.5 of 50 over five ranges and two CPU capabilities, which split one seed, when it was "
+        "sized), so the evidence carried no more than 'on >= 2 of 10': the adversary oscillates, "
+        "and where a seed sits at step 800 is chaotic. Its cost, 0.8-1.0 dB of PSNR against the "
+        "baseline, is a two-sample comparison (README); per seed the sharpest fill pays the most",
     ),
     Expectation(
         "batchnorm",
