@@ -193,6 +193,28 @@ EXPECTATIONS = (
         why="the cure a practitioner reaches first: PyTorch's init on [0, 1] pixels classifies "
         "both images, even with the post's backward pass",
     ),
+    # explore_lr: the post's net at lower rates (seeds 0-9 and 100-109; README).
+    *(
+        Expectation(
+            "baseline",
+            SYMPTOM,
+            where={"lr": lr},
+            profiles=("explore_lr",),
+            why="a lower rate only shrinks the first step: every weight still ends below zero and the map black",
+        )
+        for lr in (3e-5, 3e-6, 3e-7, 3e-8)
+    ),
+    *(
+        Expectation(
+            "baseline",
+            UNLEARNED,
+            where={"lr": lr},
+            profiles=("explore_lr",),
+            why="below ~3e-9 the first update moves a weight by less than its U(0, 1) draw: the map "
+            "stays mostly dark but alive, and the saturated classifier never tells the images apart",
+        )
+        for lr in (3e-9, 1e-9)
+    ),
     Expectation(
         "small_init+scaled_pixels",
         CURED,
@@ -235,7 +257,19 @@ CASE = Case(
     ),
     fixes=FIXES,
     expectations=EXPECTATIONS,
-    profiles={"quick": Profile(seeds=10, budget={"steps": 2000}), "full": Profile(seeds=20, budget={"steps": 10000})},
+    profiles={
+        "quick": Profile(seeds=10, budget={"steps": 2000}),
+        "full": Profile(seeds=20, budget={"steps": 10000}),
+        # The answer's "a low learning rate", swept on the post's net: 3e-4 is the post's derived
+        # rate, 3e-6 the `low_lr` fix; one decade a value down to where the first update moves a
+        # weight by less than its U(0, 1) draw (~lr * 228 * 255 * 3000, under ~0.5 at 3e-9).
+        "explore_lr": Profile(
+            seeds=10,
+            budget={"steps": 2000},
+            explores={"lr": (3e-5, 3e-6, 3e-7, 3e-8, 3e-9, 1e-9)},
+            variants=("baseline",),
+        ),
+    },
     key_metrics=("filter_min", "filter_max", "relu_zero_fraction", "loss", "accuracy"),
     pictures=("relu_map_cross", "relu_map_circle"),
     smoke_budget={"steps": 3},
