@@ -21,7 +21,6 @@ being counted twice.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from failbench.analysis import matches
 from failbench.contract import Case, Expectation
 from failbench.formatting import markdown_table
 from failbench.grid import expand
-from failbench.snapshot import REFERENCE_DIR, SnapshotError, committed, read_snapshot
+from failbench.snapshot import SnapshotError, committed, read_snapshot
 
 # A fresh run of the profile's seeds may fail a claim with at most this chance when nothing changed,
 # and a fresh `make all` (every claim of the profile) with at most SUITE_RISK.
@@ -125,36 +124,18 @@ def pooled_text(item: Evidence) -> str:
     return f"{item.k:g}/{item.n} ({item.rate:.0%} [{low:.0%}-{high:.0%}])"
 
 
-def snapshot_paths(profile: str, root: Path = REFERENCE_DIR) -> list[Path]:
-    """Every committed snapshot of `profile` under reports/reference, whatever its folder: the
-    reference seeds (PROFILE.json), the held-out ranges (heldout/, ranges/)."""
-    found = []
-    for path in committed(root):
-        try:
-            if json.loads(path.read_text()).get("profile") == profile:
-                found.append(path)
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            continue
-    return found
-
-
-def _source(path: Path) -> Source:
-    document = json.loads(path.read_text())
-    seeds = [run["seed"] for entry in document["cases"].values() for run in entry["runs"]]
-    capability = document.get("environment", {}).get("cpu_capability", "unrecorded")
-    return Source(path, (min(seeds), max(seeds)), capability)
-
-
 def pooled_runs(cases: list[Case], profile: str, paths: Iterable[Path] | None = None) -> tuple[pd.DataFrame, list]:
-    """Every snapshot run of `cases` on `profile`, one row each with its source's label and
-    whether it is current (harness/snapshot.py, `stale_runs`), and the sources read."""
+    """Every run of `cases` in the committed snapshots of `profile` (default: every one under
+    reports/reference, whatever its folder), one row each with its source's label and whether it
+    is current (harness/snapshot.py, `stale_runs`), and the sources read."""
     frames, sources = [], []
-    for path in snapshot_paths(profile) if paths is None else paths:
+    for path in committed() if paths is None else paths:
         try:
             runs = read_snapshot(path, cases, profile)
         except SnapshotError:
-            continue  # a snapshot of other cases
-        source = _source(path)
+            continue  # another profile's snapshot, or one of other cases
+        capabilities = sorted(set(runs["cpu_capability"]))
+        source = Source(path, (int(runs["seed"].min()), int(runs["seed"].max())), "/".join(capabilities))
         sources.append(source)
         frames.append(runs.assign(source=source.label))
     sources.sort(key=lambda s: (s.seeds, s.capability))

@@ -2,8 +2,8 @@
 
 A snapshot names the code hash of the runs it holds and each run's config hash (harness/identity.py);
 a change anywhere on a case's path (a refactor of the trace, a renamed helper) makes every snapshot
-of the case stale, though most such changes move no float. Re-running a full profile to prove it costs hours, so this
-re-runs one seed per variant and axis point (the smallest seed the snapshot holds there) and
+of the case stale, though most such changes move no float. Re-running a full profile to prove it
+costs hours, so this re-runs one seed per variant and axis point (the smallest seed it holds there) and
 compares every judged metric with the snapshot's, bit for bit. Only when all are identical does it
 write the current code hash (and what it checked, under `restamped`); otherwise it writes nothing
 for that case and names the points that moved: those need a fresh `failbench run` and `snapshot`.
