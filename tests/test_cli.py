@@ -38,7 +38,7 @@ def empty_dir(tmp_path, monkeypatch):
         (["run", "relu_blowup", "--variant", "nope"], "unknown variant 'nope' for relu_blowup; choose from: baseline"),
         (
             ["run", "relu_blowup", "--profile", "huge"],
-            "unknown profile 'huge' for relu_blowup; choose from: quick, full",
+            "unknown profile 'huge' for relu_blowup; choose from: quick, full, explore_lr",
         ),
         (
             ["run", "relu_blowup", "--set", "no_key=1"],
@@ -117,7 +117,7 @@ def test_every_command_refuses_an_unknown_profile_before_touching_the_store(comm
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     # the profile, not the missing store, is what is refused: it is checked first
-    assert err == "failbench: error: unknown profile 'huge' for relu_blowup; choose from: quick, full"
+    assert err == "failbench: error: unknown profile 'huge' for relu_blowup; choose from: quick, full, explore_lr"
     assert list(empty_dir.iterdir()) == [], "no mlflow.db, nothing at all"
 
 
