@@ -148,7 +148,7 @@ def evaluate(case: Case, runs: pd.DataFrame, profile: str) -> pd.DataFrame:
         rows.append(
             {
                 "variant": exp.variant,
-                "where": ", ".join(f"{k}={v}" for k, v in exp.where.items()) or "all",
+                "where": exp.where_text(),
                 "expected": exp.describe(),
                 "seeds": n,
                 "share": matched,

@@ -40,10 +40,6 @@ class CheckResult:
         return "\n".join(self.lines)
 
 
-def _where(item) -> str:
-    return ", ".join(f"{k}={v}" for k, v in item.expectation.where.items()) or "all"
-
-
 def _seed_label(first_seed: int, seeds: int) -> str:
     return f"seeds {first_seed}-{first_seed + seeds - 1}"
 
@@ -83,8 +79,9 @@ def check(
             if explain:
                 budget = claim_budget(profile_claims(profile))
                 result.lines += [
-                    f"  {e.expectation.variant} {_where(e)}: {evidence_text(e)}; the largest claim a fresh run "
-                    f"fails with <= {budget:.2%} (the suite's {SUITE_RISK:.0%} split over its claims): "
+                    f"  {e.expectation.variant} {e.expectation.where_text()}: {evidence_text(e)}; "
+                    f"the largest claim a fresh run fails with <= {budget:.2%} "
+                    f"(the suite's {SUITE_RISK:.0%} split over its claims): "
                     f"{largest_safe_share(e.k, e.n, e.fresh_seeds, budget):.0%}. {e.expectation.why}"
                     for e in items
                 ]

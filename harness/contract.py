@@ -153,6 +153,10 @@ class Expectation:
         if not 0.0 < self.min_share <= 1.0:
             raise ValueError(f"min_share must be in (0, 1], got {self.min_share}")
 
+    def where_text(self) -> str:
+        """The grid points it judges, as `check` and the tables print them: `hidden_layers=3, lr=0.5`, or `all`."""
+        return ", ".join(f"{k}={v}" for k, v in self.where.items()) or "all"
+
     def describe(self) -> str:
         text = f"{' or '.join(self.shows)} on >= {self.min_share:.0%} of seeds"
         if self.also:

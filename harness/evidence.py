@@ -208,7 +208,7 @@ def claims_markdown(items: Iterable[Evidence]) -> str:
     rows = [
         {
             "variant": e.expectation.variant,
-            "where": ", ".join(f"{k}={v}" for k, v in e.expectation.where.items()) or "all",
+            "where": e.expectation.where_text(),
             "claim": e.expectation.describe(),
             "pooled (95% CI)": pooled_text(e),
             "ranges": ", ".join(e.ranges)
