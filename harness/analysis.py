@@ -14,7 +14,7 @@ import pandas as pd
 from failbench.contract import VERDICTS, Case, Expectation
 from failbench.formatting import markdown_table
 from failbench.identity import code_hash
-from failbench.stats import share
+from failbench.stats import Share, share
 from failbench.tracking import Tracker
 
 FINAL = "final/"
@@ -181,14 +181,25 @@ def summary_table(case: Case, runs: pd.DataFrame, metrics: tuple[str, ...] | Non
         counts = grouped["verdict"].apply(lambda v, w=verdict: int((v == w).sum()))
         table[verdict] = [share(int(k), int(n)) for k, n in zip(counts, table["seeds"])]
     for metric in metrics:
-        table[f"median {metric}"] = grouped[metric].median()
+        if _yes_no(runs[metric]):  # a median of 0/1 flags says nothing: count them, as verdicts
+            counts = grouped[metric].agg(lambda v: (int((v == 1).sum()), int(v.notna().sum())))
+            table[metric] = [share(k, n) for k, n in counts]
+        else:
+            table[f"median {metric}"] = grouped[metric].median()
     return table.reset_index()
+
+
+def _yes_no(values: pd.Series) -> bool:
+    """A metric that is a flag (every value 0 or 1, such as `left_chance`)."""
+    present = values.dropna()
+    return not present.empty and bool(present.isin((0.0, 1.0)).all())
 
 
 def to_markdown(table: pd.DataFrame) -> str:
     """`summary_table` as a GitHub table: numbers in 3 significant figures, each verdict's share
     with its 95% interval."""
-    headers = {v: f"{v} (95% CI)" for v in VERDICTS}
+    shares = [c for c in table.columns if table[c].map(lambda v: isinstance(v, Share)).any()]
+    headers = {c: f"{c} (95% CI)" for c in shares}
     return markdown_table(table.to_dict("records"), list(table.columns), headers)
 
 

@@ -300,7 +300,7 @@ CASE = Case(
     expectations=EXPECTATIONS,
     profiles={
         "quick": Profile(seeds=10, budget={"steps": 1000}),
-        "full": Profile(seeds=5, budget={"steps": 10000}),
+        "full": Profile(seeds=10, budget={"steps": 10000}),  # 10 seeds per judged point, as quick
         # The post: "The artifacts appear even if I repeatedly train the network on a single image
         # and then test how well it does on that same training example." One face (face 0), every
         # update on it, judged on it, at the quick budget, every depth and constant.

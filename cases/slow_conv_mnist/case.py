@@ -126,7 +126,7 @@ CASE = Case(
     # MNIST), the 4,000 digits seen 30 times.
     profiles={
         "quick": Profile(seeds=10, budget={"images": 12_000}, axes={"network": ("mlp", "conv")}),
-        "full": Profile(seeds=5, budget={"images": 120_000}),
+        "full": Profile(seeds=10, budget={"images": 120_000}),  # 10 seeds per judged point, as quick
         # Explorations of what the post leaves open, on the baseline at the quick budget (README).
         # "Xavier (2 / volume size)": a standard deviation or a variance, V the layer's whole input
         # volume or a unit's fan-in; all three networks, the reading changes which one fails.
@@ -167,6 +167,8 @@ CASE = Case(
         "plateau_vs_mlp",
         "images_to_leave_chance",
         "test_accuracy",
+        "test_accuracy_at_post_epoch",  # the post's 51%: the conv net after its first of 2 epochs (full)
+        "blew_up",  # the post's lr 1e-3 blow-up (explore_blowup)
     ),
     pictures=("first_layer",),
     picture_where={"network": "conv"},

@@ -36,6 +36,11 @@ LINEAR_CHECKS = 40  # evenly spaced checks, for the post's curve and its spread 
 LOG_CHECKS = 25  # ... and log-spaced ones from the first batch, to time an escape within ~30%
 POST_EPOCH = 60_000  # the post's x axis: "values on X axis after 60000 are from second epoch"
 SAMPLING_DRAWS = 200  # subsets drawn at the end to measure the post's sampling spread alone
+# "Blew up": an evaluation error at least twice the untrained network's. Measured on explore_blowup
+# (seeds 0-9): on batches of 16 the peak stays below the start (0.47-0.56 against 0.51-0.69 per digit
+# under the std readings); every 128-image sum peaks 10x to 1e30x above it. Any factor from 1 to 10
+# splits them; 2 leaves the 100-digit samples' own spread (< 30% between checks) well inside.
+BLOW_UP = 2.0
 SAMPLING_POOL = 1000  # training digits scored once at the end; the draws come from their scores
 
 
@@ -193,6 +198,7 @@ def final_metrics(net, mlp, digits, cfg, curves, picker, images, seconds_per_ima
     left = net.left_at if net.left_at is not None else images
     mlp_left = mlp.left_at if mlp.left_at is not None else images
     mlp_accuracy = _test_accuracy(mlp, digits)
+    start, peak = curves[0][3] / cfg.eval_size, max((c[3] for c in curves[1:]), default=curves[0][3]) / cfg.eval_size
     return {
         "test_accuracy": float(test_right.mean()),
         "mlp_test_accuracy": mlp_accuracy,
@@ -210,6 +216,12 @@ def final_metrics(net, mlp, digits, cfg, curves, picker, images, seconds_per_ima
         # the same-sized fixed set (the network's own changes) ...
         "post_eval_accuracy": curves[-1][1],
         "post_eval_error": curves[-1][3],
+        # The post's "the error blows up": the worst evaluation error per digit once training
+        # began, against the untrained network's (check 0). A finite climb counts as a blow-up as
+        # surely as an overflow does; one the network then recovers from is still one.
+        "start_eval_error_per_digit": start,
+        "peak_eval_error_per_digit": peak,
+        "blew_up": float(peak > BLOW_UP * start),
         "post_eval_spread": _std(late[:, 0]),
         "fixed_eval_spread": _std(late[:, 1]),
         "post_eval_min": float(late[:, 0].min()),
