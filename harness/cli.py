@@ -462,16 +462,25 @@ class SnapshotCommand(Command):
     def setup_arguments(self, subparsers):
         parser = super().setup_arguments(subparsers)
         parser.add_argument("--out", metavar="FILE", help="default: reports/reference/PROFILE.json")
+        parser.add_argument(
+            "--first-seed",
+            type=non_negative_int,
+            metavar="N",
+            help="keep seeds N..N+seeds-1 alone, one range of a store that holds several (default: every run)",
+        )
+        parser.add_argument("--seeds", type=positive_int, help="with --first-seed: how many (default: the profile's)")
         return parser
 
     def run(self, args):
         from failbench.snapshot import SnapshotError, default_path, write_snapshot
 
         cases = selected(args)
+        if args.seeds is not None and args.first_seed is None:
+            raise UsageError("--seeds needs --first-seed (which range to keep)")
         path = Path(args.out) if args.out else default_path(args.profile)
         tracker = _store(args, create=False)
         try:
-            written = write_snapshot(tracker, cases, args.profile, path)
+            written = write_snapshot(tracker, cases, args.profile, path, args.first_seed, args.seeds)
         except SnapshotError as exc:
             raise UsageError(str(exc)) from None
         print(f"{path}: " + ", ".join(f"{name} {n} runs" for name, n in written.items()))

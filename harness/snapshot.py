@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from failbench.analysis import judged_metrics, load_runs
+from failbench.analysis import judged_metrics, load_runs, seed_range
 from failbench.contract import Case
 from failbench.identity import code_hash, config_hash, cpu_model, environment, environment_hash, git_commit
 
@@ -61,16 +61,32 @@ def case_entry(case: Case, runs: pd.DataFrame) -> dict:
     return {"code_hash": code_hash(case), "runs_on": devices, "metrics": metrics, "runs": rows}
 
 
-def write_snapshot(tracker, cases: list[Case], profile: str, path: Path) -> dict[str, int]:
+def write_snapshot(
+    tracker,
+    cases: list[Case],
+    profile: str,
+    path: Path,
+    first_seed: int | None = None,
+    seeds: int | None = None,
+) -> dict[str, int]:
     """Writes (or updates, case by case) the snapshot at `path`; returns runs written per case.
+    `first_seed` keeps one seed range of a store that holds several: `seeds` of them (default: the
+    case's profile's); every run of the store otherwise.
     Raises SnapshotError if a case has no judged runs: a reference is never written half-empty."""
     entries, capabilities = {}, set()
     for case in cases:
         runs = load_runs(tracker, case, profile)
+        chosen = ""
+        if first_seed is not None:
+            count = seeds or case.profiles[profile].seeds
+            runs = seed_range(runs, first_seed, count)
+            chosen = f" of seeds {first_seed}-{first_seed + count - 1}"
         if runs.empty:
             raise SnapshotError(
-                f"{case.name} has no finished {profile} runs of its current code; "
-                f"run `failbench run {case.name} --profile {profile}` first"
+                f"{case.name} has no finished {profile} runs{chosen} of its current code; "
+                f"run `failbench run {case.name} --profile {profile}"
+                + (f" --first-seed {first_seed}" if first_seed else "")
+                + "` first"
             )
         entries[case.name] = case_entry(case, runs)
         capabilities |= set(runs.get("cpu_capability", pd.Series(dtype=str))) - {"unrecorded"}
