@@ -301,6 +301,26 @@ CASE = Case(
     profiles={
         "quick": Profile(seeds=10, budget={"steps": 1000}),
         "full": Profile(seeds=10, budget={"steps": 10000}),  # 10 seeds per judged point, as quick
+        # The post's picture, "a very ugly version of the input image full of artifacts, though it
+        # does look like it made an honest attempt": between the large and the small constant, is
+        # there a rate at which the deep nets end below the hand-set kernel without collapsing
+        # below one grey level (`collapsed`)?
+        "explore_artifacts": Profile(
+            seeds=10,
+            budget={"steps": 1000},
+            axes={"hidden_layers": (3, 5)},
+            explores={"lr": (0.1, 0.15, 0.2, 0.3, 0.4, 0.5)},
+            variants=("baseline",),
+        ),
+        # ... and the rate whose 1,000-update runs end between the two, at 10x the updates: does
+        # the honest attempt persist, collapse, or finish learning?
+        "explore_artifacts_10x": Profile(
+            seeds=10,
+            budget={"steps": 10000},
+            axes={"hidden_layers": (3, 5)},
+            explores={"lr": (0.4,)},
+            variants=("baseline",),
+        ),
         # The post: "The artifacts appear even if I repeatedly train the network on a single image
         # and then test how well it does on that same training example." One face (face 0), every
         # update on it, judged on it, at the quick budget, every depth and constant.
@@ -312,7 +332,7 @@ CASE = Case(
         ),
     },
     axes={"hidden_layers": (0, 1, 3, 5), "lr": (LARGE_LR, SMALL_LR)},
-    key_metrics=("test_psnr_db", "gap_to_ceiling_db", "sat_hidden", "open_paths", "grad_first_over_last"),
+    key_metrics=("test_psnr_db", "gap_to_ceiling_db", "sat_hidden", "open_paths", "grad_first_over_last", "collapsed"),
     pictures=("faces_input", "faces_output", "response", "kernels"),
     picture_where={"hidden_layers": 3, "lr": LARGE_LR},
     smoke_budget={"steps": 3},
