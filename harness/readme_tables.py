@@ -103,8 +103,10 @@ def render(spec: TableSpec, root: Path = ROOT) -> str:
         runs = runs[runs[column].astype(str) == value]
     if runs.empty:
         raise TableSpecError(f"no runs of {spec.case} in the {spec.profile} snapshot match {spec}")
-    order = {v: i for i, v in enumerate(case.variants)}  # the case's own order, as its reports use
-    runs = runs.sort_values(["variant", "axes", "seed"], key=lambda c: c.map(order) if c.name == "variant" else c)
+    order = {v: i for i, v in enumerate(case.variants)}
+    # the case's own variant order, as its reports use; axis points by value (0.1 before 0.15)
+    axes = [c for c in runs.columns if c.startswith("axis.")]
+    runs = runs.sort_values(["variant", *axes, "seed"], key=lambda c: c.map(order) if c.name == "variant" else c)
     table = summary_table(case, runs, spec.metrics or case.key_metrics)
     fixed = [v for v in (spec.variants or ()) if v in set(table["variant"])]
     if fixed:  # the rows in the order the marker names them
