@@ -229,8 +229,17 @@ CASE = Case(
         ),
     ),
     task=Task(
-        "fills the hole better than a flat colour",
-        all_of=(_LEARNED,),
+        "fills the hole better than a flat colour, with no more edges than the truth has",
+        all_of=(
+            _LEARNED,
+            Threshold(
+                "sharpness_ratio",
+                "<=",
+                1.0,
+                why="1 is the truth's own edge energy in the hole: a fill above it draws edges the "
+                "truth does not have (the adversary's stripes), an artifact, not a cure",
+            ),
+        ),
     ),
     fixes=FIXES,
     expectations=EXPECTATIONS,
