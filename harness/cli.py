@@ -117,7 +117,9 @@ def _parse_value(text: str, current: Any) -> Any:
     return text
 
 
-def _overrides(pairs: Sequence[str], cases: list) -> dict[str, Any]:
+def _overrides(pairs: Sequence[str], cases: list, profile: str, variants: Sequence[str]) -> dict[str, Any]:
+    from failbench.grid import override_conflict
+
     overrides: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -128,6 +130,9 @@ def _overrides(pairs: Sequence[str], cases: list) -> dict[str, Any]:
             if key not in fields:
                 raise UsageError(f"unknown config key {key!r} for case {case.name}; choose from: {', '.join(fields)}")
             overrides[key] = _parse_value(text, getattr(case.baseline, key))
+            conflict = override_conflict(case, profile, variants, key)
+            if conflict:
+                raise UsageError(conflict)
     return overrides
 
 
@@ -246,7 +251,7 @@ class RunCommand(Command):
                 raise UsageError(
                     f"unknown variant {unknown[0]!r} for {case.name}; choose from: {', '.join(case.variants)}"
                 )
-        overrides = _overrides(args.set, cases)
+        overrides = _overrides(args.set, cases, args.profile, args.variant)
         try:
             device = resolve_device(args.device)
             parse_executor(args.executor)

@@ -47,6 +47,21 @@ def flat_params(config: Any) -> dict[str, Any]:
     return flat
 
 
+def override_conflict(case: Case, profile: str, variants: Iterable[str] | None, key: str) -> str | None:
+    """Why `--set key=...` may not run on this grid, or None: an axis (or an exploration) sets the
+    key per point, and a fix sets it per variant, so an override would silently replace what the
+    point's tags and the variant's name still claim (identity_filter's `lr` axis; relu_blowup's
+    `low_lr`)."""
+    spec = case.profiles[profile]
+    if key in {**case.axes, **spec.axes, **spec.explores}:
+        return f"--set {key}: {key} is an axis of {case.name} ({profile}); each grid point sets it"
+    for variant in variants or spec.variants or case.variants:
+        fix = case.fix(variant)
+        if fix is not None and key in fix.change:
+            return f"--set {key}: the fix {variant!r} of {case.name} sets {key}; run the baseline, or another variant"
+    return None
+
+
 def expand(
     case: Case,
     profile: str,

@@ -45,6 +45,9 @@ def empty_dir(tmp_path, monkeypatch):
             "unknown config key 'no_key' for case relu_blowup; choose from: ",
         ),
         (["run", "relu_blowup", "--set", "lr=fast"], "--set value 'fast' is not a float"),
+        # an override would replace what a point's axis tag or a fix's name still claims
+        (["run", "identity_filter", "--set", "lr=0.1"], "--set lr: lr is an axis of identity_filter (quick)"),
+        (["run", "relu_blowup", "--set", "lr=1e-6"], "--set lr: the fix 'low_lr' of relu_blowup sets lr"),
         (["run", "relu_blowup", "--device", "tpu"], "unknown device 'tpu'; choose from: auto, cpu, cuda"),
         (
             ["run", "relu_blowup", "--workers", "2", "--executor", "dask://127.0.0.1:8786"],

@@ -253,6 +253,15 @@ CASE = Case(
         # The post's geometry on a CPU: 64x64 patches with its 32x32 hole, 2000 steps (2.5x long's
         # 800; ~2 CPU-minutes a run), 5 seeds of the four variants whose answer could change with
         # the geometry: the blur, the receptive field (dilated), the cure, the darkening.
+        # The U-Net question (README): another reproduction, with 16/32 filters, a dilated
+        # bottleneck and skips, reported a sharper hole. Width and bottleneck, apart and together,
+        # with and without the skips, at quick's budget.
+        "explore_unet": Profile(
+            seeds=10,
+            budget={"patch_size": 32, "steps": 250},
+            explores={"filters": (8, 16), "dilation": (1, 2)},
+            variants=("baseline", "unet"),
+        ),
         "post_geometry": Profile(
             seeds=5,
             budget={"patch_size": 64, "steps": 2000},
