@@ -9,6 +9,9 @@ leaves nothing half-logged: its point is simply not FINISHED and the next run co
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -68,8 +71,22 @@ def _pool(workers: int, scheduler: str | None) -> Iterator[Executor]:
             yield client.get_executor(pure=False)
     else:
         # spawn, not fork: a forked child inherits torch's thread pool and MLflow's state
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=exit_with, initargs=(os.getpid(),)) as pool:
             yield pool
+
+
+def exit_with(parent: int, every_s: float = 1.0) -> None:
+    """A pool worker's initializer: end the worker when the `failbench run` that spawned it is gone.
+    A parent killed with -9 never shuts its pool down, and its workers (and, through their pipe,
+    multiprocessing's resource tracker) would sit idle at ~400 MB each until killed by hand."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)  # no cleanup to run: a worker only computes, the parent writes
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def results(

@@ -127,3 +127,35 @@ def test_dask_grid_lands_every_run_on_the_server_exactly_once(mlflow_server, toy
     hashes = [r.data.tags["point_hash"] for r in runs]
     assert len(hashes) == 12 and len(set(hashes)) == 12
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+PARENT = """
+import sys, time
+from failbench.executors import open_pool
+with open_pool(2, None) as pool:
+    busy = [pool.submit(time.sleep, 120) for _ in range(2)]  # both workers mid-point
+    time.sleep(1)
+    print(*pool._processes, flush=True)
+    time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_run_leaves_no_worker_behind():
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in parent.stdout.readline().split()]
+    assert len(workers) == 2 and all(_alive(p) for p in workers)
+    parent.kill()  # SIGKILL: no pool shutdown, no atexit
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers), "a worker outlived the run that spawned it"
