@@ -136,13 +136,16 @@ def _overrides(pairs: Sequence[str], cases: list, profile: str, variants: Sequen
     return overrides
 
 
-def _store(args: argparse.Namespace, *, create: bool):
-    """The store named by --tracking-uri or $MLFLOW_TRACKING_URI, checked before MLflow touches
-    it. Only `run` creates one (`create=True`); a command that reads (check, table, report,
-    compare, detect) is refused a missing store in one line instead of leaving an empty one behind."""
-    from failbench.tracking import Tracker
+def _store(args: argparse.Namespace, *, create: bool, uri: str | None = None):
+    """The store named by `uri`, else --tracking-uri or $MLFLOW_TRACKING_URI (tracking.open_store).
+    Only `run` creates one and writes (`create=True`); a command that reads (check, table, report,
+    compare, detect) opens it read-only and is refused a missing store in one line."""
+    from failbench.tracking import open_store
 
-    return Tracker(_checked_uri(args.tracking_uri, create=create), writable=create)
+    try:
+        return open_store(uri or args.tracking_uri, write=create)
+    except TrackingError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _checked_uri(tracking_uri: str | None, *, create: bool) -> str:
@@ -606,9 +609,7 @@ class CalibrateCommand(Command):
         tracker = _store(args, create=False)
         scored = None
         if args.leave_one_case_out:  # both stores checked before either is read
-            from failbench.tracking import Tracker
-
-            scored = Tracker(_checked_uri(args.leave_one_case_out, create=False), writable=False)
+            scored = _store(args, create=False, uri=args.leave_one_case_out)
         runs = diagnosis.collect(tracker, cases, args.profile)
         if runs.empty:
             print(f"no finished runs of the current code on profile {args.profile}", file=sys.stderr)

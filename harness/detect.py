@@ -239,10 +239,10 @@ def judge_cases(case_names: list[str], tracking_uri: str, profile: str, cases_ro
     test's fixtures), as for the other reports."""
 
     from failbench.discovery import CASES_DIR, load_case
-    from failbench.tracking import resolve_uri
+    from failbench.tracking import open_store
 
     root = Path(cases_root) if cases_root else CASES_DIR
-    return judge_stored(Tracker(resolve_uri(tracking_uri or None)), [load_case(n, root) for n in case_names], profile)
+    return judge_stored(open_store(tracking_uri or None), [load_case(n, root) for n in case_names], profile)
 
 
 def default_workers() -> int:

@@ -38,18 +38,16 @@ def read_trace(source: str, tracking_uri: str | None = None) -> pd.DataFrame:
 
 
 def _from_mlflow(run_id: str, tracking_uri: str | None) -> pd.DataFrame:
-    from failbench.tracking import Tracker, TrackingError, check_store, resolve_uri
+    from failbench.tracking import TrackingError, open_store
 
-    uri = resolve_uri(tracking_uri)
     try:
-        check_store(uri, create=False)
-        tracker = Tracker(uri, writable=False)
-        run = tracker.client.get_run(run_id)
+        tracker = open_store(tracking_uri)
     except TrackingError as exc:
         raise TraceError(str(exc)) from None
+    try:
+        frame = tracker.trace(run_id)
     except Exception as exc:  # MLflow's own error for an unknown run id
-        raise TraceError(f"no run {run_id!r} in {uri}: {type(exc).__name__}") from None
-    frame = tracker.trace(run_id, run.info.artifact_uri)
+        raise TraceError(f"no run {run_id!r} in {tracker.uri}: {type(exc).__name__}") from None
     if frame is None:
         raise TraceError(f"run {run_id} has no {TRACE_ARTIFACT} artifact (record one with failbench.watch)")
     return _checked(frame, f"mlflow:{run_id}")

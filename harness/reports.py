@@ -26,7 +26,7 @@ from failbench import analysis, plots
 from failbench.contract import VERDICTS, Case
 from failbench.discovery import CASES_DIR, load_case
 from failbench.formatting import share_text
-from failbench.tracking import Tracker, resolve_uri
+from failbench.tracking import open_store, resolve_uri
 
 REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
 TEMPLATES = REPORTS_DIR / "templates"
@@ -52,7 +52,7 @@ class CaseReport:
         quiet()
         self.case = load_case(case_name, Path(cases_root) if cases_root else CASES_DIR)
         self.profile = profile
-        self.tracker = Tracker(resolve_uri(tracking_uri or None), writable=False)
+        self.tracker = open_store(tracking_uri or None)
         self.runs = analysis.load_runs(self.tracker, self.case, profile)
 
     @property

@@ -252,6 +252,16 @@ def _save_png(picture: Any, path: Path) -> None:
     Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)).save(path)
 
 
+def open_store(uri: str | None = None, *, write: bool = False) -> Tracker:
+    """The one door to a store: `uri` (else $MLFLOW_TRACKING_URI, else ./mlflow.db) checked, then
+    opened. Only a run writes (`write=True`: a missing local store is made, in WAL mode); every
+    other caller reads, is refused a missing or foreign store (TrackingError, one line, nothing
+    written) and never changes the file (no WAL pragma, no checkpoint)."""
+    resolved = resolve_uri(uri)
+    check_store(resolved, create=write)
+    return Tracker(resolved, writable=write)
+
+
 class Tracker:
     """A thin, timed layer over MlflowClient, which owns the store's schema and its reads.
 

@@ -279,3 +279,30 @@ def test_the_experiment_opens_as_model_training_with_a_runs_view(tracker, toy):
     assert name == "toy" and link.endswith(
         f"/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey=failbench"
     )
+
+
+def test_one_function_opens_a_store_and_readers_never_write(tmp_path, tracker, toy):
+    """tracking.open_store is the only door: no other module builds a Tracker or an MlflowClient,
+    and a store opened to read is neither made nor switched to WAL."""
+    import re
+    from pathlib import Path
+
+    from failbench.tracking import TrackingError, open_store
+
+    harness = Path(__file__).resolve().parent.parent / "harness"
+    doors = [
+        f"{path.relative_to(harness)}:{n}"
+        for path in sorted(harness.rglob("*.py"))
+        if path.name != "tracking.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\b(Tracker|MlflowClient)\(", line)
+    ]
+    assert doors == []
+    missing = tmp_path / "none.db"
+    with pytest.raises(TrackingError, match="no MLflow store"):
+        open_store(f"sqlite:///{missing}")
+    assert not missing.exists()
+    run_sweep(toy, "quick", tracker, torch.device("cpu"), progress=False, variants=["baseline"], seeds=1)
+    tracker.flush()
+    reader = open_store(tracker.uri)
+    assert not reader._wal and len(load_runs(reader, toy, "quick")) > 0
