@@ -554,7 +554,7 @@ class DetectCommand(Command):
     def run(self, args):
         import multiprocessing
 
-        from failbench.detect import default_workers, fired_by_variant, judge_in_processes, scores, to_markdown
+        from failbench.scoring import default_workers, fired_by_variant, judge_in_processes, scores, to_markdown
 
         cases = selected(args)
         uri = _checked_uri(args.tracking_uri, create=False)  # before any worker starts; no connection kept
@@ -581,10 +581,13 @@ class DetectCommand(Command):
 
 
 class CalibrateCommand(Command):
-    """Fits failbench's own detector (failbench.diagnosis) on the store's quick runs and writes the
+    """Fits failbench's own detector (failbench.detectors.own) on the store's quick runs and writes the
     thresholds, with each case's post and fix verdicts, to the file `failbench diagnose` reads."""
 
-    name, help = "calibrate", "fit failbench's own detector on the stored traces (writes diagnosis_fit.json)"
+    name, help = (
+        "calibrate",
+        "fit failbench's own detector on the stored traces (writes harness/detectors/own_fit.json)",
+    )
     profile = PROFILE_HELP
 
     def setup_arguments(self, subparsers):
@@ -602,7 +605,7 @@ class CalibrateCommand(Command):
     def run(self, args):
         import json
 
-        from failbench import diagnosis
+        from failbench.detectors import own as diagnosis
         from failbench.formatting import markdown_table
 
         cases = selected(args)

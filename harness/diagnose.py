@@ -1,7 +1,7 @@
 """`failbench diagnose`: one run's trace against the suite.
 
 What it says, in the order a person reads: the documented failure(s) the run ends in (failbench's
-own detector, failbench.diagnosis), each with its confidence and evidence (the statistic, the step
+own detector, failbench.detectors.own), each with its confidence and evidence (the statistic, the step
 it settled at, beside the suite's sick and cured runs' values); the fixes that cured that case in
 the suite and those that did not; then each published tool's report on the same trace.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from failbench.diagnosis import FIT_FILE, diagnose, load_fit
+from failbench.detectors.own import FIT_FILE, diagnose, load_fit
 from failbench.tracking import TRACE_ARTIFACT
 
 COLUMNS = ["step", "layer", "kind", "activation", "stat", "value"]
@@ -65,7 +65,8 @@ def _checked(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 def report(frame: pd.DataFrame, source: str, fit_file: Path | None = None) -> dict:
     """Everything `diagnose` prints, as data (what --json writes); `fit_file`: thresholds written by
     `failbench calibrate --out` (default: the package's own)."""
-    from failbench.detectors import View, tools
+    from failbench.detectors import tools
+    from failbench.trace_reader import View
 
     fitted = load_fit(fit_file or FIT_FILE)
     view = View(frame)

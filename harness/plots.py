@@ -4,6 +4,7 @@ so a notebook cell is one call and the figures can be tested without Jupyter."""
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -408,3 +409,32 @@ def png(fig: plt.Figure) -> bytes:
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def tool_heatmaps(table: pd.DataFrame, rates: dict[str, str]):
+    """Tools x cases, one panel per rate (column -> title: scoring.RATES); each cell reads k/n (a
+    blank cell: no runs of that kind). The detectors page draws it from `failbench detect`'s scores."""
+    tools_ = list(dict.fromkeys(table["tool"]))
+    cases = list(dict.fromkeys(table["case"]))
+    fig, axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 0.6 * len(tools_) + 2), sharey=True)
+    for ax, (column, title) in zip(axes, rates.items()):
+        cell = {(r["tool"], r["case"]): r[column] for r in table.to_dict("records")}
+        values = pd.DataFrame(
+            [[cell[(t, c)].value if (t, c) in cell else math.nan for c in cases] for t in tools_],
+            index=tools_,
+            columns=cases,
+        )
+        labels = pd.DataFrame(
+            [
+                [f"{cell[(t, c)].k}/{cell[(t, c)].n}" if (t, c) in cell and cell[(t, c)].n else "" for c in cases]
+                for t in tools_
+            ],
+            index=tools_,
+            columns=cases,
+        )
+        sns.heatmap(values, vmin=0, vmax=1, cmap="viridis", annot=labels, fmt="", cbar=False, ax=ax)
+        ax.set_title(title)
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig

@@ -163,7 +163,7 @@ def judge_cases(
 ) -> pd.DataFrame:
     """`detect.judge_in_processes` for the detectors page: the page that takes longest (every rule
     on every run's trace), it would otherwise run on one core while the other pages are long done."""
-    from failbench.detect import judge_in_processes
+    from failbench.scoring import judge_in_processes
 
     return judge_in_processes(case_names, tracking_uri, profile, cases_root, workers)
 
@@ -263,7 +263,7 @@ def render(
     # (name, template, parameters), in the order of the log and of the index
     jobs = [(name, "case.ipynb", {"case_name": name, **common}) for name in case_names]
     jobs.append(("summary", "summary.ipynb", {"case_names": list(case_names), **common}))
-    # the published diagnosis rules scored on the same runs (harness/detect.py), judged here, before
+    # the published diagnosis rules scored on the same runs (harness/scoring.py), judged here, before
     # any kernel or thread starts, by workers forked from this process (they start with its imports:
     # a kernel would spawn them, each importing torch and MLflow again); the page reads the result
     workers = workers or default_workers()
@@ -294,7 +294,7 @@ def _judge_for_the_page(case_names, uri, profile, root, workers, scratch: Path, 
     unknown case: the page then judges, and fails, in its kernel like every other page)."""
     import multiprocessing
 
-    from failbench.detect import judge_in_processes
+    from failbench.scoring import judge_in_processes
 
     start = time.perf_counter()
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -309,7 +309,7 @@ def _judge_for_the_page(case_names, uri, profile, root, workers, scratch: Path, 
 
 
 def default_workers() -> int:
-    from failbench.detect import default_workers as cores
+    from failbench.scoring import default_workers as cores
 
     return cores()
 

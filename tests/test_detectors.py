@@ -8,8 +8,9 @@ import math
 import pandas as pd
 import pytest
 
-from failbench import diagnosis
-from failbench.detectors import View, autotrainer, deepdiagnosis, sagemaker, thedeepchecker, tools
+from failbench.detectors import autotrainer, deepdiagnosis, sagemaker, thedeepchecker, tools
+from failbench.detectors import own as diagnosis
+from failbench.trace_reader import View
 
 STEPS = list(range(0, 200, 10))  # 20 checks, from step 0: past TheDeepChecker's start (10)
 LAYERS = {"conv1": ("conv", "relu"), "conv2": ("conv", "tanh"), "fc": ("linear", "sigmoid"), "out": ("linear", "none")}
@@ -294,7 +295,7 @@ def test_detect_scores_stored_traces(tracker, store_uri, capsys):
 
 
 def test_a_tool_reports_in_its_own_way():
-    from failbench.detectors import Finding, Rule, Tool
+    from failbench.detectors.base import Finding, Rule, Tool
 
     findings = {"a": Finding(True, 20), "b": Finding(True, 10), "c": Finding(True, 10), "d": Finding(False)}
     rules = tuple(Rule(name, "x", lambda view: None, "test") for name in "abcd")  # reported() reads findings only
@@ -304,7 +305,7 @@ def test_a_tool_reports_in_its_own_way():
 
 
 def test_wrong_class_alarms_cost_a_tool_that_fires_every_rule():
-    from failbench.detect import judge
+    from failbench.scoring import judge
 
     stats = healthy()
     both(setting("unit_dead_p95", 0.6, ("conv1",)), setting("w_neg", 0.99, ("conv1",)))(stats)
@@ -313,7 +314,7 @@ def test_wrong_class_alarms_cost_a_tool_that_fires_every_rule():
 
 
 def test_a_diverged_run_is_judged_as_a_divergence_and_a_run_of_another_cause_only_as_detected():
-    from failbench.detect import judge, scores
+    from failbench.scoring import judge, scores
 
     exploding = setting("w_norm", [1.0] * (n - 1) + [math.nan], ("fc",))
     assert judge(diagnosis.TOOL, View(frame(_changed(exploding))), "exploding/divergence")["right"]

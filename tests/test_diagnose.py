@@ -161,7 +161,7 @@ def test_diagnose_refuses_bad_input_in_one_line_exit_2(tmp_path, capsys, write, 
 
 def test_diagnose_reads_a_fit_of_ones_own(tmp_path, capsys):
     """--fit: thresholds from `failbench calibrate --out`; here one no statistic can pass."""
-    from failbench.diagnosis import FIT_FILE
+    from failbench.detectors.own import FIT_FILE
 
     path = _dead_relu_trace(tmp_path / "dead.parquet")
     document = json.loads(FIT_FILE.read_text())

@@ -95,11 +95,11 @@ def test_the_detectors_page_judges_cases_in_processes_to_the_same_rows(tracker, 
     """Cases shared among processes: the same rows in the same order as one process gives."""
     import pandas as pd
 
-    from failbench import detect, reports
+    from failbench import reports, scoring
 
     run_sweep(toy, "quick", tracker, torch.device("cpu"), progress=False)
     tracker.flush()
-    serial = detect.judge_cases(["toy", "toy"], store_uri, "quick", str(FIXTURE_CASES))
+    serial = scoring.judge_cases(["toy", "toy"], store_uri, "quick", str(FIXTURE_CASES))
     shared = reports.judge_cases(["toy", "toy"], store_uri, "quick", str(FIXTURE_CASES), workers=2)
     assert len(serial) and serial["case"].tolist() == ["toy"] * len(serial)
     pd.testing.assert_frame_equal(shared, serial)

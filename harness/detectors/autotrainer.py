@@ -33,19 +33,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from failbench.detectors import (
-    DEAD_RELU,
-    EXPLODING,
-    QUIET,
-    SLOW_CONVERGENCE,
-    VANISHING_GRADIENT,
-    Finding,
-    Rule,
-    Tool,
-    View,
-    abstain,
-    fire,
-)
+from failbench.contract import DEAD_RELU, EXPLODING, SLOW_CONVERGENCE, VANISHING_GRADIENT
+from failbench.detectors.base import QUIET, Finding, Rule, Tool, abstain, fire
+from failbench.trace_reader import View
 
 SOURCE = "shiningrain/AUTOTRAINER AutoTrainer/utils/monitor.py"
 BETA_1 = 1e-3  # gradient_issue threshold_low: |g_first| / |g_last| below it ...

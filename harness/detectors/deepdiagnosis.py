@@ -11,22 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from failbench.detectors import (
-    DEAD_RELU,
-    EXPLODING,
-    QUIET,
-    SATURATION,
-    SLOW_CONVERGENCE,
-    VANISHING_GRADIENT,
-    Finding,
-    Rule,
-    Tool,
-    View,
-    abstain,
-    any_layer,
-    fire,
-    first,
-)
+from failbench.contract import DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE, VANISHING_GRADIENT
+from failbench.detectors.base import QUIET, Finding, Rule, Tool, abstain, fire
+from failbench.trace_reader import View, any_layer, first
 
 SOURCE = "DeepDiagnosis/ICSE2022 callback/callbacks.py"
 N, FRQ = 5, 20  # on_epoch_end: N = 5, FRQ = 20

@@ -8,22 +8,9 @@ weight is numpy.allclose to the last traced one and the ratio of the first updat
 
 from __future__ import annotations
 
-from failbench.detectors import (
-    DEAD_RELU,
-    EXPLODING,
-    QUIET,
-    SATURATION,
-    SLOW_CONVERGENCE,
-    VANISHING_GRADIENT,
-    Finding,
-    Rule,
-    Tool,
-    View,
-    abstain,
-    any_layer,
-    fire,
-    first,
-)
+from failbench.contract import DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE, VANISHING_GRADIENT
+from failbench.detectors.base import QUIET, Finding, Rule, Tool, abstain, fire
+from failbench.trace_reader import View, any_layer, first
 
 SOURCE = "docs.aws.amazon.com/sagemaker/latest/dg/"
 LAYER = 0.5  # DeadRelu / SaturatedActivation threshold_layer 50.0 (%); threshold_inactivity 1.0 (%) is in the trace

@@ -17,23 +17,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from failbench.detectors import (
-    CONSTANT_OUTPUT,
-    DEAD_RELU,
-    EXPLODING,
-    QUIET,
-    SATURATION,
-    SLOW_CONVERGENCE,
-    VANISHING_GRADIENT,
-    Finding,
-    Rule,
-    Tool,
-    View,
-    abstain,
-    any_layer,
-    fire,
-    first,
-)
+from failbench.contract import CONSTANT_OUTPUT, DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE, VANISHING_GRADIENT
+from failbench.detectors.base import QUIET, Finding, Rule, Tool, abstain, fire
+from failbench.trace_reader import View, any_layer, first
 
 SOURCE = "thedeepchecker deep_checker/config/settings.yaml"
 START = 10  # OverfitCheck.start

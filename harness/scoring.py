@@ -28,9 +28,11 @@ from pathlib import Path
 import pandas as pd
 
 from failbench.contract import CURED, DIVERGED, Case
-from failbench.detectors import Tool, View, tools
+from failbench.detectors import tools
+from failbench.detectors.base import Tool
 from failbench.formatting import markdown_table
 from failbench.stats import clustered_share
+from failbench.trace_reader import View
 from failbench.tracking import Tracker
 
 SICK = ("symptom", DIVERGED)
@@ -303,34 +305,3 @@ RATES = {
     "wrong_class": "wrong class on sick runs of known cause",
     "false_alarm": "false alarms on cured runs",
 }
-
-
-def heatmaps(table: pd.DataFrame):
-    """Tools x cases, one panel per rate; each cell reads k/n (a blank cell: no runs of that kind)."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    tools_ = list(dict.fromkeys(table["tool"]))
-    cases = list(dict.fromkeys(table["case"]))
-    fig, axes = plt.subplots(1, len(RATES), figsize=(5 * len(RATES), 0.6 * len(tools_) + 2), sharey=True)
-    for ax, (column, title) in zip(axes, RATES.items()):
-        cell = {(r["tool"], r["case"]): r[column] for r in table.to_dict("records")}
-        values = pd.DataFrame(
-            [[cell[(t, c)].value if (t, c) in cell else math.nan for c in cases] for t in tools_],
-            index=tools_,
-            columns=cases,
-        )
-        labels = pd.DataFrame(
-            [
-                [f"{cell[(t, c)].k}/{cell[(t, c)].n}" if (t, c) in cell and cell[(t, c)].n else "" for c in cases]
-                for t in tools_
-            ],
-            index=tools_,
-            columns=cases,
-        )
-        sns.heatmap(values, vmin=0, vmax=1, cmap="viridis", annot=labels, fmt="", cbar=False, ax=ax)
-        ax.set_title(title)
-        ax.set_xlabel("")
-        ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
-    return fig

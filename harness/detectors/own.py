@@ -58,9 +58,10 @@ import numpy as np
 import pandas as pd
 
 from failbench.contract import CONSTANT_OUTPUT, DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE
-from failbench.detectors import QUIET, Finding, Rule, Tool, View, fire
+from failbench.detectors.base import QUIET, Finding, Rule, Tool, fire
+from failbench.trace_reader import View
 
-FIT_FILE = Path(__file__).resolve().parent / "diagnosis_fit.json"
+FIT_FILE = Path(__file__).resolve().parent / "own_fit.json"
 
 
 @dataclass(frozen=True)
@@ -357,7 +358,7 @@ def _thresholds() -> dict:
     return _FITTED
 
 
-SOURCE = "failbench harness/diagnosis.py, thresholds fitted on seeds 0-9 (harness/diagnosis_fit.json)"
+SOURCE = "failbench harness/detectors/own.py, thresholds fitted on seeds 0-9 (harness/detectors/own_fit.json)"
 TOOL = Tool(
     "failbench",
     (
@@ -368,7 +369,7 @@ TOOL = Tool(
 )
 
 
-# -- calibration: from a store of the quick grid to diagnosis_fit.json ---------------------------
+# -- calibration: from a store of the quick grid to own_fit.json ---------------------------------
 def collect(tracker, cases: list, profile: str = "quick") -> pd.DataFrame:
     """One row per judged run of the cases that has a trace: case, class, variant, seed, verdict and
     each mechanism's statistic."""
