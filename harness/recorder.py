@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-from failbench.trace import GROWTH, Trace
+from failbench.trace import GROWTH, Trace, WatchedLayer, layer_kind
 
 # The functions that apply an activation, by the trace's names for them. The smooth ReLU-likes
 # (GELU, SiLU, ELU, Mish, softplus) pass everything above 0 and a bounded tail below: for the
@@ -117,62 +117,60 @@ class _FollowActivations(TorchFunctionMode):
         return out
 
 
-class WatchedTrace(Trace):
-    """A Trace of an arbitrary nn.Module: weighted layers in the order they run, each with the
-    activation found by following its output (module docstring)."""
+class FollowCalls:
+    """A Trace's pairing for an arbitrary nn.Module (Trace.watch(model, pairing)): the weighted
+    layers in the order they run, each with the activation found by following its output through the
+    calls on the traced forward (module docstring); activation modules are not captured (the
+    TorchFunctionMode sees their calls, and those of functions)."""
 
-    def watch(self, model: nn.Module) -> None:
-        """Trace.watch's layers and hooks, less its pairing by definition order: each weighted layer
-        starts with no activation (found by `_leave` on each traced forward), and the activation
-        modules are not hooked (the TorchFunctionMode sees their calls, and those of functions)."""
-        self._produced: dict[int, tuple[torch.Tensor, str]] = {}
-        self._mode: _FollowActivations | None = None
-        self._order: list[str] = []
-        super().watch(model)
-        if not self.enabled:
-            return
-        layers = [(name, kind, module) for name, kind, _, module, _ in self._watched if module is not None]
-        self._watched = [[name, kind, "none", module, None] for name, kind, module in layers]
-        weighted = {id(entry[3]) for entry in self._watched}
-        self._targets = [(name, module) for name, module in self._targets if id(module) in weighted or not name]
-        self._handles.append(model.register_forward_pre_hook(self._enter))
-        self._handles.append(model.register_forward_hook(self._leave))
+    def __init__(self) -> None:
+        self.produced: dict[int, tuple[torch.Tensor, str]] = {}  # id(output) -> (output, layer)
+        self.order: list[str] = []  # the layers in the order their outputs appeared
+        self.mode: _FollowActivations | None = None
 
-    def _keep(self, name: str):
-        keep = super()._keep(name)
-        produced, order = self._produced, self._order
+    def layers(self, model: nn.Module) -> tuple[list[WatchedLayer], list[tuple[str, nn.Module]]]:
+        watched = []
+        for name, module in model.named_modules():
+            kind = layer_kind(module)
+            if kind:
+                watched.append(WatchedLayer(name or type(module).__name__.lower(), kind, module=module))
+        return watched, [(layer.name, layer.module) for layer in watched]
 
-        def hook(module, args, output):
-            keep(module, args, output)
-            if name and torch.is_tensor(output):
+    def on_capture(self):
+        produced, order = self.produced, self.order  # plain objects in a closure: a model's deepcopy shares them
+
+        def capture(name: str, output: torch.Tensor) -> None:
+            if name:
                 produced[id(output)] = (output, name)
                 order.append(name)
 
-        return hook
+        return capture
 
-    def _enter(self, module, args) -> None:
-        if self._armed_hooks and self._mode is None and torch.is_grad_enabled():
-            self._produced.clear()
-            self._order.clear()
-            self._mode = _FollowActivations(self._produced)
-            self._mode.__enter__()
+    def hooks(self, trace: Trace, model: nn.Module) -> list:
+        def enter(module, args) -> None:
+            if trace.capturing and self.mode is None and torch.is_grad_enabled():
+                self.produced.clear()
+                self.order.clear()
+                self.mode = _FollowActivations(self.produced)
+                self.mode.__enter__()
 
-    def _leave(self, module, args, output) -> None:
-        if self._mode is None:
-            return
-        self._mode.__exit__(None, None, None)
-        found, self._mode = self._mode.found, None
-        self._produced.clear()
-        position = {name: i for i, name in enumerate(dict.fromkeys(self._order))}
-        self._watched.sort(key=lambda entry: position.get(entry[0], len(position)))
-        for entry in self._watched:
-            name = entry[0]
-            if name in found:
-                kind, pre, out = found[name]
-                entry[2], entry[4] = kind, f"{name}:activation"
-                self._seen[entry[4]] = (pre, out)
-            else:
-                entry[2], entry[4] = "none", None
+        def leave(module, args, output) -> None:
+            if self.mode is None:
+                return
+            self.mode.__exit__(None, None, None)
+            found, self.mode = self.mode.found, None
+            self.produced.clear()
+            position = {name: i for i, name in enumerate(dict.fromkeys(self.order))}
+            trace.watched.sort(key=lambda layer: position.get(layer.name, len(position)))
+            for layer in trace.watched:
+                if layer.name in found:
+                    kind, pre, out = found[layer.name]
+                    layer.activation, layer.seen_as = kind, f"{layer.name}:activation"
+                    trace.keep(layer.seen_as, pre, out)
+                else:
+                    layer.activation, layer.seen_as = "none", None
+
+        return [model.register_forward_pre_hook(enter), model.register_forward_hook(leave)]
 
 
 class Recorder:
@@ -182,10 +180,10 @@ class Recorder:
         # A hand-written optimizer that is no torch.optim.Optimizer steps unseen: the update statistics
         # (and TheDeepChecker's periods) are then missing, and the rules that read them abstain.
         self.optimizer = optimizer
-        self.trace = WatchedTrace(
+        self.trace = Trace(
             growth=growth, scalars={"loss": "loss", "train_accuracy": "accuracy", "val_accuracy": "val_accuracy"}
         )
-        self.trace.watch(model)
+        self.trace.watch(model, FollowCalls())
 
     def log(
         self,

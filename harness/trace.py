@@ -293,6 +293,60 @@ class Period:
         return out
 
 
+@dataclass
+class WatchedLayer:
+    """One watched layer of an nn.Module: a conv/linear `module` and the activation after it, or an
+    activation with no weighted layer before it (`module` None)."""
+
+    name: str
+    kind: str  # conv, linear, or none (an activation alone)
+    activation: str = "none"  # the activation's name in the trace (ACTIVATIONS), none if no activation follows
+    module: nn.Module | None = None  # the weighted module, whose weight, gradient and update are traced
+    seen_as: str | None = None  # the name under which the activation's (input, output) is captured
+
+
+def layer_kind(module: nn.Module) -> str | None:
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return "conv"
+    return "linear" if isinstance(module, nn.Linear) else None
+
+
+class DefinitionOrder:
+    """How the cases pair layers (Trace.watch's default): each conv/linear module with the activation
+    module defined after it; an activation with none before it is a layer of its own. The other
+    pairing, for arbitrary models, follows each layer's output at run time (recorder.FollowCalls)."""
+
+    def layers(self, model: nn.Module) -> tuple[list[WatchedLayer], list[tuple[str, nn.Module]]]:
+        """The watched layers, and the (name, module) pairs whose forward outputs are captured."""
+        watched: list[WatchedLayer] = []
+        captured: list[tuple[str, nn.Module]] = []
+        current: WatchedLayer | None = None
+        for name, module in model.named_modules():
+            name = name or type(module).__name__.lower()  # a bare layer watched alone: "" is the scalars' row
+            kind = layer_kind(module)
+            activation = next((v for k, v in ACTIVATIONS.items() if isinstance(module, k)), None)
+            if kind:
+                current = WatchedLayer(name, kind, module=module)
+                watched.append(current)
+                captured.append((name, module))
+            elif activation:
+                if current is None or current.seen_as is not None:
+                    current = WatchedLayer(name, "none", activation, seen_as=name)
+                    watched.append(current)
+                else:
+                    current.activation, current.seen_as = activation, name
+                captured.append((name, module))
+        return watched, captured
+
+    def hooks(self, trace: Trace, model: nn.Module) -> list:
+        """Hooks of the pairing's own beyond the captures (none here)."""
+        return []
+
+    def on_capture(self):
+        """A function called with (name, output) after each capture, or None."""
+        return None
+
+
 class Trace:
     """The recorder a RunContext carries. `seconds`: CPU seconds spent computing the trace."""
 
@@ -309,10 +363,11 @@ class Trace:
         self.seconds = 0.0
         self._next = 0
         self._traced: list[int] = []
-        self._watched: list[list] = []  # [layer name, kind, activation, weighted module, activation's name]
-        self._seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.watched: list[WatchedLayer] = []  # in model order; a pairing may reorder them (recorder.FollowCalls)
+        self._seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name -> (input, output) captured
         self._handles: list = []
-        self._targets: list[tuple[str, nn.Module]] = []
+        self._targets: list[tuple[str, nn.Module]] = []  # the modules whose outputs are captured
+        self._pairing = DefinitionOrder()
         self._armed_hooks: list = []
         self._forwards, self._arm_at = 0, 1  # armed for the first training forward
         self._model: nn.Module | None = None
@@ -369,38 +424,19 @@ class Trace:
         return {"w_unchanged": float(np.allclose(now, before, **SM_ALLCLOSE))}
 
     # -- hooks for nn.Module ------------------------------------------------------------------
-    def watch(self, model: nn.Module) -> None:
-        """Each conv/linear layer paired with the activation module that follows it (a layer of
-        its own when nothing precedes it); hooks keep references to the last training forward."""
+    def watch(self, model: nn.Module, pairing=None) -> None:
+        """The layers `pairing` finds (default DefinitionOrder, the cases' pairing); hooks keep
+        references to the last training forward."""
         if not self.enabled:
             return
         self._model = model
-        current = None
-        for name, module in model.named_modules():
-            name = name or type(module).__name__.lower()  # a bare layer watched alone: "" is the scalars' row
-            kind = (
-                "conv"
-                if isinstance(module, nn.modules.conv._ConvNd)
-                else "linear"
-                if isinstance(module, nn.Linear)
-                else None
-            )
-            activation = next((v for k, v in ACTIVATIONS.items() if isinstance(module, k)), None)
-            if kind:
-                current = [name, kind, "none", module, None]
-                self._watched.append(current)
-                self._targets.append((name, module))
-            elif activation:
-                if current is None or current[4] is not None:
-                    current = [name, "none", activation, None, name]
-                    self._watched.append(current)
-                else:
-                    current[2], current[4] = activation, name
-                self._targets.append((name, module))
+        self._pairing = pairing or DefinitionOrder()
+        self.watched, self._targets = self._pairing.layers(model)
         self._targets.append(("", model))
         self._handles.append(model.register_forward_pre_hook(self._count()))
         self._handles.append(register_optimizer_step_pre_hook(self._pre_step))
         self._handles.append(register_optimizer_step_post_hook(self._post_step))
+        self._handles.extend(self._pairing.hooks(self, model))
 
     def _count(self):
         """The one hook on every forward: it counts training forwards and attaches the capturing
@@ -420,6 +456,15 @@ class Trace:
 
         return hook
 
+    @property
+    def capturing(self) -> bool:
+        """Whether this forward is a traced one (its outputs are being captured)."""
+        return bool(self._armed_hooks)
+
+    def keep(self, name: str, pre: torch.Tensor, out: torch.Tensor) -> None:
+        """A pairing's capture of an activation's input and output, found its own way."""
+        self._seen[name] = (pre, out)
+
     def _disarm(self) -> None:
         for handle in self._armed_hooks:
             handle.remove()
@@ -427,6 +472,7 @@ class Trace:
 
     def _keep(self, name: str):
         seen = self._seen  # a closure, not a bound method: a deepcopy of the model shares it
+        also = self._pairing.on_capture()
 
         def hook(module, args, output):
             if (
@@ -435,6 +481,8 @@ class Trace:
                 and not torch._C._functorch.is_functorch_wrapped_tensor(output)
             ):
                 seen[name] = (args[0], output)
+                if also is not None:
+                    also(name, output)
 
         return hook
 
@@ -456,18 +504,18 @@ class Trace:
 
     def _snapshot(self, step: int, metrics: Mapping[str, float]) -> None:
         layers = []
-        for name, kind, activation, weighted, act in self._watched:
+        for layer in self.watched:
             pre = out = None
-            if act is not None and act in self._seen:
-                pre, out = self._seen[act]
-            elif weighted is not None and name in self._seen:
-                pre = out = self._seen[name][1]
-            weight = getattr(weighted, "weight", None)
+            if layer.seen_as is not None and layer.seen_as in self._seen:
+                pre, out = self._seen[layer.seen_as]
+            elif layer.module is not None and layer.name in self._seen:
+                pre = out = self._seen[layer.name][1]
+            weight = getattr(layer.module, "weight", None)
             layers.append(
                 Observed(
-                    name,
-                    kind,
-                    activation,
+                    layer.name,
+                    layer.kind,
+                    layer.activation,
                     pre=pre,
                     out=out,
                     weight=weight,
@@ -481,7 +529,10 @@ class Trace:
         self._armed = step
 
     def _weights(self) -> list[tuple[str, torch.Tensor]]:
-        return [(w[0], w[3].weight) for w in self._watched if w[3] is not None]
+        return [(layer.name, layer.module.weight) for layer in self.watched if layer.module is not None]
+
+    def _layer(self, name: str) -> WatchedLayer:
+        return next(layer for layer in self.watched if layer.name == name)
 
     def _owns(self, optimizer) -> bool:
         mine = {id(w) for _, w in self._weights()}
@@ -498,16 +549,16 @@ class Trace:
         weights = self._weights()
         if self._armed is not None:
             for (name, w), before in zip(weights, self._before):
-                layer = next(x for x in self._watched if x[0] == name)
-                self._add(self._armed, name, layer[1], layer[2], update_stats(before, w.detach() - before))
+                layer = self._layer(name)
+                self._add(self._armed, name, layer.kind, layer.activation, update_stats(before, w.detach() - before))
             if self._period is None:  # periods do not overlap: a traced step inside one starts none
                 self._period = Period(self._armed, [name for name, _ in weights])
             self._armed = None
         self._period.add(weights, self._before)
         if self._period.done():
             for name, stats in self._period.stats().items():
-                layer = next(x for x in self._watched if x[0] == name)
-                self._add(self._period.step, name, layer[1], layer[2], stats)
+                layer = self._layer(name)
+                self._add(self._period.step, name, layer.kind, layer.activation, stats)
             self._period = None
         self._before = []
         self.seconds += time.process_time() - start
