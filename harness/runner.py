@@ -31,6 +31,9 @@ class Diverged(Exception):
         self.metrics = metrics
 
 
+LOGGED_POINTS = 100  # logged steps per run: the report's curves and the trace's loss checks
+
+
 @dataclass
 class RunContext:
     """What a case's training loop gets from the harness: the device and somewhere to log.
@@ -51,6 +54,13 @@ class RunContext:
     def for_case(cls, case: Case, device: torch.device, seed: int) -> RunContext:
         """The context a grid point of `case` trains in: its trace carries the scalars it declares."""
         return cls(device=device, seed=seed, trace=Trace(scalars=case.scalars))
+
+    @staticmethod
+    def log_every(steps: int, points: int = LOGGED_POINTS) -> int:
+        """The interval between logged steps of a run of `steps` updates: about `points` logged
+        steps whatever the budget. Each logged step is one check of the trace's loss and accuracy
+        rules (an "epoch" of the tools: harness/README.md, The trace), so every case logs alike."""
+        return max(1, steps // points)
 
     def log(self, step: int, **metrics: float) -> None:
         values = {k: float(v) for k, v in metrics.items()}

@@ -70,7 +70,7 @@ def fit(cfg, run) -> dict[str, float]:
         disc = Discriminator(cfg.patch_size // 2, cfg.filters).to(device)
         # Context Encoders' (and DCGAN's) adversary optimiser: Adam, lr 2e-4, beta1 0.5
         opt_d = torch.optim.Adam(disc.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    every = max(1, cfg.steps // 100)  # ~100 logged points per run, whatever the budget
+    every = run.log_every(cfg.steps)
     for step in range(1, cfg.steps + 1):
         x = data.batch(cfg.batch_size, device)
         out = model(masked(x, mask, cfg.hole_value))

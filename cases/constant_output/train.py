@@ -101,7 +101,7 @@ def train(cfg: Config, run) -> dict[str, float]:
     if cfg.optimizer not in ("sgd", "adam"):
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose from ['adam', 'sgd']")
     update = AdamStep(p, cfg.lr) if cfg.optimizer == "adam" else step
-    every = max(1, cfg.steps // 100)  # ~100 logged points per run, whatever the budget
+    every = run.log_every(cfg.steps)
     start = measure(p, data, with_r2=True)
     run.log(0, **start)
     for i in range(1, cfg.steps + 1):

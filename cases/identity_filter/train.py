@@ -91,7 +91,7 @@ def train(cfg, run) -> dict[str, float]:
     opt, loss_fn, probe = optimiser(cfg, model), loss_of(cfg.loss), Probe(model)
     # the faces in the order they are shown, drawn with replacement from the seeded generator
     order = torch.randint(len(faces), (cfg.steps, cfg.faces_per_step), device=run.device)
-    every = max(1, cfg.steps // LOGGED_POINTS)
+    every = run.log_every(cfg.steps, LOGGED_POINTS)
     half = {}
     for step in range(cfg.steps + 1):
         if step % every == 0 or step == cfg.steps:

@@ -61,7 +61,7 @@ def train(cfg: Config, run) -> dict[str, float]:
     images = [im.to(run.device) for im in (standardised(shapes) if cfg.standardise else shapes)]
     labels = (0.0, 1.0)  # the post: cross label 0, circle label 1
     p = init_params(cfg.image_size, cfg.init, run.device)
-    every = max(1, cfg.steps // 100)  # ~100 logged points per run, whatever the budget
+    every = run.log_every(cfg.steps)
     run.log(0, **measure(p, images, labels, cfg))
     layers = observe(p, images, cfg)
     run.trace.record(0, layers, output=torch.sigmoid(layers[-1].pre))  # the network's output
