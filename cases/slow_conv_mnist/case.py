@@ -105,7 +105,8 @@ SYMPTOM = Symptom(
 CASE = Case(
     title=(
         "A hand-written conv net on MNIST: 14 hours for 2 epochs, and far slower to learn than an MLP "
-        "(reproduced: the MLP's 85-90%, the ranking, the lr 1e-3 blow-up on 128-image sums; not: the conv net's 51%, LeNet-5's 20-30%)"
+        "(reproduced: the MLP's 85-90%, the ranking, the lr 1e-3 blow-up on 128-image sums; "
+        "not: the conv net's 51%, LeNet-5's 20-30%)"
     ),
     post=(
         "Cross Validated (stats.stackexchange.com) question 276213, "
