@@ -49,7 +49,7 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	# one pytest worker per core (pytest-xdist): the slow tests train and render on one core each
-	$(BIN)/python -m pytest -n $(WORKERS)
+	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable -p no:cacheprovider

@@ -116,6 +116,7 @@ SUBSET = ("baseline", "dropout", "spatial_dropout")
 
 
 @pytest.mark.slow
+@pytest.mark.grid
 def test_quick_profile_expectations_hold(quick_expectations):
     table = quick_expectations("blurry_inpainting", SUBSET, seeds=6)
     assert set(table["variant"]) == set(SUBSET)

@@ -170,10 +170,3 @@ def test_compare_and_snapshot_refuse_bad_input_and_write_nothing(argv, message, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("failbench: error: ") and message in err and len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.slow
-def test_expectations_hold_on_seeds_nobody_tuned_on(quick_expectations):
-    """The failure and the cure of relu_blowup on seeds 100-109, which no expectation was measured on."""
-    table = quick_expectations("relu_blowup", ("baseline", "small_init+scaled_pixels"), first_seed=100)
-    assert len(table) == 2 and (table["seeds"] == 10).all()

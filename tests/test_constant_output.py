@@ -182,6 +182,7 @@ def test_learnable_targets_are_a_function_of_the_input_and_random_ones_are_not()
 
 
 @pytest.mark.slow
+@pytest.mark.grid
 def test_quick_profile_expectations_hold(quick_expectations):
     table = quick_expectations("constant_output")
     assert (table["seeds"] >= 10).all()

@@ -61,8 +61,10 @@ def test_watch_finds_each_layers_activation_however_the_model_applies_it():
         ["fc", "sigmoid"],  # through Dropout to an nn.Sigmoid module
         ["head", "none"],
     ]
-    stem = frame[(frame["layer"] == "stem") & (frame["step"] == 0)].set_index("stat")["value"]
-    assert stem["sat_flat"] >= 0 and "unit_sat_ro" in stem  # read as a saturating layer
+    stats = frame[frame["step"] == 0].groupby("layer")["stat"].apply(set)
+    # tanh read as a saturating layer (its saturation statistics), ReLU as a rectifier (its activity)
+    assert {"sat_flat", "unit_sat_ro"} <= stats["stem"] and "unit_activity" not in stats["stem"]
+    assert "unit_activity" in stats["block.conv1"] and "sat_flat" not in stats["block.conv1"]
 
 
 def test_watch_keeps_the_pre_activation_of_an_in_place_relu():

@@ -166,6 +166,7 @@ def test_open_paths_is_the_product_of_the_open_shares():
 
 
 @pytest.mark.slow
+@pytest.mark.grid
 def test_quick_profile_expectations_hold(quick_expectations):
     """The baseline's expectations on the profile's 10 seeds (the other variants: `failbench check`):
     halted at the large constant from depth 3, learning at the small one and at depth 0 and 1 (9 of

@@ -75,6 +75,7 @@ def test_torch_default_init_is_zero_centred_at_pytorchs_bounds():
 
 
 @pytest.mark.slow
+@pytest.mark.grid
 def test_quick_profile_expectations_hold(quick_expectations):
     table = quick_expectations("relu_blowup")
     assert (table["seeds"] >= 10).all()

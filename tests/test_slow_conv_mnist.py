@@ -257,6 +257,7 @@ def test_conv_net_at_lr_1e3_does_not_blow_up_in_the_posts_first_images():
 
 
 @pytest.mark.slow
+@pytest.mark.grid
 def test_quick_profile_expectations_hold_for_the_failure_and_the_cure(quick_expectations):
     """The failure (baseline) and the cure (glorot_init+adam) on the quick grid, 4 seeds."""
     table = quick_expectations("slow_conv_mnist", ("baseline", "glorot_init+adam"), seeds=4)

@@ -168,7 +168,7 @@ CASE = Case(
         "plateau_vs_mlp",
         "images_to_leave_chance",
         "test_accuracy",
-        "test_accuracy_at_post_epoch",  # the post's 51%: the conv net after its first of 2 epochs (full)
+        "test_accuracy_at_post_epoch",  # after the post's first epoch, 60,000 images (full; a shorter budget: its end)
         "blew_up",  # the post's lr 1e-3 blow-up (explore_blowup)
     ),
     pictures=("first_layer",),

@@ -170,6 +170,11 @@ def train(cfg, run) -> dict[str, float]:
             running.zero_()
             seen = 0
     seconds = time.perf_counter() - start
+    if not epoch1:  # a budget short of the post's first epoch: its mark is the budget's end
+        epoch1 = {
+            "test_accuracy_at_post_epoch": _test_accuracy(net, digits),
+            "mlp_test_accuracy_at_post_epoch": _test_accuracy(mlp, digits),
+        }
     run.image("first_layer", first_layer_picture(net.layers).cpu())
     final = (
         final_metrics(net, mlp, digits, cfg, curves, picker, steps * batch, seconds / max(1, steps * batch)) | epoch1
