@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -554,7 +553,7 @@ class DetectCommand(Command):
     def run(self, args):
         import multiprocessing
 
-        from failbench.scoring import default_workers, fired_by_variant, judge_in_processes, scores, to_markdown
+        from failbench.scoring import by_variant_markdown, default_workers, judge_in_processes, scores, to_markdown
 
         cases = selected(args)
         uri = _checked_uri(args.tracking_uri, create=False)  # before any worker starts; no connection kept
@@ -573,10 +572,7 @@ class DetectCommand(Command):
             return EXIT_MISMATCH
         print(to_markdown(scores(judged)))
         if args.by_variant:
-            table = fired_by_variant(judged)
-            print("\n| case | variant | tool | verdicts | rules fired (runs) |\n|---|---|---|---|---|")
-            for r in table.to_dict("records"):
-                print(f"| {r['case']} | {r['variant']} | {r['tool']} | {r['verdicts']} | {r['fired']} |")
+            print("\n" + by_variant_markdown(judged))
         return EXIT_OK
 
 
@@ -603,8 +599,6 @@ class CalibrateCommand(Command):
         return parser
 
     def run(self, args):
-        import json
-
         from failbench.detectors import own as diagnosis
         from failbench.formatting import markdown_table
 
@@ -622,23 +616,10 @@ class CalibrateCommand(Command):
             print(markdown_table(table.to_dict("records"), list(table.columns)))
             return EXIT_OK
         document = diagnosis.calibrate(runs, cases, args.profile)
-        out = args.out or diagnosis.FIT_FILE
-        out.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
-        for stat, fitted in document["thresholds"].items():
-            side = "<=" if fitted["below"] else ">="
-            print(
-                f"{fitted['mechanism']}: {stat} {side} {fitted['threshold']:.4g} "
-                f"(sick median {_median(fitted['sick_median'])} over {fitted['sick_runs']} runs, "
-                f"cured median {_median(fitted['cured_median'])} over {fitted['cured_runs']})"
-            )
+        out = diagnosis.write_fit(document, args.out)
+        print(diagnosis.fit_text(document))
         print(f"wrote {out} ({len(runs)} runs, seeds {document['fitted_on']['seeds']})", file=sys.stderr)
         return EXIT_OK
-
-
-def _median(value: float) -> str:
-    """A fitted median; '-' where no run had a finite value (slow convergence's cured runs: none sat
-    on a plateau)."""
-    return f"{value:.3g}" if math.isfinite(value) else "-"
 
 
 class DiagnoseCommand(Command):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from failbench.detectors.own import FIT_FILE, diagnose, load_fit
+from failbench.formatting import median_text
 from failbench.tracking import TRACE_ARTIFACT
 
 COLUMNS = ["step", "layer", "kind", "activation", "stat", "value"]
@@ -145,8 +146,8 @@ def to_text(found: dict) -> str:
             lines.append(
                 f"  evidence: {ev['why']} = {ev['value']:.3g} from step {f['settled_at_step']} to the end "
                 f"(threshold {ev['threshold']:.3g}; "
-                f"the suite's {f['mechanism']} runs {median_text(ev['suite_sick_median'])}, "
-                f"its cured runs {median_text(ev['suite_cured_median'])})"
+                f"the suite's {f['mechanism']} runs {median_text(ev['suite_sick_median'], 'none had it')}, "
+                f"its cured runs {median_text(ev['suite_cured_median'], 'none had it')})"
             )
         else:
             lines.append(f"  evidence: {ev['why']} at step {f['settled_at_step']}")
@@ -170,12 +171,6 @@ def to_text(found: dict) -> str:
         f"(failbench's thresholds: fitted on {fit['runs']} {fit['profile']} runs, seeds {_span(fit['seeds'])})"
     )
     return "\n".join(lines)
-
-
-def median_text(median: float | None) -> str:
-    """A median of the suite's runs; None or NaN: no run had the statistic (slow convergence's is
-    read on a plateau only, and no cured run sat on one)."""
-    return "none had it" if median is None or math.isnan(median) else f"{median:.3g}"
 
 
 def _span(seeds: list[int]) -> str:

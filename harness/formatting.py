@@ -48,3 +48,9 @@ def markdown_table(
     for row in rows:
         lines.append("| " + " | ".join(fmt(c, row.get(c)).replace("|", "\\|") for c in columns) + " |")
     return "\n".join(lines)
+
+
+def median_text(median: float | None, missing: str = "-") -> str:
+    """A median of the suite's runs in 3 significant figures; `missing` where no run had a finite
+    value (None or NaN: slow convergence's statistic is read on a plateau, and no cured run sat on one)."""
+    return missing if median is None or not math.isfinite(median) else f"{median:.3g}"

@@ -221,6 +221,13 @@ def fired_by_variant(judged: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def by_variant_markdown(judged: pd.DataFrame) -> str:
+    """`fired_by_variant` as a GitHub table (`failbench detect --by-variant`)."""
+    table = fired_by_variant(judged)
+    headers = {"fired": "rules fired (runs)"}
+    return markdown_table(table.to_dict("records"), ["case", "variant", "tool", "verdicts", "fired"], headers)
+
+
 def judge_stored(tracker: Tracker, cases: list, profile: str, missing=lambda case: None) -> pd.DataFrame:
     """Every rule on every stored trace of the cases' judged runs; `missing(case)` is told of a
     case without runs (`failbench detect` says so, the detectors page leaves it out)."""

@@ -59,6 +59,7 @@ import pandas as pd
 
 from failbench.contract import CONSTANT_OUTPUT, DEAD_RELU, EXPLODING, SATURATION, SLOW_CONVERGENCE
 from failbench.detectors.base import QUIET, Finding, Rule, Tool, fire
+from failbench.formatting import median_text
 from failbench.trace_reader import View
 
 FIT_FILE = Path(__file__).resolve().parent / "own_fit.json"
@@ -475,3 +476,24 @@ def leave_one_case_out(fitted_on: pd.DataFrame, scored: pd.DataFrame) -> pd.Data
             }
         )
     return pd.DataFrame(rows)
+
+
+def write_fit(document: dict, out: Path | None = None) -> Path:
+    """`calibrate`'s document to the file `failbench diagnose` reads (default FIT_FILE)."""
+    out = out or FIT_FILE
+    out.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+    return out
+
+
+def fit_text(document: dict) -> str:
+    """One line per fitted threshold: the mechanism, the statistic, its side, and the medians of the
+    sick and the cured runs it separates."""
+    lines = []
+    for stat, fitted in document["thresholds"].items():
+        side = "<=" if fitted["below"] else ">="
+        lines.append(
+            f"{fitted['mechanism']}: {stat} {side} {fitted['threshold']:.4g} "
+            f"(sick median {median_text(fitted['sick_median'])} over {fitted['sick_runs']} runs, "
+            f"cured median {median_text(fitted['cured_median'])} over {fitted['cured_runs']})"
+        )
+    return "\n".join(lines)
