@@ -306,3 +306,25 @@ def test_one_function_opens_a_store_and_readers_never_write(tmp_path, tracker, t
     tracker.flush()
     reader = open_store(tracker.uri)
     assert not reader._wal and len(load_runs(reader, toy, "quick")) > 0
+
+
+def test_a_yes_no_metric_is_counted_with_its_interval_not_given_a_median(toy):
+    """A 0/1 flag (slow_conv_mnist's blew_up, identity_filter's collapsed) reads as k/n in a table;
+    a run without the metric (a diverged one) is left out of its count."""
+    import math
+
+    import pandas as pd
+
+    from failbench.analysis import to_markdown
+
+    runs = pd.DataFrame(
+        {
+            "variant": ["baseline"] * 4,
+            "verdict": ["symptom"] * 4,
+            "flag": [1.0, 0.0, 1.0, math.nan],
+            "loss": [0.5, 1.0, 2.0, 3.0],
+        }
+    )
+    table = summary_table(toy, runs, ("flag", "loss"))
+    assert (table.loc[0, "flag"].k, table.loc[0, "flag"].n) == (2, 3) and table.loc[0, "median loss"] == 1.5
+    assert "| flag (95% CI) |" in to_markdown(table) and "2/3 (67%" in to_markdown(table)
