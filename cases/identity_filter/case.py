@@ -92,9 +92,9 @@ def _at(variant: str, shows, lr: float, depths, profiles, why: str, **kw) -> tup
     )
 
 
-# Measured: quick on seeds 0-9 and 100-109, full on seeds 0-4 (README has the tables). The full
-# grid runs the baseline and dirac only (`--variant`): on a 2-core CPU the other two would double
-# its ~30 minutes, so nothing is claimed for them at the full budget.
+# Measured: quick on every committed range (README's claims table), full on seeds 0-9 of every
+# variant and 10-24 of the baseline and dirac (`--variant`): on a 2-core CPU the other two double
+# a full range's cost, so nothing is claimed for them at the full budget.
 EXPECTATIONS = (
     *_at(
         "baseline",
@@ -131,8 +131,9 @@ EXPECTATIONS = (
         LARGE_LR,
         (3,),
         ("full",),
-        why="persistent at depth 3 too, but not always as a halt: one of the held-out seeds (100-104) "
-        "reopens most paths by 10,000 updates and ends just short of the hand-set kernel (README)",
+        min_share=0.5,
+        why="persistent at depth 3 on most seeds, not always as a halt: at 10,000 updates some seeds "
+        "reopen most paths and still climb, and a few pass the hand-set kernel (README)",
     ),
     *_at(
         "baseline",
