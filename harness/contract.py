@@ -180,8 +180,9 @@ class Profile:
     # needs 800 steps, judged by the profile `make all` runs); applied after `budget`.
     variant_budget: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # An exploration: config fields the post leaves open (a reading of its words, a rate it never
-    # tried), each value a grid axis of its own, run on the variants named below (the baseline:
-    # a fix's meaning never shifts under an exploration). Its snapshot holds the exploration tables
+    # tried; a declared axis's field takes the explored values instead), each value a grid axis of
+    # its own, run on the variants named below: the baseline first, and a fix only where it explores
+    # fields the fix does not set (a fix's meaning never shifts under an exploration). Its snapshot holds the exploration tables
     # a case README renders, and its expectations make the answers checked claims.
     explores: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     # The variants this profile runs; () runs every variant.
