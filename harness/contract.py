@@ -182,8 +182,9 @@ class Profile:
     # An exploration: config fields the post leaves open (a reading of its words, a rate it never
     # tried; a declared axis's field takes the explored values instead), each value a grid axis of
     # its own, run on the variants named below: the baseline first, and a fix only where it explores
-    # fields the fix does not set (a fix's meaning never shifts under an exploration). Its snapshot holds the exploration tables
-    # a case README renders, and its expectations make the answers checked claims.
+    # fields the fix does not set (a fix's meaning never shifts under an exploration). Its snapshot
+    # holds the exploration tables a case README renders, and its expectations make the answers
+    # checked claims.
     explores: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     # The variants this profile runs; () runs every variant.
     variants: tuple[str, ...] = ()
