@@ -262,3 +262,19 @@ def test_quick_profile_expectations_hold_for_the_failure_and_the_cure(quick_expe
     """The failure (baseline) and the cure (glorot_init+adam) on the quick grid, 4 seeds."""
     table = quick_expectations("slow_conv_mnist", ("baseline", "glorot_init+adam"), seeds=4)
     assert (table["seeds"] == 4).all() and len(table) >= 3
+
+
+def test_the_digit_dependent_signal_at_init_shrinks_with_depth_as_the_readme_says():
+    """README, The mechanism: with std 2/V the output's spread from digit to digit at init is ~6e-4
+    (MLP), ~4e-6 (conv net, 150x smaller), ~5e-8 (LeNet-5, 12,000x smaller)."""
+    digits = load("", 0, 0, torch.device("cpu"))
+    spread = {}
+    for network in ("mlp", "conv", "lenet5"):
+        torch.manual_seed(0)
+        layers = build(network, "post")
+        init(layers, "std_volume")
+        with torch.no_grad():
+            spread[network] = float(forward(layers, digits.train_x[:200], train=False).std(0).mean())
+    assert 4e-4 < spread["mlp"] < 1e-3
+    assert 100 < spread["mlp"] / spread["conv"] < 250
+    assert 8_000 < spread["mlp"] / spread["lenet5"] < 20_000
