@@ -162,6 +162,7 @@ def test_compare_from_the_command_line(store_uri, tmp_path, capsys):
         (["compare", "x y", "current"], "cannot read selector 'x y'"),
         (["compare", "current", "current", "--alpha", "2"], "--alpha must be between 0 and 1"),
         (["snapshot", "relu_blowup"], "no MLflow store at"),
+        (["snapshot", "relu_blowup", "--seeds", "3"], "--seeds needs --first-seed (which range to keep)"),
     ],
 )
 def test_compare_and_snapshot_refuse_bad_input_and_write_nothing(argv, message, store_uri, tmp_path, capsys):

@@ -328,3 +328,19 @@ def test_a_yes_no_metric_is_counted_with_its_interval_not_given_a_median(toy):
     table = summary_table(toy, runs, ("flag", "loss"))
     assert (table.loc[0, "flag"].k, table.loc[0, "flag"].n) == (2, 3) and table.loc[0, "median loss"] == 1.5
     assert "| flag (95% CI) |" in to_markdown(table) and "2/3 (67%" in to_markdown(table)
+
+
+def test_a_snapshot_keeps_one_seed_range_of_a_store_that_holds_two(tracker, toy, tmp_path):
+    """`failbench snapshot --first-seed N`: a held-out range written by itself from a shared store."""
+    import json
+
+    from failbench.snapshot import write_snapshot
+
+    run_sweep(toy, "quick", tracker, CPU, progress=False, variants=["baseline"], seeds=2)
+    run_sweep(toy, "quick", tracker, CPU, progress=False, variants=["baseline"], seeds=2, first_seed=100)
+    path = tmp_path / "heldout.json"
+    write_snapshot(tracker, [toy], "quick", path, first_seed=100, seeds=2)
+    seeds = {run["seed"] for run in json.loads(path.read_text())["cases"][toy.name]["runs"]}
+    assert seeds == {100, 101}
+    write_snapshot(tracker, [toy], "quick", path)  # no range: every run of the store
+    assert {run["seed"] for run in json.loads(path.read_text())["cases"][toy.name]["runs"]} == {0, 1, 100, 101}
