@@ -23,7 +23,7 @@ from typing import Any
 
 from failbench.discovery import CaseError, discover, load_case
 from failbench.stats import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE
-from failbench.tracking import UI_MODE, TrackingError, check_store, resolve_uri
+from failbench.tracking import UI_MODE, TrackingError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
@@ -148,14 +148,13 @@ def _store(args: argparse.Namespace, *, create: bool, uri: str | None = None):
 
 
 def _checked_uri(tracking_uri: str | None, *, create: bool) -> str:
-    """The store's URI (--tracking-uri, else $MLFLOW_TRACKING_URI, else the default), checked as
-    `_store` checks it, without opening a client (a command whose workers open their own)."""
-    uri = resolve_uri(tracking_uri)
+    """tracking.checked_uri, its error as the CLI's one line."""
+    from failbench.tracking import checked_uri
+
     try:
-        check_store(uri, create=create)
+        return checked_uri(tracking_uri, write=create)
     except TrackingError as exc:
         raise UsageError(str(exc)) from None
-    return uri
 
 
 # ---- the commands ---------------------------------------------------------------------------------

@@ -252,14 +252,20 @@ def _save_png(picture: Any, path: Path) -> None:
     Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)).save(path)
 
 
-def open_store(uri: str | None = None, *, write: bool = False) -> Tracker:
-    """The one door to a store: `uri` (else $MLFLOW_TRACKING_URI, else ./mlflow.db) checked, then
-    opened. Only a run writes (`write=True`: a missing local store is made, in WAL mode); every
-    other caller reads, is refused a missing or foreign store (TrackingError, one line, nothing
-    written) and never changes the file (no WAL pragma, no checkpoint)."""
+def checked_uri(uri: str | None = None, *, write: bool = False) -> str:
+    """`uri` (else $MLFLOW_TRACKING_URI, else ./mlflow.db), resolved and checked (`check_store`)
+    without opening it: for a command whose workers open their own (`failbench detect`)."""
     resolved = resolve_uri(uri)
     check_store(resolved, create=write)
-    return Tracker(resolved, writable=write)
+    return resolved
+
+
+def open_store(uri: str | None = None, *, write: bool = False) -> Tracker:
+    """The one door to a store: `checked_uri`, then opened. Only a run writes (`write=True`: a
+    missing local store is made, in WAL mode); every other caller reads, is refused a missing or
+    foreign store (TrackingError, one line, nothing written) and never changes the file (no WAL
+    pragma, no checkpoint)."""
+    return Tracker(checked_uri(uri, write=write), writable=write)
 
 
 class Tracker:
