@@ -1,4 +1,5 @@
-"""The wheel installs one import name, `failbench`, and the README's recorder snippet runs from it."""
+"""The wheel installs one import name, `failbench`, with every case folder found (a copied one included),
+and the README's recorder snippet runs from it."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 import venv
 from pathlib import Path
 
 import pytest
+
+from failbench import build_backend
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,21 +31,36 @@ print(failbench.__file__)
 """
 
 
-def test_the_package_list_names_every_case_folder():
-    packages = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    folders = {f"failbench.cases.{p.parent.name}" for p in (ROOT / "cases").glob("*/__init__.py")}
-    subpackages = {f"failbench.{p.parent.name}" for p in (ROOT / "harness").glob("*/__init__.py")}
-    assert packages == {"failbench", "failbench.cases"} | folders | subpackages
+def test_the_build_finds_every_package_folder_and_only_those(tmp_path):
+    for folder in ("harness/detectors", "cases/new_case", "cases/new_case/parts", "cases/notes"):
+        (tmp_path / folder).mkdir(parents=True)
+    for init in ("harness", "harness/detectors", "cases", "cases/new_case", "cases/new_case/parts"):
+        (tmp_path / init / "__init__.py").touch()
+    assert build_backend.packages(tmp_path) == [
+        "failbench",
+        "failbench.cases",
+        "failbench.cases.new_case",
+        "failbench.cases.new_case.parts",
+        "failbench.detectors",
+    ]
+
+
+def _copy_case(cases: Path, name: str, new: str) -> None:
+    """A new case as its author would start one: a case folder copied, its own imports renamed."""
+    shutil.copytree(cases / name, cases / new, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in (cases / new).glob("*.py"):
+        path.write_text(path.read_text().replace(f"failbench.cases.{name}", f"failbench.cases.{new}"))
 
 
 @pytest.mark.slow
-def test_the_wheel_installs_failbench_alone_and_the_snippet_runs(tmp_path):
+def test_the_wheel_installs_failbench_alone_with_a_new_case_and_the_snippet_runs(tmp_path):
     source = tmp_path / "src"  # a copy: a build in the checkout would leave build/ and egg-info there
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     for folder in ("harness", "cases"):
         shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    _copy_case(source / "cases", "relu_blowup", "copied_case")  # no edit outside its folder
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(source)],
@@ -85,3 +102,18 @@ def test_the_wheel_installs_failbench_alone_and_the_snippet_runs(tmp_path):
     for generic in ("harness", "cases"):
         probe = subprocess.run([str(python), "-c", f"import {generic}"], cwd=work, capture_output=True)
         assert probe.returncode != 0, f"`import {generic}` works from the wheel"
+    # the copied case is in the wheel and runs from it: its own modules, not the original's
+    failbench = str(env / "bin" / "failbench")
+    listed = subprocess.run([failbench, "list"], cwd=work, capture_output=True, text=True)
+    assert "copied_case:" in listed.stdout, listed.stderr
+    where = "from failbench.cases.copied_case import train; print(train.__file__)"
+    own = subprocess.run([str(python), "-c", where], cwd=work, capture_output=True, text=True)
+    assert own.stdout.strip() == str(purelib / "failbench" / "cases" / "copied_case" / "train.py"), own.stderr
+    ran = subprocess.run(
+        [failbench, "run", "copied_case", "--variant", "baseline", "--seeds", "1", "--set", "steps=3", "--quiet"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert (work / "mlflow.db").is_file()
