@@ -110,10 +110,23 @@ def test_the_wheel_installs_failbench_alone_with_a_new_case_and_the_snippet_runs
     own = subprocess.run([str(python), "-c", where], cwd=work, capture_output=True, text=True)
     assert own.stdout.strip() == str(purelib / "failbench" / "cases" / "copied_case" / "train.py"), own.stderr
     ran = subprocess.run(
-        [failbench, "run", "copied_case", "--variant", "baseline", "--seeds", "1", "--set", "steps=3", "--quiet"],
+        [
+            failbench,
+            "--tracking-uri",
+            "sqlite:///copied.db",
+            "run",
+            "copied_case",
+            "--variant",
+            "baseline",
+            "--seeds",
+            "1",
+            "--set",
+            "steps=3",
+            "--quiet",
+        ],
         cwd=work,
         capture_output=True,
         text=True,
     )
     assert ran.returncode == 0, ran.stderr
-    assert (work / "mlflow.db").is_file()
+    assert (work / "copied.db").is_file()
