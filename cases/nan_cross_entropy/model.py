@@ -2,9 +2,8 @@
 
 The data: scikit-learn's 1,797 handwritten digits (8x8, 0..16, shipped with the package: nothing
 is downloaded), split once into 1,400 training and 397 test digits by a fixed permutation that no
-run seed changes. The post's classifier read a digit-sized image set too (its 7,000 training and
-2,100 test images are MNIST-like: accuracy 99.6% after 10 epochs); MNIST itself would cost ~10x the
-CPU per update for the same mechanism.
+run seed changes. The post names no data set; its 10 classes, 7,000 training and 2,100 test images
+(as its accuracies read: 0.101429 = 710/7,000) and 99% test accuracy read like a digit set.
 """
 
 from __future__ import annotations
