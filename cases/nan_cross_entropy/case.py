@@ -182,8 +182,8 @@ CASE = Case(
     key_metrics=("loss", "train_accuracy", "test_accuracy", "logit_gap"),
     smoke_budget={"steps": 3},
     failure_class="exploding/divergence",
-    # A run at chance without a NaN is sick for another reason (at lr 0.1 two seeds in 60 lose
-    # the conv layer to the first updates: README), never the post's failure
+    # A run at chance without a NaN is sick for another reason (a conv layer whose every output a
+    # too-large first step pushed below zero), never the post's failure
     mechanism=Symptom("the post's reason: a NaN from the log of a probability of 0", all_of=(_ZERO_PROB,)),
     scalars={"loss": "loss", "train_accuracy": "train_accuracy", "val_accuracy": "test_accuracy"},
 )
