@@ -22,7 +22,7 @@ def _loss_and_grad(logit: float, label: int) -> tuple[float, float]:
     z = torch.tensor([[logit]], requires_grad=True)
     loss = keras_binary_crossentropy(torch.sigmoid(z), torch.tensor([label]))
     loss.sum().backward()
-    return float(loss), float(z.grad)
+    return float(loss.detach()), float(z.grad)
 
 
 def test_a_label_above_one_pulls_the_output_up_until_the_clip_and_no_further():
