@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from failbench.detectors.own import FIT_FILE, diagnose, load_fit
+from failbench.detectors.own import FIT_FILE, diagnose, load_fit, nearest, statistics
 from failbench.formatting import median_text
 from failbench.tracking import TRACE_ARTIFACT
 
@@ -103,10 +103,14 @@ def report(frame: pd.DataFrame, source: str, fit_file: Path | None = None) -> di
         reported = tool.reported(findings)
         abstained = all(f.fired is None for f in findings.values())
         published[tool.name] = None if abstained else [{"rule": name, "step": findings[name].step} for name in reported]
+    table = statistics(view, fitted["thresholds"])
+    closest = nearest(table) if not failures else None
     return {
         "source": source,
         "steps": [int(view.steps[0]), int(view.steps[-1])] if view.steps else [],
         "failures": failures,
+        "statistics": table,
+        "nearest": closest["mechanism"] if closest else None,
         "published_tools": published,
         "fitted_on": fitted["fitted_on"],
     }
@@ -133,7 +137,8 @@ def to_text(found: dict) -> str:
     lines = []
     span = f" (steps {found['steps'][0]}-{found['steps'][1]})" if found["steps"] else ""
     if not found["failures"]:
-        lines.append(f"{found['source']}{span}: none of the suite's failures")
+        closest = f"; nearest: {found['nearest']}" if found.get("nearest") else ""
+        lines.append(f"{found['source']}{span}: none of the suite's failures{closest}")
     for i, f in enumerate(found["failures"]):
         ev = f["evidence"]
         where = f"the suite's {f['case']}" if f["case"] else "no case of the suite"
@@ -158,6 +163,7 @@ def to_text(found: dict) -> str:
         if f["case"]:
             lines.append(f"  cured it in the suite: {cured}")
             lines.append(f"  did not: {not_cured}")
+    lines.extend(_statistics_text(found["statistics"]))
     lines.append("published tools on this trace:")
     for tool, reported in found["published_tools"].items():
         said = (
@@ -171,6 +177,25 @@ def to_text(found: dict) -> str:
         f"(failbench's thresholds: fitted on {fit['runs']} {fit['profile']} runs, seeds {_span(fit['seeds'])})"
     )
     return "\n".join(lines)
+
+
+def _statistics_text(rows: list[dict]) -> list[str]:
+    """The statistics table: each mechanism's value on this run against its threshold, or why it
+    was not judged."""
+    lines = ["statistics (margin: past the threshold > 0, short of it < 0; decades for ratios, log-odds for shares):"]
+    for r in rows:
+        if r["unjudged"]:
+            said = f"not judged: {r['unjudged']}"
+        elif r["threshold"] is None:
+            said = f"at step {r['settled_at_step']}" if r["past"] else r["note"]
+        elif r["value"] is None:
+            said = f"threshold {r['threshold']:.3g}: {r['note']}"
+        else:
+            margin = "" if r["margin"] is None else f", margin {r['margin']:+.2f}"
+            since = f", settled from step {r['settled_at_step']}" if r["past"] else ""
+            said = f"{r['value']:.3g} (threshold {r['threshold']:.3g}{margin}{since})"
+        lines.append(f"  {r['mechanism']}: {said}")
+    return lines
 
 
 def _span(seeds: list[int]) -> str:

@@ -194,3 +194,44 @@ def test_healthy_trainings_from_outside_the_suite_are_none(tmp_path, capsys, nam
     frame.to_parquet(path)
     assert main(["diagnose", str(path)]) == 0, capsys.readouterr().out
     assert "none of the suite's failures" in capsys.readouterr().out
+
+
+def test_every_diagnosis_carries_the_statistics_table(tmp_path, capsys):
+    """Found or not, each mechanism's statistic against its threshold, or why it was not judged."""
+    path = _dead_relu_trace(tmp_path / "dead.parquet")
+    assert main(["diagnose", str(path), "--json"]) == 1
+    rows = {r["mechanism"]: r for r in json.loads(capsys.readouterr().out)["statistics"]}
+    assert set(rows) == {"exploding/divergence", "dead_relu", "saturation", "constant_output", "slow_convergence"}
+    dead = rows["dead_relu"]
+    assert dead["past"] and dead["margin"] > 0 and dead["value"] >= dead["threshold"]
+    assert dead["settled_at_step"] is not None
+    assert rows["saturation"]["unjudged"] == "no hidden tanh, sigmoid or hard tanh layer traced"
+    assert not rows["exploding/divergence"]["past"] and rows["exploding/divergence"]["unjudged"] is None
+    assert main(["diagnose", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "statistics (margin:" in out and "  saturation: not judged: no hidden tanh" in out
+
+
+def test_none_names_the_nearest_mechanism_and_how_far_it_was(tmp_path, capsys):
+    """A net that learns: no mechanism passes, and the nearest is the one with the smallest shortfall."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = failbench.watch(model, opt)
+    x = torch.rand(64, 8)
+    y = (x[:, 0] > x[:, 1]).long()
+    for step in range(200):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 2 == 0:
+            rec.log(step, loss=loss)
+    path = rec.save(tmp_path / "learns.parquet")
+    assert main(["diagnose", str(path), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    short = [r for r in found["statistics"] if r["margin"] is not None]
+    assert found["failures"] == [] and short and all(r["margin"] < 0 and not r["past"] for r in short)
+    assert found["nearest"] == max(short, key=lambda r: r["margin"])["mechanism"]
+    assert main(["diagnose", str(path)]) == 0
+    assert f"none of the suite's failures; nearest: {found['nearest']}" in capsys.readouterr().out

@@ -328,6 +328,94 @@ def diagnose(view: View, fitted: dict | None = None) -> list[Diagnosis]:
     return found
 
 
+def statistics(view: View, fitted: dict | None = None) -> list[dict]:
+    """Per mechanism, what `diagnose` read on this run, whether or not it fires: the statistic's final
+    value (`features`), its threshold, how far past or short of it (`margin`, in the scale the
+    threshold was fitted in: decades for a ratio, log-odds for a share; positive = past), the step it
+    settled from where it did, and for a mechanism it could not judge, why (`unjudged`)."""
+    fitted = fitted or load_fit()["thresholds"]
+    nonfinite = view.nonfinite_at()
+    rows = [
+        {
+            "mechanism": EXPLODING,
+            "statistic": "a value stopped being finite (no threshold)",
+            "value": None,
+            "threshold": None,
+            "margin": None,
+            "past": nonfinite is not None,
+            "settled_at_step": nonfinite,
+            "unjudged": None if len(view.scalar("loss")) else "no loss logged",
+            "note": None if nonfinite is not None else "every traced value finite",
+        }
+    ]
+    values = series(view)
+    finals = features(view, values)
+    for mechanism in MECHANISMS:
+        threshold = fitted.get(mechanism.statistic, {}).get("threshold", math.nan)
+        value = finals[mechanism.statistic]
+        why_not = _unjudged(view, mechanism, value) or (None if math.isfinite(threshold) else "no fitted threshold")
+        step = None if why_not else settled(values[mechanism.statistic], threshold, mechanism.below)
+        margin = math.nan if why_not else _margin(value, threshold, mechanism)
+        rows.append(
+            {
+                "mechanism": mechanism.name,
+                "statistic": mechanism.why,
+                "value": value if math.isfinite(value) and not why_not else None,
+                "threshold": threshold if math.isfinite(threshold) else None,
+                "margin": margin if math.isfinite(margin) else None,
+                "past": step is not None,
+                "settled_at_step": step,
+                "unjudged": why_not,
+                # the plateau rule sets the update ratio to infinity off a plateau (`series`)
+                "note": OFF_PLATEAU if not why_not and math.isinf(value) else None,
+            }
+        )
+    return rows
+
+
+OFF_PLATEAU = "the run ends off a plateau: its loss below half its first, or its outputs differ across the batch"
+
+
+def nearest(rows: list[dict]) -> dict | None:
+    """The judged mechanism whose statistic came closest to its threshold without passing it (the
+    smallest shortfall in its own scale): what a "none" was nearest to."""
+    short = [r for r in rows if r["margin"] is not None and not r["past"]]
+    return max(short, key=lambda r: r["margin"], default=None)
+
+
+def _margin(value: float, threshold: float, mechanism: Mechanism) -> float:
+    """How far `value` is past `threshold` (negative: short of it), in the fitted scale: decades for
+    a ratio, log-odds for a share."""
+    if math.isnan(value) or not 0 < threshold < (math.inf if mechanism.scale == "log" else 1):
+        return math.nan  # a threshold outside the scale (a fit that no value can pass) has no distance
+    if mechanism.scale == "log":
+        scaled = -math.inf if value <= 0 else math.log10(value) if math.isfinite(value) else math.inf
+        gap = scaled - math.log10(threshold)
+    else:
+        share = np.clip(np.array([value, threshold]), FLOOR, 1 - FLOOR)
+        logits = _logit(share)
+        gap = float(logits[0] - logits[1])
+    return -gap if mechanism.below else gap
+
+
+def _unjudged(view: View, mechanism: Mechanism, value: float) -> str | None:
+    """Why a mechanism's statistic is missing from this trace, in what the trace lacks."""
+    if mechanism.statistic == "dead_units" and not _hidden(view, "relu", "leaky"):
+        return "no hidden ReLU-family layer traced"
+    if mechanism.statistic == "closed_paths" and not _hidden(view, "tanh", "sigmoid", "hardtanh"):
+        return "no hidden tanh, sigmoid or hard tanh layer traced"
+    if mechanism.statistic == "spread_ratio" and not len(view.scalar("out_spread")):
+        return "no output spread recorded (an output that is not a tensor, or no traced step)"
+    if mechanism.statistic == "update_ratio":
+        if not view.weighted() or not view.stat("upd_ratio", view.weighted()).shape[1]:
+            return "no optimizer step seen (no weight update traced)"
+        if not len(view.scalar("loss")):
+            return "no loss logged: no plateau to read"
+    if math.isnan(value):
+        return "no traced step carries the statistic"
+    return None
+
+
 def _confidence(reference: list, value: float, threshold: float, below: bool) -> float:
     """Of the fitted runs at least this far past the threshold, the share that were this mechanism's
     sick runs; for a value past every fitted run, the share among all those past the threshold;
