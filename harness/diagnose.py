@@ -95,7 +95,7 @@ def report(frame: pd.DataFrame, source: str, fit_file: Path | None = None) -> di
                 "not_cured_by": _shares(fixes, cured=False),
             }
         )
-    published = {}
+    published, lacking = {}, {}
     for tool in tools():
         if tool.name == "failbench":
             continue
@@ -103,6 +103,8 @@ def report(frame: pd.DataFrame, source: str, fit_file: Path | None = None) -> di
         reported = tool.reported(findings)
         abstained = all(f.fired is None for f in findings.values())
         published[tool.name] = None if abstained else [{"rule": name, "step": findings[name].step} for name in reported]
+        if abstained:  # what its rules said they lack, each reason once
+            lacking[tool.name] = list(dict.fromkeys(f.why for f in findings.values() if f.why))
     table = statistics(view, fitted["thresholds"])
     closest = nearest(table) if not failures else None
     return {
@@ -112,6 +114,7 @@ def report(frame: pd.DataFrame, source: str, fit_file: Path | None = None) -> di
         "statistics": table,
         "nearest": closest["mechanism"] if closest else None,
         "published_tools": published,
+        "published_tools_lack": lacking,
         "fitted_on": fitted["fitted_on"],
     }
 
@@ -166,8 +169,9 @@ def to_text(found: dict) -> str:
     lines.extend(_statistics_text(found["statistics"]))
     lines.append("published tools on this trace:")
     for tool, reported in found["published_tools"].items():
+        lacks = "; ".join(found.get("published_tools_lack", {}).get(tool, [])) or "the trace lacks what it reads"
         said = (
-            "abstains (the trace lacks what it reads)"
+            f"abstains ({lacks})"
             if reported is None
             else ", ".join(f"{r['rule']} (step {r['step']})" for r in reported) or "nothing"
         )
