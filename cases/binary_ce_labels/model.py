@@ -10,35 +10,25 @@ permutation that no run seed changes; Keras's `validation_split=0.33` takes the 
 from __future__ import annotations
 
 import math
-from functools import cache
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-N_TRAIN = 1400  # of 1,797; the other 397 are the test set
-SPLIT_SEED = 0  # the split is part of the data set, not of a run
+from failbench.datasets import digits
+
 VALIDATION_SPLIT = 0.33  # the post: `validation_split=0.33`
 N_CLASSES = 10
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): binary_crossentropy clips the output to [eps, 1 - eps]
 
 
-@cache
-def _digits() -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    return torch.tensor(digits.data, dtype=torch.float32), torch.tensor(digits.target, dtype=torch.int64)
-
-
 def load(device: torch.device, scale: float = 1.0) -> tuple[torch.Tensor, ...]:
-    """train_x, train_y, val_x, val_y, test_x, test_y on `device`, pixels divided by `scale`."""
-    x, y = _digits()
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    train, test = order[:N_TRAIN], order[N_TRAIN:]
-    n_fit = N_TRAIN - math.ceil(N_TRAIN * VALIDATION_SPLIT)  # Keras keeps the last 33% apart
-    fit, val = train[:n_fit], train[n_fit:]
-    return tuple(t.to(device) for t in (x[fit] / scale, y[fit], x[val] / scale, y[val], x[test] / scale, y[test]))
+    """fit_x, fit_y, val_x, val_y, test_x, test_y on `device`: the digits flattened to 64 raw pixels
+    divided by `scale`, the last third of the training digits kept apart for validation."""
+    train_x, train_y, test_x, test_y = digits(device)
+    train_x, test_x = train_x.flatten(1) / scale, test_x.flatten(1) / scale
+    n_fit = len(train_y) - math.ceil(len(train_y) * VALIDATION_SPLIT)  # Keras keeps the last 33% apart
+    return train_x[:n_fit], train_y[:n_fit], train_x[n_fit:], train_y[n_fit:], test_x, test_y
 
 
 def glorot_zero(layer: nn.Linear) -> nn.Linear:

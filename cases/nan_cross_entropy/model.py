@@ -8,32 +8,19 @@ run seed changes. The post names no data set; its 10 classes, 7,000 training and
 
 from __future__ import annotations
 
-from functools import cache
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-N_TRAIN = 1400  # of 1,797; the other 397 are the test set
-SPLIT_SEED = 0  # the split is part of the data set, not of a run
+from failbench.datasets import digits
+
 N_CLASSES = 10
 
 
-@cache
-def _digits() -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0  # pixels to [0, 1]
-    return x, torch.tensor(digits.target, dtype=torch.int64)
-
-
 def load(device: torch.device) -> tuple[torch.Tensor, ...]:
-    """train_x, train_y, test_x, test_y on `device`."""
-    x, y = _digits()
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    train, test = order[:N_TRAIN], order[N_TRAIN:]
-    return tuple(t.to(device) for t in (x[train], y[train], x[test], y[test]))
+    """train_x, train_y, test_x, test_y on `device`: the digits as 1-channel images, pixels to [0, 1]."""
+    train_x, train_y, test_x, test_y = digits(device)
+    return train_x[:, None] / 16.0, train_y, test_x[:, None] / 16.0, test_y
 
 
 class DigitNet(nn.Module):

@@ -14,32 +14,20 @@ gradient step per training example.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 import torch
 import torch.nn.functional as F
 
-N_TRAIN = 1400  # of 1,797; the other 397 are the test set
-SPLIT_SEED = 0  # the split is part of the data set, not of a run
+from failbench.datasets import digits
+
 N_INPUTS, N_CLASSES = 64, 10
 FLAT_SLOPE = 0.01  # a sigmoid unit whose slope s(1 - s) is under 1% of its peak 1/4 passes almost nothing back
 
 
-@cache
-def _digits() -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = torch.tensor(digits.data, dtype=torch.float32) / 16.0  # pixels to [0, 1]
-    return x, torch.tensor(digits.target, dtype=torch.int64)
-
-
 def load(device: torch.device) -> tuple[torch.Tensor, ...]:
-    """train_x, train_y, test_x, test_y on `device`."""
-    x, y = _digits()
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    train, test = order[:N_TRAIN], order[N_TRAIN:]
-    return tuple(t.to(device) for t in (x[train], y[train], x[test], y[test]))
+    """train_x, train_y, test_x, test_y on `device`: the digits flattened to 64 inputs in [0, 1]."""
+    train_x, train_y, test_x, test_y = digits(device)
+    return train_x.flatten(1) / 16.0, train_y, test_x.flatten(1) / 16.0, test_y
 
 
 # each weight and bias drawn uniformly from this range
