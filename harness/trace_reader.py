@@ -99,6 +99,30 @@ class View:
         """The first step with a non-finite value anywhere in the trace, or a recorded divergence."""
         return self.memo("nonfinite_at", self._nonfinite_at)
 
+    def ends_nonfinite_at(self) -> int | None:
+        """A divergence the run ends in: the step its loss stopped being finite (a recorded
+        divergence), or, where a value of the last traced step is not finite, the first step of the
+        non-finite stretch that reaches it. A non-finite value the run recovers from (a step a
+        mixed-precision scaler skipped on an inf gradient) is not one."""
+        return self.memo("ends_nonfinite_at", self._ends_nonfinite_at)
+
+    def _ends_nonfinite_at(self) -> int | None:
+        recorded = self.diverged_at()
+        if recorded is not None:
+            return recorded
+        if not len(self._all_steps):
+            return None
+        bad = np.unique(self._all_steps[~np.isfinite(self._all_values)])
+        out = self.scalar("out_nonfinite")
+        bad = np.union1d(bad, out.index[out.to_numpy() > 0].to_numpy())
+        steps = np.unique(self._all_steps)
+        if not len(bad) or steps[-1] not in bad:
+            return None
+        start = len(steps) - 1  # back through the trailing traced steps that are all non-finite
+        while start > 0 and steps[start - 1] in bad:
+            start -= 1
+        return int(steps[start])
+
     def _nonfinite_at(self) -> int | None:
         steps = self._all_steps[~np.isfinite(self._all_values)].tolist()
         steps += self.scalar("nonfinite").index.tolist()

@@ -388,8 +388,9 @@ def _changed(*changes) -> dict:
 def test_failbench_reads_the_hidden_layers_and_a_failure_that_lasts():
     """Its rules fire only on a statistic that stays past the threshold to the end, on hidden
     layers (a saturated sigmoid output is a confident prediction), saturation only while the net
-    does not learn through it, and slow convergence only on a plateau: the loss above half its
-    first value and the output the same for every input."""
+    does not learn through it (the loss above half its first, or one output for every input), and
+    slow convergence only on a plateau: the loss within 10% of its first, or above half of it with
+    the output the same for every input."""
     transient = setting("unit_active_lt1", [1.0] * 3 + [0.0] * (n - 3), ("conv1",))
     assert _finding(diagnosis.TOOL, "dead_relu", _changed(transient)).fired is False
     halted = scalar("loss", [1.0] * n)
@@ -412,19 +413,42 @@ def test_failbench_reads_the_hidden_layers_and_a_failure_that_lasts():
     assert _finding(diagnosis.TOOL, "saturation", _changed(two_layers)).fired
     small_steps_learning = setting("upd_ratio", 1e-7)  # the healthy loss falls to 0.27 of its first
     assert _finding(diagnosis.TOOL, "slow_convergence", _changed(small_steps_learning)).fired is False
-    # tiny steps, a flat loss and an output that follows the input (spread 0.3, |output| 0.5): a net
-    # that started at its minimum (a residual net at the identity), not one that has not started
-    at_its_minimum = both(scalar("loss", [1.0] * n), setting("upd_ratio", 1e-7))
+    # tiny steps, a loss at 0.8 of its first and an output that follows the input (spread 0.3,
+    # |output| 0.5): a net at its minimum (a residual net near the identity), not one that has not started
+    at_its_minimum = both(scalar("loss", [1.0] + [0.8] * (n - 1)), setting("upd_ratio", 1e-7))
     assert _finding(diagnosis.TOOL, "slow_convergence", _changed(at_its_minimum)).fired is False
     all_zero = both(at_its_minimum, scalar("out_spread", [0.0] * n), setting("out_abs_mean", 0.0, ("out",)))
     assert _finding(diagnosis.TOOL, "slow_convergence", _changed(all_zero)).fired
+    # a rate too small: the loss within 10% of its first, tiny steps, the outputs still differing
+    too_small_a_rate = both(scalar("loss", [1.0] * n), setting("upd_ratio", 1e-7))
+    assert _finding(diagnosis.TOOL, "slow_convergence", _changed(too_small_a_rate)).fired
+    # saturated hidden layers under a falling loss, the output the same for every input: the output
+    # layer fitted the prior alone (positive_init), a halt
+    prior_alone = both(
+        setting("sat_flat", 0.99, ("fc",)), scalar("out_spread", [0.0] * n), setting("out_abs_mean", 0.5, ("out",))
+    )
+    assert _finding(diagnosis.TOOL, "saturation", _changed(prior_alone)).fired
+
+
+def test_failbench_judges_a_divergence_by_what_the_run_ends_in():
+    """A non-finite value the run recovers from (an inf gradient a mixed-precision scaler skipped) is
+    no divergence; one on the last traced step, or a loss that stopped being finite, is."""
+    inf = float("inf")
+    skipped = setting("g_norm", [0.1] * 5 + [inf] + [0.1] * (n - 6), ("fc",))
+    assert _finding(diagnosis.TOOL, "exploding", _changed(skipped)).fired is False
+    assert View(frame(_changed(skipped))).nonfinite_at() == STEPS[5]  # the published tools still see it
+    ends = setting("g_norm", [0.1] * (n - 3) + [inf] * 3, ("fc",))
+    found = _finding(diagnosis.TOOL, "exploding", _changed(ends))
+    assert found.fired and found.step == STEPS[n - 3]
+    recorded = scalar("nonfinite", [1.0] * n)  # RunContext / Recorder mark the loss's divergence
+    assert _finding(diagnosis.TOOL, "exploding", _changed(recorded)).fired
 
 
 def test_failbench_fits_the_threshold_with_at_most_one_percent_false_alarms():
     import pandas as pd
 
-    sick = [0.9, 0.8, 0.7, 0.05]  # one sick run no threshold can catch without alarming on cures
-    cured = [0.0] * 95 + [0.06, 0.055, 0.01, 0.03, 0.04]  # 2 of 100 above the lowest sick run: 2% > 1%
+    sick = [0.9, 0.8, 0.7, 0.5]  # one sick run no threshold can catch without alarming on cures
+    cured = [0.0] * 95 + [0.6, 0.55, 0.01, 0.03, 0.04]  # 2 of 100 above the lowest sick run: 2% > 1%
     runs = pd.DataFrame(
         {
             "failure_class": ["saturation"] * len(sick) + ["other"] * len(cured),
@@ -435,9 +459,13 @@ def test_failbench_fits_the_threshold_with_at_most_one_percent_false_alarms():
     runs["closed_paths"] = sick + cured
     fitted = diagnosis.fit(runs)["closed_paths"]
     # 3 of 4 sick runs, 0 of 100 cured; at equal detection the farthest from the cured: halfway
-    # between 0.06 and 0.7 in log-odds (a share)
+    # between 0.6 and 0.7 in log-odds (a share)
     logit = lambda p: math.log(p / (1 - p))  # noqa: E731
-    assert fitted["threshold"] == pytest.approx(1 / (1 + math.exp(-(logit(0.06) + logit(0.7)) / 2)))
+    assert fitted["threshold"] == pytest.approx(1 / (1 + math.exp(-(logit(0.6) + logit(0.7)) / 2)))
+    # cured runs all at 0 put "halfway" at 0.002 in log-odds: the threshold stops at what the
+    # mechanism means, half the paths closed
+    runs["closed_paths"] = [0.9, 0.8, 0.7, 0.5] + [0.0] * len(cured)
+    assert diagnosis.fit(runs)["closed_paths"]["threshold"] == diagnosis.BOUNDS["closed_paths"] == 0.5
 
 
 def test_failbench_keeps_its_threshold_off_its_own_cases_symptom_of_another_cause():

@@ -237,3 +237,22 @@ def test_none_names_the_nearest_mechanism_and_how_far_it_was(tmp_path, capsys):
     assert found["nearest"] == max(short, key=lambda r: r["margin"])["mechanism"]
     assert main(["diagnose", str(path)]) == 0
     assert f"none of the suite's failures; nearest: {found['nearest']}" in capsys.readouterr().out
+
+
+def test_watch_traces_a_users_loop_to_its_end():
+    """A loop of 300 steps logged every 10: traced steps 1.25x apart, the last at the last log (the
+    cases' 2x would stop at 160), so a failure the run ends in is on its last two traced steps."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = failbench.watch(model, opt)
+    x, y = torch.rand(32, 8), torch.randint(0, 2, (32,))
+    for step in range(301):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 10 == 0:
+            rec.log(step, loss=loss)
+    traced = sorted(rec.frame().query("layer != ''")["step"].unique())
+    assert traced[-1] == 300 and traced[-2] >= 240 and len(traced) >= 10

@@ -10,7 +10,7 @@ past its threshold to the end of the run: a failure is what the run ends in, not
 | saturation | share of paths through the hidden saturating layers that cross a flat unit, unfinished (below) | >= t |
 | constant_output | the output's spread across the batch / its spread at the first traced step | <= t |
 | slow_convergence | median over weighted layers of |update| / |weight|, on a plateau (below) | <= t |
-| exploding | a value stopped being finite | a non-finite value (no threshold) |
+| exploding | the run ends in a value that is not finite (below) | a non-finite value (no threshold) |
 
 A path from input to output crosses one unit of each hidden layer, and passes gradient only if every
 unit on it does: with a share f_l of a layer's samples on its flat region (slope < 1% of peak), the
@@ -18,17 +18,25 @@ share of closed paths is 1 - prod_l (1 - f_l) (identity_filter's `open_paths`, r
 Three layers each 60% flat close 94% of the paths; one layer 50% flat closes half, and the net
 learns through the other half.
 
-A halt is saturation the net does not learn through: the closed paths count only while the loss is
-above half its first value (unfinished, the plateau's line below; a trace without a loss is read on
-its paths alone). A small gradient is not an exact zero: an adaptive step (Adam's) rescales it, and
-a net whose half-flat layer Adam learns through ends at 0.09-0.20 of its first loss
-(constant_output's `sane_decay+adam`, seeds 0-9, 100-109, 200-209), where identity_filter's halted
-SGD runs end at 0.19-32 of it, most above 1: the step that saturated them raised the loss.
+A halt is saturation the net does not learn through: the closed paths count while the loss is above
+half its first value (unfinished, the plateau's line below), or while the output is all but the same
+for every input (the plateau's spread below): a net can fit its output's prior with the output layer
+alone while its hidden layers stay flat (positive_init: the loss to 0.10-0.20 of its first with
+96-100% of the paths closed and one output for every digit). A net that learns through its flat
+units has neither: the most closed of the suite's cured runs end at 0.67 (constant_output's
+`sane_decay+adam`, a half-flat layer Adam learns through) and 0.75-0.83 (sigmoid_stack's
+`unit_init`, four confident sigmoid layers), at 0.002-0.14 of their first loss with outputs that
+follow the input (seeds 0-9). A trace without a loss is read on its paths alone.
 
 A plateau is where a net has not yet started: its loss above half its first value and its output
 all but the same for every input (spread across the batch under 1% of its mean magnitude), the
-plateau at the start of training of Saxe et al. (ICLR 2014); tiny steps elsewhere are a run at its
+plateau at the start of training of Saxe et al. (ICLR 2014); or, whatever its outputs, its loss
+still within 10% of its first (a rate too small to move it). Tiny steps elsewhere are a run at its
 minimum (a residual net that starts at the identity).
+
+A divergence is what the run ends in: its loss stopped being finite, or the last traced step holds
+a non-finite value. One inf gradient that a mixed-precision scaler skipped, with finite steps after
+it, is not a divergence.
 
 Every rule fires at the first traced step from which its statistic stays past t to the end (at
 least the last two traced steps). Thresholds are fitted by `fit`: per mechanism, the threshold that
@@ -81,7 +89,7 @@ MECHANISMS = (
         "closed_paths",
         False,
         "logit",
-        "paths through saturating layers that cross a flat unit, the loss above half its first",
+        "paths through saturating layers that cross a flat unit, while the net does not learn through them",
     ),
     Mechanism(CONSTANT_OUTPUT, "spread_ratio", True, "log", "the output's spread across inputs / its first"),
     Mechanism(SLOW_CONVERGENCE, "update_ratio", True, "log", "median layer |update| / |weight| on a plateau"),
@@ -96,6 +104,10 @@ UNFINISHED = 0.5
 # draws its line at the same 1%, of the targets' spread). 0.1 gives the same detections and alarms
 # on the quick store's seeds 0-9: a definition, not a fitted value.
 PLATEAU_SPREAD = 0.01
+# ...or, whatever its outputs, before the loss has moved: within 10% of its first value (a rate of
+# 1e-5 keeps an MLP's loss at 0.998 of its first for 300 steps while its outputs still differ by
+# digit; a net at its minimum has a loss far below its first). A definition, not a fitted value.
+FLAT_LOSS = 0.9
 MAX_FALSE_ALARMS = 0.01  # of the fitted runs a mechanism must not name: a false alarm costs its user a wrong fix
 FLOOR = 1e-7  # a ratio or share within float32's resolution (~1.2e-7) of 0 (or of 1) is read as 0 (1)
 
@@ -122,13 +134,16 @@ def series(view: View) -> dict[str, pd.Series]:
     if len(loss) and loss.iloc[0] > 0:
         progress = loss / loss.iloc[0]
         # slow, not started: small steps on a plateau (module docstring)
-        updates = updates.where(
-            (_at(progress, updates.index) >= UNFINISHED)
-            & (_relative_spread(view, spread, updates.index) < PLATEAU_SPREAD),
-            math.inf,
+        at = _at(progress, updates.index)
+        flat = at >= FLAT_LOSS
+        constant = (at >= UNFINISHED) & (_relative_spread(view, spread, updates.index) < PLATEAU_SPREAD)
+        updates = updates.where(flat | constant, math.inf)
+        # a halt is saturation the net does not learn through: closed paths count while the loss has
+        # not halved, or while the output carries nothing of the input (module docstring)
+        halted = (_at(progress, closed.index) >= UNFINISHED) | (
+            _relative_spread(view, spread, closed.index) < PLATEAU_SPREAD
         )
-        # a halt is saturation the net does not learn through: closed paths count while unfinished
-        closed = closed.where(closed.isna() | (_at(progress, closed.index) >= UNFINISHED), 0.0)
+        closed = closed.where(closed.isna() | halted, 0.0)
     else:
         updates = updates.where(updates.isna(), math.inf)  # no loss, no plateau to read
     return {
@@ -212,6 +227,7 @@ def fit(runs: pd.DataFrame) -> dict:
         other_cause = sick & expected.isna() & (runs["failure_class"] == mechanism.name)
         pos, neg = values[target].dropna().to_numpy(), values[cured | other_cause].dropna().to_numpy()
         threshold = _stump(pos, neg, mechanism.below, mechanism.scale) if len(pos) and len(neg) else math.nan
+        threshold = _within_bound(threshold, mechanism)
         known = values.notna() & (sick | cured) & ~explained
         if math.isfinite(threshold):
             explained = explained | ((values <= threshold) if mechanism.below else (values >= threshold))
@@ -228,6 +244,23 @@ def fit(runs: pd.DataFrame) -> dict:
             "reference": sorted(zip(values[known].round(6).tolist(), target[known].astype(int).tolist())),
         }
     return fitted
+
+
+# What a mechanism means, whatever the fit: a threshold the fitted runs would put past its bound is
+# moved to it (a fit on few cases, or on cured runs all at 0, can land anywhere between them).
+BOUNDS = {
+    "dead_units": 0.5,  # at least half a layer's units dead
+    "closed_paths": 0.5,  # at least half the paths closed: through the other half a net learns
+    "spread_ratio": 0.1,  # a collapse: the output's spread fell at least tenfold
+    "update_ratio": 1e-3,  # a weight takes >= 1,000 steps to move by its own size
+}
+
+
+def _within_bound(threshold: float, mechanism: Mechanism) -> float:
+    bound = BOUNDS[mechanism.statistic]
+    if not math.isfinite(threshold):
+        return threshold
+    return min(threshold, bound) if mechanism.below else max(threshold, bound)
 
 
 def _expected(runs: pd.DataFrame) -> pd.Series:
@@ -300,7 +333,7 @@ def diagnose(view: View, fitted: dict | None = None) -> list[Diagnosis]:
     """Every mechanism the run ends in, in the reporting order (module docstring)."""
     fitted = fitted or load_fit()["thresholds"]
     found = []
-    nonfinite = view.nonfinite_at()
+    nonfinite = view.ends_nonfinite_at()
     if nonfinite is not None:
         found.append(Diagnosis(EXPLODING, nonfinite, math.nan, math.nan, 1.0, math.nan, math.nan, "a non-finite value"))
     values = series(view)
@@ -334,18 +367,18 @@ def statistics(view: View, fitted: dict | None = None) -> list[dict]:
     threshold was fitted in: decades for a ratio, log-odds for a share; positive = past), the step it
     settled from where it did, and for a mechanism it could not judge, why (`unjudged`)."""
     fitted = fitted or load_fit()["thresholds"]
-    nonfinite = view.nonfinite_at()
+    nonfinite = view.ends_nonfinite_at()
     rows = [
         {
             "mechanism": EXPLODING,
-            "statistic": "a value stopped being finite (no threshold)",
+            "statistic": "the run ends in a value that is not finite (no threshold)",
             "value": None,
             "threshold": None,
             "margin": None,
             "past": nonfinite is not None,
             "settled_at_step": nonfinite,
             "unjudged": None if len(view.scalar("loss")) else "no loss logged",
-            "note": None if nonfinite is not None else "every traced value finite",
+            "note": None if nonfinite is not None else _finite_note(view),
         }
     ]
     values = series(view)
@@ -373,7 +406,17 @@ def statistics(view: View, fitted: dict | None = None) -> list[dict]:
     return rows
 
 
-OFF_PLATEAU = "the run ends off a plateau: its loss below half its first, or its outputs differ across the batch"
+OFF_PLATEAU = (
+    "the run ends off a plateau: its loss below half its first, "
+    "or below 90% of it with outputs that differ across the batch"
+)
+
+
+def _finite_note(view: View) -> str:
+    transient = view.nonfinite_at()
+    if transient is None:
+        return "every traced value finite"
+    return f"a non-finite value at step {transient}, and finite values after it: not what the run ends in"
 
 
 def nearest(rows: list[dict]) -> dict | None:
@@ -480,7 +523,7 @@ def collect(tracker, cases: list, profile: str = "quick") -> pd.DataFrame:
                     "seed": int(run["seed"]),
                     "verdict": run["verdict"],
                     "expected": case.diagnosis_class(run["verdict"], run),
-                    "nonfinite": float(view.nonfinite_at() is not None),
+                    "nonfinite": float(view.ends_nonfinite_at() is not None),
                     **features(view),
                 }
             )
