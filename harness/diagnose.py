@@ -71,10 +71,9 @@ def report(frame: pd.DataFrame, source: str, fit_file: Path | None = None) -> di
 
     fitted = load_fit(fit_file or FIT_FILE)
     view = View(frame)
-    by_class = {info["failure_class"]: (name, info) for name, info in fitted["cases"].items()}
     failures = []
     for found in diagnose(view, fitted["thresholds"]):
-        case, info = by_class.get(found.mechanism, (None, {}))
+        case, info = suite_case(fitted, found.mechanism)
         fixes = info.get("fixes", {})
         failures.append(
             {
@@ -117,6 +116,13 @@ def report(frame: pd.DataFrame, source: str, fit_file: Path | None = None) -> di
         "published_tools_lack": lacking,
         "fitted_on": fitted["fitted_on"],
     }
+
+
+def suite_case(fitted: dict, mechanism: str) -> tuple[str | None, dict]:
+    """The suite's case a finding is told through (the fit's last case of that class, by name), and
+    what the fit keeps of it (its post, title, fixes' verdicts)."""
+    mine = [(name, info) for name, info in sorted(fitted["cases"].items()) if info["failure_class"] == mechanism]
+    return mine[-1] if mine else (None, {})
 
 
 def _number(x: float) -> float | None:

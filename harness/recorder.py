@@ -1,4 +1,5 @@
-"""`failbench.watch(model, optimizer)`: the suite's per-layer trace (failbench.trace) on any PyTorch loop.
+"""The recorder behind `failbench.watch(model, optimizer)` (failbench.watching): the suite's per-layer
+trace (failbench.trace) on any PyTorch loop.
 
     import failbench
     rec = failbench.watch(model, optimizer)      # hooks, no change to the loop
@@ -19,6 +20,7 @@ result the activation. A layer no activation follows is recorded with activation
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -176,7 +178,17 @@ class FollowCalls:
 class Recorder:
     """What `failbench.watch` returns: log the loop's scalars, save the trace."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, growth: float = GROWTH):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        growth: float = GROWTH,
+        on_traced: Callable[[Recorder, int], None] | None = None,
+    ):
+        """`on_traced(recorder, step)`: called after each step whose per-layer statistics were traced,
+        and at a loss that stopped being finite (failbench.watching's warning reads the trace so far
+        there)."""
+        self.on_traced = on_traced
         # A hand-written optimizer that is no torch.optim.Optimizer steps unseen: the update statistics
         # (and TheDeepChecker's periods) are then missing, and the rules that read them abstain.
         self.optimizer = optimizer
@@ -196,9 +208,13 @@ class Recorder:
         are of the forward and backward of the step just done). Accuracies as fractions in [0, 1]."""
         values = {"loss": loss, "accuracy": accuracy, "val_accuracy": val_accuracy}
         metrics = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in values.items() if v is not None}
+        traced = len(self.trace._traced)  # the steps traced so far (Trace keeps them for its schedule)
         self.trace.on_log(int(step), {k: v for k, v in metrics.items() if v == v and abs(v) != float("inf")})
-        if any(v != v or abs(v) == float("inf") for v in metrics.values()):
+        diverged = any(v != v or abs(v) == float("inf") for v in metrics.values())
+        if diverged:
             self.trace.diverged(int(step))
+        if self.on_traced is not None and (diverged or len(self.trace._traced) > traced):
+            self.on_traced(self, int(step))
 
     def frame(self):
         return self.trace.frame()
@@ -234,8 +250,3 @@ class Recorder:
 # last two within the run's last ~36% (a 300-step loop logged every 10 steps: 13 traced steps, the
 # last at 300, where 2x traces 6, the last at 160).
 USER_GROWTH = 1.25
-
-
-def watch(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> Recorder:
-    """Hooks on `model` (and on optimizer steps) that record the suite's per-layer trace; see Recorder."""
-    return Recorder(model, optimizer, growth=USER_GROWTH)

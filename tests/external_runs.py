@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,8 +210,10 @@ def _loss(training: Training, out: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return F.cross_entropy(out, y, reduction="sum" if training.summed_loss else "mean")
 
 
-def train(name: str, seed: int = 0, record: bool = True):
-    """One training; returns (the trace or None, measurements of the model at its end)."""
+def train(name: str, seed: int = 0, record: bool = True, warn: bool = False):
+    """One training; returns (the trace or None, measurements of the model at its end). With `warn`,
+    watched with `warn=True` (its FailureWarnings silenced here): what was warned at which step is
+    in the trace's `attrs["warned"]`."""
     training = TRAININGS[name]
     torch.manual_seed(seed)
     train_x, train_y, test_x, test_y = digits(torch.device("cpu"))
@@ -218,37 +221,43 @@ def train(name: str, seed: int = 0, record: bool = True):
     model = training.model()
     opt = training.optimizer(model.parameters())
     scaler = torch.amp.GradScaler("cpu", init_scale=training.scaler_init) if training.scaler_init else None
-    rec = failbench.watch(model, opt) if record else None
+    rec = failbench.watch(model, opt, warn=warn) if record else None
     first_spread = _spread(model, tx)
     picker = torch.Generator().manual_seed(seed)
     losses, first_nonfinite = [], None
-    for step in range(training.steps + 1):
-        idx = torch.randint(0, len(x), (BATCH,), generator=picker)
-        model.train()
-        out = model(x[idx])
-        loss = _loss(training, out, train_y[idx])
-        if training.zero_grad:
-            opt.zero_grad()
-        if scaler is None:
-            loss.backward()
-            opt.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        value = float(loss.detach()) / (BATCH if training.summed_loss else 1)
-        losses.append(value)
-        if first_nonfinite is None and not math.isfinite(value):
-            first_nonfinite = step
-        if step % EVERY == 0 and rec is not None:
-            accuracy = float((out.argmax(1) == train_y[idx]).float().mean())
-            rec.log(step, loss=value, accuracy=accuracy)
-        if first_nonfinite is not None and step >= first_nonfinite + 2 * EVERY:
-            break  # a user's loop stops soon after the NaN, as the suite's do
+    with warnings.catch_warnings():  # what was warned is returned, not printed 24 times
+        warnings.simplefilter("ignore", failbench.FailureWarning)
+        for step in range(training.steps + 1):
+            idx = torch.randint(0, len(x), (BATCH,), generator=picker)
+            model.train()
+            out = model(x[idx])
+            loss = _loss(training, out, train_y[idx])
+            if training.zero_grad:
+                opt.zero_grad()
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            value = float(loss.detach()) / (BATCH if training.summed_loss else 1)
+            losses.append(value)
+            if first_nonfinite is None and not math.isfinite(value):
+                first_nonfinite = step
+            if step % EVERY == 0 and rec is not None:
+                accuracy = float((out.argmax(1) == train_y[idx]).float().mean())
+                rec.log(step, loss=value, accuracy=accuracy)
+            if first_nonfinite is not None and step >= first_nonfinite + 2 * EVERY:
+                break  # a user's loop stops soon after the NaN, as the suite's do
     if rec is not None:
         rec.close()
     measured = measure(model, tx, test_y, first_spread, losses, first_nonfinite)
-    return (rec.frame() if rec is not None else None), measured
+    if rec is None:
+        return None, measured
+    frame = rec.frame()
+    frame.attrs["warned"] = dict(rec.on_traced.warned) if warn else {}
+    return frame, measured
 
 
 def _spread(model: nn.Module, x: torch.Tensor) -> float:
@@ -328,25 +337,40 @@ def named(frame) -> str:
 
 
 def main(argv: list[str]) -> int:
+    from failbench.watching import warning_scores
+
     write = "--write" in argv
-    rows = {}
+    rows, warned = {}, []
     for name, training in TRAININGS.items():
-        frame, measured = train(name)
-        rows[name] = {"what": training.what, "label": label(measured), "named": named(frame), **measured}
+        frame, measured = train(name, warn=True)
+        said, first = named(frame), min(frame.attrs["warned"].items(), key=lambda kv: kv[1], default=(None, None))
+        rows[name] = {"what": training.what, "label": label(measured), "named": said, "warned": first, **measured}
+        verdict = "healthy" if rows[name]["label"] == "none" else "symptom"
+        last = int(frame["step"].max())
+        warned.append(
+            {"verdict": verdict, "end_verdict": said, "warned": first[0], "warned_at": first[1], "last_step": last}
+        )
         print(f"{name}: {rows[name]}", file=sys.stderr)
     if write:
-        labels = {n: {k: v for k, v in r.items() if k != "named"} for n, r in rows.items()}
+        keep = ("what", "label", "accuracy", "first_nonfinite_step", "dead_share", "flat_share", "spread_ratio")
+        labels = {n: {k: r[k] for k in (*keep, "loss_ratio")} for n, r in rows.items()}
         LABELS.write_text(json.dumps(labels, indent=1, sort_keys=True) + "\n")
     print(score_table(rows))
+    print()
+    print("warning:", warning_scores([{**w, "warned_at": w["warned_at"] if w["warned"] else math.nan} for w in warned]))
     return 0
 
 
 def score_table(rows: dict) -> str:
-    lines = ["| training | mistake | measured label | failbench names | right |", "|---|---|---|---|---|"]
+    lines = [
+        "| training | mistake | measured label | failbench names | right | first warning (step) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, r in rows.items():
-        lines.append(
-            f"| {name} | {r['what']} | {r['label']} | {r['named']} | {'yes' if r['named'] == r['label'] else 'no'} |"
-        )
+        right = "yes" if r["named"] == r["label"] else "no"
+        mechanism, step = r["warned"]
+        warned = f"{mechanism} ({step})" if mechanism else "-"
+        lines.append(f"| {name} | {r['what']} | {r['label']} | {r['named']} | {right} | {warned} |")
     return "\n".join(lines)
 
 

@@ -256,3 +256,105 @@ def test_watch_traces_a_users_loop_to_its_end():
             rec.log(step, loss=loss)
     traced = sorted(rec.frame().query("layer != ''")["step"].unique())
     assert traced[-1] == 300 and traced[-2] >= 240 and len(traced) >= 10
+
+
+def _loop(steps: int, dies_at: int | None, warn: bool = True):
+    """An MLP on random data; from `dies_at` its first layer's bias is pushed far below zero (a ReLU
+    layer dead on every input from then on, as a large step leaves it)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    rec = failbench.watch(model, opt, warn=warn)
+    x, y = torch.rand(64, 8), torch.randint(0, 2, (64,))
+    for step in range(steps + 1):
+        if step == dies_at:
+            with torch.no_grad():
+                model[0].bias.fill_(-1e3)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 10 == 0:
+            rec.log(step, loss=loss)
+    return rec
+
+
+def test_watch_warns_once_the_step_a_failure_settles_and_not_before():
+    import warnings
+
+    from failbench.watching import FailureWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = _loop(300, dies_at=120)
+    said = [str(w.message) for w in caught if issubclass(w.category, FailureWarning)]
+    dead = [m for m in said if m.startswith("failbench: dead_relu settled")]
+    assert len(dead) == 1 and "the suite's case: relu_blowup, cured there by" in dead[0]
+    assert 120 < rec.on_traced.warned["dead_relu"] <= 200  # on the second traced step past the death
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _loop(300, dies_at=None)
+    assert not [w for w in caught if issubclass(w.category, FailureWarning)]
+
+
+def test_the_warning_is_an_mlflow_tag_inside_an_active_run(tmp_path):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'warn.db'}")
+    with pytest.warns(failbench.FailureWarning), mlflow.start_run() as run:
+        _loop(300, dies_at=120)
+    tags = mlflow.get_run(run.info.run_id).data.tags
+    assert tags["failbench.warning.dead_relu"].startswith("failbench: dead_relu settled")
+
+
+def test_replay_warns_where_the_live_warning_did():
+    from failbench.watching import replay
+
+    rec = _loop(300, dies_at=120)
+    assert replay(rec.frame()) == rec.on_traced.warned
+
+
+@pytest.mark.slow
+def test_a_lightning_trainer_is_watched_by_one_callback(tmp_path):
+    import warnings
+
+    import pytorch_lightning as pl
+
+    from failbench.lightning import Watch
+    from failbench.watching import FailureWarning
+
+    class Module(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+
+        def forward(self, x):
+            return self.net(x)
+
+        def training_step(self, batch, batch_idx):
+            if self.global_step == 120:
+                with torch.no_grad():
+                    self.net[0].bias.fill_(-1e3)
+            x, y = batch
+            return F.cross_entropy(self(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.rand(64, 8), torch.randint(0, 2, (64,)))
+    loader = torch.utils.data.DataLoader(data, batch_size=64)
+    trainer = pl.Trainer(
+        max_steps=301,
+        callbacks=[Watch(warn=True, path=tmp_path / "trace.parquet")],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(Module(), loader)
+    assert any(issubclass(w.category, FailureWarning) and "dead_relu" in str(w.message) for w in caught)
+    assert main(["diagnose", str(tmp_path / "trace.parquet")]) == 1
