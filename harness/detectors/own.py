@@ -7,7 +7,7 @@ past its threshold to the end of the run: a failure is what the run ends in, not
 | mechanism | statistic (per run) | fires when |
 | --- | --- | --- |
 | dead_relu | largest share, over hidden ReLU-family layers, of units active on < 1% of samples | >= t |
-| saturation | share of paths through the hidden saturating layers that cross a flat unit, unfinished (below) | >= t |
+| saturation | share of paths through hidden saturating layers crossing a flat unit, not learned through (below) | >= t |
 | constant_output | the output's spread across the batch / its spread at the first traced step | <= t |
 | slow_convergence | median over weighted layers of |update| / |weight|, on a plateau (below) | <= t |
 | exploding | the run ends in a value that is not finite (below) | a non-finite value (no threshold) |
@@ -45,7 +45,8 @@ detects the most sick runs whose failure it is (`Case.diagnosis_class`) while al
 symptom but not the mechanism (identity_filter's Dirac runs at the large constant overshoot with
 their units open: a halt is not their failure). Halfway (in log10 for the ratios, in log-odds for
 the shares) between the two observed values it falls between; at equal detection, the one farthest
-from the runs it must not name. The fit reads seeds 0-9 of the quick profile; `failbench detect`
+from the runs it must not name; then held within what the mechanism means (`BOUNDS`). The fit reads
+seeds 0-9 of the quick profile; `failbench detect`
 and the README score it on seeds it never saw.
 
 A run can match several mechanisms; it is reported in the order of the table (a dead or saturated
