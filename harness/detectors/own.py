@@ -7,7 +7,7 @@ past its threshold to the end of the run: a failure is what the run ends in, not
 | mechanism | statistic (per run) | fires when |
 | --- | --- | --- |
 | dead_relu | largest share, over hidden ReLU-family layers, of units active on < 1% of samples | >= t |
-| saturation | share of paths through hidden saturating layers crossing a flat unit, not learned through (below) | >= t |
+| saturation | share of paths via hidden saturating layers crossing a flat unit, not learned through (below) | >= t |
 | constant_output | the output's spread across the batch / its spread at the first traced step | <= t |
 | slow_convergence | median over weighted layers of |update| / |weight|, on a plateau (below) | <= t |
 | exploding | the run ends in a value that is not finite (below) | a non-finite value (no threshold) |
