@@ -488,3 +488,15 @@ def test_failbench_keeps_its_threshold_off_its_own_cases_symptom_of_another_caus
     assert fitted["cured_runs"] == len(cured)  # the medians shown to a user are the cured runs' own
     said = diagnosis.verdicts_from_features(runs.assign(nonfinite=0.0), diagnosis.fit(runs))
     assert (said[len(halts) : len(halts) + len(overshoots)] == "none").all()
+
+
+def test_thedeepchecker_reads_no_activation_its_source_does_not_list():
+    """Its `is_activation_function` knows ELU, LeakyReLU, ReLU6, SELU, Tanh, Sigmoid and ReLU: a hard
+    tanh layer gets none of its activation checks, however saturated."""
+    rows = frame(_changed(setting("unit_sat_ro", 0.6, ("conv2",))))
+    assert _finding(
+        thedeepchecker.TOOL, "saturated_activations", _changed(setting("unit_sat_ro", 0.6, ("conv2",)))
+    ).fired
+    rows.loc[rows["layer"] == "conv2", "activation"] = "hardtanh"
+    check = next(r for r in thedeepchecker.TOOL.rules if r.name == "saturated_activations").check
+    assert not check(View(rows)).fired
