@@ -147,6 +147,10 @@ def to_text(found: dict) -> str:
     span = f" (steps {found['steps'][0]}-{found['steps'][1]})" if found["steps"] else ""
     if not found["failures"]:
         closest = f"; nearest: {found['nearest']}" if found.get("nearest") else ""
+        rows = {r["mechanism"]: r for r in found["statistics"]}
+        way = rows[found["nearest"]].get("way_to_threshold") if found.get("nearest") else None
+        if way is not None:
+            closest += f" ({way:.0%} of the way from the suite's cured runs to its threshold)"
         lines.append(f"{found['source']}{span}: none of the suite's failures{closest}")
     for i, f in enumerate(found["failures"]):
         ev = f["evidence"]

@@ -500,3 +500,18 @@ def test_thedeepchecker_reads_no_activation_its_source_does_not_list():
     rows.loc[rows["layer"] == "conv2", "activation"] = "hardtanh"
     check = next(r for r in thedeepchecker.TOOL.rules if r.name == "saturated_activations").check
     assert not check(View(rows)).fired
+
+
+def test_the_way_to_a_threshold_is_one_scale_for_ratios_and_shares():
+    """0 at the suite's cured median, 1 at the threshold, in the statistic's own fitted scale."""
+    ratio = next(m for m in diagnosis.MECHANISMS if m.statistic == "update_ratio")  # low is the failure
+    assert diagnosis._way(1e-2, 1e-2, 1e-4, ratio) == pytest.approx(0.0)
+    assert diagnosis._way(1e-3, 1e-2, 1e-4, ratio) == pytest.approx(0.5)  # one decade of two
+    assert diagnosis._way(1e-4, 1e-2, 1e-4, ratio) == pytest.approx(1.0)
+    share = next(m for m in diagnosis.MECHANISMS if m.statistic == "dead_units")  # high is the failure
+    assert diagnosis._way(0.5, 0.1, 0.9, share) == pytest.approx(0.5)  # halfway in log-odds
+    rows = [
+        {"mechanism": "a", "margin": -0.5, "past": False, "way_to_threshold": 0.2},
+        {"mechanism": "b", "margin": -1.5, "past": False, "way_to_threshold": 0.7},
+    ]
+    assert diagnosis.nearest(rows)["mechanism"] == "b"  # the smaller margin, in other units, is farther

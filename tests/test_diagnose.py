@@ -215,7 +215,8 @@ def test_every_diagnosis_carries_the_statistics_table(tmp_path, capsys):
 
 
 def test_none_names_the_nearest_mechanism_and_how_far_it_was(tmp_path, capsys):
-    """A net that learns: no mechanism passes, and the nearest is the one with the smallest shortfall."""
+    """A net that learns: no mechanism passes, and the nearest is the one farthest on its way from the
+    suite's cured runs to its threshold (one scale for ratios and shares alike)."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -234,9 +235,13 @@ def test_none_names_the_nearest_mechanism_and_how_far_it_was(tmp_path, capsys):
     found = json.loads(capsys.readouterr().out)
     short = [r for r in found["statistics"] if r["margin"] is not None]
     assert found["failures"] == [] and short and all(r["margin"] < 0 and not r["past"] for r in short)
-    assert found["nearest"] == max(short, key=lambda r: r["margin"])["mechanism"]
+    ways = [r for r in short if r["way_to_threshold"] is not None]
+    assert ways and all(r["way_to_threshold"] < 1 for r in ways)
+    assert found["nearest"] == max(ways, key=lambda r: r["way_to_threshold"])["mechanism"]
     assert main(["diagnose", str(path)]) == 0
-    assert f"none of the suite's failures; nearest: {found['nearest']}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"none of the suite's failures; nearest: {found['nearest']} (" in out
+    assert "of the way from the suite's cured runs to its threshold)" in out
 
 
 def _loop(steps: int, dies_at: int | None, warn: bool = True):

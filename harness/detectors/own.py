@@ -390,6 +390,8 @@ def statistics(view: View, fitted: dict | None = None) -> list[dict]:
         why_not = _unjudged(view, mechanism, value) or (None if math.isfinite(threshold) else "no fitted threshold")
         step = None if why_not else settled(values[mechanism.statistic], threshold, mechanism.below)
         margin = math.nan if why_not else _margin(value, threshold, mechanism)
+        cured = fitted.get(mechanism.statistic, {}).get("cured_median", math.nan)
+        way = math.nan if why_not or cured is None else _way(value, cured, threshold, mechanism)
         rows.append(
             {
                 "mechanism": mechanism.name,
@@ -397,6 +399,8 @@ def statistics(view: View, fitted: dict | None = None) -> list[dict]:
                 "value": value if math.isfinite(value) and not why_not else None,
                 "threshold": threshold if math.isfinite(threshold) else None,
                 "margin": margin if math.isfinite(margin) else None,
+                # from the suite's cured runs (0, their median) to the threshold (1): one scale for all
+                "way_to_threshold": way if math.isfinite(way) else None,
                 "past": step is not None,
                 "settled_at_step": step,
                 "unjudged": why_not,
@@ -421,10 +425,24 @@ def _finite_note(view: View) -> str:
 
 
 def nearest(rows: list[dict]) -> dict | None:
-    """The judged mechanism whose statistic came closest to its threshold without passing it (the
-    smallest shortfall in its own scale): what a "none" was nearest to."""
+    """The judged mechanism whose statistic came closest to its threshold without passing it: the
+    farthest on its way from the suite's cured runs to the threshold (`way_to_threshold`), as
+    margins in decades and in log-odds are not comparable; by margin where no row has a way."""
     short = [r for r in rows if r["margin"] is not None and not r["past"]]
+    if any(r.get("way_to_threshold") is not None for r in short):
+        short = [r for r in short if r.get("way_to_threshold") is not None]
+        return max(short, key=lambda r: r["way_to_threshold"], default=None)
     return max(short, key=lambda r: r["margin"], default=None)
+
+
+def _way(value: float, cured: float, threshold: float, mechanism: Mechanism) -> float:
+    """How far `value` has gone from the cured runs' median toward the threshold, in the fitted scale:
+    0 at the median, 1 at the threshold (past 1: past it; below 0: farther from it than the cures)."""
+    whole = _margin(cured, threshold, mechanism)  # negative: the cured median is short of the threshold
+    here = _margin(value, threshold, mechanism)
+    if not (math.isfinite(whole) and whole < 0 and not math.isnan(here)):
+        return math.nan
+    return 1 - here / whole if math.isfinite(here) else (math.inf if here > 0 else -math.inf)
 
 
 def _margin(value: float, threshold: float, mechanism: Mechanism) -> float:
