@@ -157,16 +157,10 @@ def warning_scores(rows: list[dict]) -> dict:
 
 
 def score_store(tracker, cases: list, profile: str = "quick", persist: int = 3) -> list[dict]:
-    """`warning_row` of every judged run of the cases that has a trace, with its case and variant."""
-    from failbench.analysis import load_runs
-
+    """`warning_row` of every sick or cured run of the cases that has a trace, with its case and variant."""
     fit = own.load_fit()
-    rows = []
-    for case in cases:
-        for run in load_runs(tracker, case, profile).to_dict("records"):
-            frame = tracker.trace(run["run_id"], run.get("artifact_uri"))
-            if frame is None or frame.empty or run["verdict"] not in ("symptom", "diverged", "cured"):
-                continue
-            row = warning_row(frame, run["verdict"], fit, persist)
-            rows.append({"case": case.name, "variant": run["variant"], **row})
-    return rows
+    return [
+        {"case": case.name, "variant": run["variant"], **warning_row(frame, run["verdict"], fit, persist)}
+        for case, run, frame in own.traced_runs(tracker, cases, profile)
+        if run["verdict"] in ("symptom", "diverged", "cured")
+    ]

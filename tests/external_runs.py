@@ -329,11 +329,13 @@ def label(m: dict) -> str:
 
 
 def named(frame) -> str:
-    """What `failbench diagnose` names first on a trace ("none" when nothing)."""
-    from failbench.diagnose import report
+    """What `failbench diagnose` names first on a trace ("none" when nothing): its own rules' first
+    finding, without the published tools `diagnose` also runs."""
+    from failbench.detectors import own
+    from failbench.trace_reader import View
 
-    failures = report(frame, "external")["failures"]
-    return failures[0]["mechanism"] if failures else "none"
+    found = own.diagnose(View(frame))
+    return found[0].mechanism if found else "none"
 
 
 def main(argv: list[str]) -> int:

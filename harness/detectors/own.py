@@ -521,31 +521,35 @@ TOOL = Tool(
 
 
 # -- calibration: from a store of the quick grid to own_fit.json ---------------------------------
+def traced_runs(tracker, cases: list, profile: str = "quick"):
+    """(case, run, trace) for every judged run of the cases that has a trace (the store read once a run)."""
+    from failbench.analysis import load_runs
+
+    for case in cases:
+        for run in load_runs(tracker, case, profile).to_dict("records"):
+            trace = tracker.trace(run["run_id"], run.get("artifact_uri"))
+            if trace is not None and not trace.empty:
+                yield case, run, trace
+
+
 def collect(tracker, cases: list, profile: str = "quick") -> pd.DataFrame:
     """One row per judged run of the cases that has a trace: case, class, variant, seed, verdict and
     each mechanism's statistic."""
-    from failbench.analysis import load_runs
-
     rows = []
-    for case in cases:
-        runs = load_runs(tracker, case, profile)
-        for run in runs.to_dict("records"):
-            trace = tracker.trace(run["run_id"], run.get("artifact_uri"))
-            if trace is None or trace.empty:
-                continue
-            view = View(trace)  # one pivot of the trace for both reads below
-            rows.append(
-                {
-                    "case": case.name,
-                    "failure_class": case.failure_class,
-                    "variant": run["variant"],
-                    "seed": int(run["seed"]),
-                    "verdict": run["verdict"],
-                    "expected": case.diagnosis_class(run["verdict"], run),
-                    "nonfinite": float(view.ends_nonfinite_at() is not None),
-                    **features(view),
-                }
-            )
+    for case, run, trace in traced_runs(tracker, cases, profile):
+        view = View(trace)  # one pivot of the trace for both reads below
+        rows.append(
+            {
+                "case": case.name,
+                "failure_class": case.failure_class,
+                "variant": run["variant"],
+                "seed": int(run["seed"]),
+                "verdict": run["verdict"],
+                "expected": case.diagnosis_class(run["verdict"], run),
+                "nonfinite": float(view.ends_nonfinite_at() is not None),
+                **features(view),
+            }
+        )
     return pd.DataFrame(rows)
 
 
