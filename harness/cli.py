@@ -542,6 +542,11 @@ class DetectCommand(Command):
         parser = super().setup_arguments(subparsers)
         parser.add_argument("--by-variant", action="store_true", help="also list which rule fired on which variant")
         parser.add_argument(
+            "--warnings",
+            action="store_true",
+            help="instead, score the warning of failbench.watch(warn=True), replayed step by step on each trace",
+        )
+        parser.add_argument(
             "--workers",
             type=positive_int,
             default=None,
@@ -556,6 +561,8 @@ class DetectCommand(Command):
 
         cases = selected(args)
         uri = _checked_uri(args.tracking_uri, create=False)  # before any worker starts; no connection kept
+        if args.warnings:
+            return self.warnings(args, uri, cases)
         forks = "fork" in multiprocessing.get_all_start_methods()  # Linux: workers start with our imports
         judged = judge_in_processes(
             [c.name for c in cases],
@@ -572,6 +579,18 @@ class DetectCommand(Command):
         print(to_markdown(scores(judged)))
         if args.by_variant:
             print("\n" + by_variant_markdown(judged))
+        return EXIT_OK
+
+    @staticmethod
+    def warnings(args, uri: str, cases: list) -> int:
+        """The warning's score table (reports/README.md, A warning at the step), from the store alone."""
+        from failbench.watching import score_store, scores_markdown
+
+        rows = score_store(_store(args, create=False, uri=uri), cases, args.profile)
+        if not rows:
+            print(f"no sick or cured runs with a trace on profile {args.profile}", file=sys.stderr)
+            return EXIT_MISMATCH
+        print(scores_markdown(rows))
         return EXIT_OK
 
 

@@ -116,26 +116,31 @@ AFTER_THE_NEXT_STEP = ("upd_ratio", "upd_absmean_ratio")
 
 
 # -- scoring the warning -------------------------------------------------------------------------
-def warning_row(frame, verdict: str, fit: dict | None = None, persist: int = 3) -> dict:
+def warning_row(frame, verdict: str, fit: dict | None = None, persist: int = 3, planned: int | None = None) -> dict:
     """One run: its end-of-run verdict (failbench's first finding on the whole trace, or "none"), the
-    first warning a Warner would have given and its step, and the run's last step."""
+    first warning a Warner would have given and its step, the run's last step, and the steps it was
+    to take (`planned`: a run stopped at its first NaN, as the suite's are, ends there)."""
     fit = fit or own.load_fit()
     ended = own.diagnose(View(frame), fit["thresholds"])
     warned = replay(frame, fit, persist)
     first = min(warned.items(), key=lambda kv: kv[1]) if warned else (None, math.nan)
+    last = int(frame["step"].max())
     return {
         "verdict": verdict,
         "end_verdict": ended[0].mechanism if ended else "none",
         "warned": first[0],
         "warned_at": first[1],
-        "last_step": int(frame["step"].max()),
+        "last_step": last,
+        "planned_steps": planned if planned is not None else last,
     }
 
 
 def warning_scores(rows: list[dict]) -> dict:
     """Over `warning_row`s: the share of sick runs whose end verdict names a mechanism that were
-    warned before the last quarter of the run, the median lead (last step - warning step, in steps
-    and as a share of the run), and the share of healthy and cured runs warned at all."""
+    warned before the last quarter of the run as recorded (to its last step) and of the run as
+    planned (its steps: a divergence the suite stops at its NaN is warned at its recorded end, but
+    a quarter or more before the end of a loop that goes on), the median lead (last step - warning
+    step, in steps and as a share of the run), and the share of healthy and cured runs warned."""
     import numpy as np
 
     def warned(r: dict) -> bool:
@@ -143,12 +148,14 @@ def warning_scores(rows: list[dict]) -> dict:
 
     sick = [r for r in rows if r["verdict"] in ("symptom", "diverged") and r["end_verdict"] != "none"]
     early = [r for r in sick if warned(r) and r["warned_at"] <= 0.75 * r["last_step"]]
+    early_planned = [r for r in sick if warned(r) and r["warned_at"] <= 0.75 * r.get("planned_steps", r["last_step"])]
     quiet = [r for r in rows if r["verdict"] in ("cured", "healthy")]
     leads = [r["last_step"] - r["warned_at"] for r in sick if warned(r)]
     shares = [(r["last_step"] - r["warned_at"]) / r["last_step"] for r in sick if warned(r)]
     return {
         "sick named at the end": len(sick),
         "warned before the last quarter": len(early),
+        "of the planned steps": len(early_planned),
         "median lead (steps)": float(np.median(leads)) if leads else math.nan,
         "median lead (share of the run)": float(np.median(shares)) if shares else math.nan,
         "healthy or cured": len(quiet),
@@ -158,9 +165,34 @@ def warning_scores(rows: list[dict]) -> dict:
 
 def score_store(tracker, cases: list, profile: str = "quick", persist: int = 3) -> list[dict]:
     """`warning_row` of every sick or cured run of the cases that has a trace, with its case and variant."""
+    import json
+
     fit = own.load_fit()
-    return [
-        {"case": case.name, "variant": run["variant"], **warning_row(frame, run["verdict"], fit, persist)}
-        for case, run, frame in own.traced_runs(tracker, cases, profile)
-        if run["verdict"] in ("symptom", "diverged", "cured")
-    ]
+    rows = []
+    for case, run, frame in own.traced_runs(tracker, cases, profile):
+        if run["verdict"] not in ("symptom", "diverged", "cured"):
+            continue
+        config = case.config(run["variant"], json.loads(run.get("axes") or "{}"), profile)
+        planned = getattr(config, "steps", None)
+        rows.append({"case": case.name, "variant": run["variant"], **warning_row(frame, run["verdict"], fit, persist, planned)})
+    return rows
+
+
+def scores_markdown(rows: list[dict]) -> str:
+    """`warning_scores` per case and over all, as the table reports/README.md shows."""
+    from failbench.formatting import markdown_table
+
+    def line(name: str, group: list[dict]) -> dict:
+        s = warning_scores(group)
+        lead = "-" if math.isnan(s["median lead (steps)"]) else f"{s['median lead (steps)']:.0f}; {s['median lead (share of the run)']:.0%}"
+        return {
+            "case": name,
+            "sick runs the end verdict names": s["sick named at the end"],
+            "warned before the last quarter (of the run as recorded; as planned)": f"{s['warned before the last quarter']}; {s['of the planned steps']}",
+            "median lead (steps; share of the run)": lead,
+            "cured runs warned": f"{s['warned']}/{s['healthy or cured']}",
+        }
+
+    cases = sorted({r["case"] for r in rows})
+    table = [line(c, [r for r in rows if r["case"] == c]) for c in cases] + [line("all", rows)]
+    return markdown_table(table, list(table[0]))

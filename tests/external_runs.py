@@ -350,7 +350,14 @@ def main(argv: list[str]) -> int:
         verdict = "healthy" if rows[name]["label"] == "none" else "symptom"
         last = int(frame["step"].max())
         warned.append(
-            {"verdict": verdict, "end_verdict": said, "warned": first[0], "warned_at": first[1], "last_step": last}
+            {
+                "verdict": verdict,
+                "end_verdict": said,
+                "warned": first[0],
+                "warned_at": first[1],
+                "last_step": last,
+                "planned_steps": training.steps,
+            }
         )
         print(f"{name}: {rows[name]}", file=sys.stderr)
     if write:

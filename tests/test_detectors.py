@@ -292,6 +292,12 @@ def test_detect_scores_stored_traces(tracker, store_uri, capsys):
     for tool in tools():
         assert f"| relu_blowup | {tool.name} |" in out
     assert "| relu_blowup | baseline | SageMaker Debugger | 1 symptom | " in out and "DeadRelu 1/1" in out
+    # the warning, replayed on the same traces: the dead baseline warned before the last quarter (its
+    # cure at seed 0 is warned, slow_convergence at step 40 of 2,000 on its small-init plateau: one
+    # of the 3 cured runs of 448 warned on the quick grid's seeds 0-9)
+    assert main(["detect", "relu_blowup", "--tracking-uri", store_uri, "--warnings"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| relu_blowup |"))
+    assert row.startswith("| relu_blowup | 1 | 1; 1 | ") and row.endswith("/1 |")
 
 
 def test_a_tool_reports_in_its_own_way():

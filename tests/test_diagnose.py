@@ -273,6 +273,28 @@ def test_watch_traces_a_users_loop_to_its_end():
     assert traced[-1] == 300 and traced[-2] >= 240 and len(traced) >= 10
 
 
+def test_a_layer_that_dies_between_the_last_two_traced_steps_is_what_the_run_ends_in():
+    """Traced at 240 and 300, dead from 250: a ReLU layer dead on every sample gets no gradient to
+    revive it, so the last traced step suffices (own.py); a transient of another mechanism needs two."""
+    from failbench.detectors import own
+    from failbench.trace_reader import View
+
+    found = own.diagnose(View(_loop(300, dies_at=250, warn=False).frame()))
+    assert [(f.mechanism, f.step) for f in found][:1] == [("dead_relu", 300)]
+    values = pd.Series([1.0, 0.0, 1.0], index=[100, 200, 300])
+    assert own.settled(values, 0.5, below=False, persist=1) == 300
+    assert own.settled(values, 0.5, below=False, persist=2) is None
+
+
+def test_a_divergence_warned_at_its_nan_is_early_for_the_run_as_planned_not_as_recorded():
+    from failbench.watching import warning_scores
+
+    stopped = {"verdict": "diverged", "end_verdict": "exploding/divergence", "warned": "exploding/divergence"}
+    rows = [{**stopped, "warned_at": 90, "last_step": 90, "planned_steps": 300}]
+    scores = warning_scores(rows)
+    assert (scores["warned before the last quarter"], scores["of the planned steps"]) == (0, 1)
+
+
 def test_watch_warns_once_the_step_a_failure_settles_and_not_before():
     import warnings
 

@@ -38,8 +38,13 @@ A divergence is what the run ends in: its loss stopped being finite, or the last
 a non-finite value. One inf gradient that a mixed-precision scaler skipped, with finite steps after
 it, is not a divergence.
 
-Every rule fires at the first traced step from which its statistic stays past t to the end (at
-least the last two traced steps). Thresholds are fitted by `fit`: per mechanism, the threshold that
+Every rule fires at the first traced step from which its statistic stays past t to the end: at
+least the last two traced steps, as a transient is no end. A dead layer needs the last one only: a
+ReLU layer dead on every sample passes no gradient from the data to the weights that feed it, so it
+stays dead (of the 205 runs of the quick grid's seeds 0-9 and 400-409 with a layer wholly dead at
+some traced step, 200 stayed so to the end: 2 leaky ReLU layers came back, 3 ReLU layers for one
+traced step before dying again), and a layer that dies late in a run, between its last two traced
+steps, is what the run ends in. Thresholds are fitted by `fit`: per mechanism, the threshold that
 detects the most sick runs whose failure it is (`Case.diagnosis_class`) while alarming on at most
 1% of the runs it must not name: the cured runs of every case, and its own case's runs with the
 symptom but not the mechanism (identity_filter's Dirac runs at the large constant overshoot with
@@ -81,10 +86,12 @@ class Mechanism:
     below: bool  # True: the failure is a low value
     scale: str  # where "halfway" is taken: "log" (a ratio spanning decades), "logit" (a share)
     why: str
+    persist: int = 2  # traced steps at the end that must all be past the threshold (module docstring)
 
 
 MECHANISMS = (
-    Mechanism(DEAD_RELU, "dead_units", False, "logit", "units of a ReLU layer active on < 1% of samples"),
+    # a layer dead on every sample gets no gradient from the data: its last traced step is its end (1)
+    Mechanism(DEAD_RELU, "dead_units", False, "logit", "units of a ReLU layer active on < 1% of samples", persist=1),
     Mechanism(
         SATURATION,
         "closed_paths",
@@ -95,7 +102,6 @@ MECHANISMS = (
     Mechanism(CONSTANT_OUTPUT, "spread_ratio", True, "log", "the output's spread across inputs / its first"),
     Mechanism(SLOW_CONVERGENCE, "update_ratio", True, "log", "median layer |update| / |weight| on a plateau"),
 )
-PERSIST = 2  # traced steps at the end that must all be past the threshold
 # Slow convergence is small steps *before* the minimum, a halt is saturation *before* it: a run whose
 # loss has fallen below half its first value is on its way (or there), whatever its step size or its
 # flat units. A definition, not a fitted value.
@@ -184,13 +190,13 @@ def _past(values: pd.Series, threshold: float, below: bool) -> pd.Series:
     return values <= threshold if below else values >= threshold
 
 
-def settled(values: pd.Series, threshold: float, below: bool) -> int | None:
-    """The first step from which the values stay past the threshold to the end (>= PERSIST steps)."""
+def settled(values: pd.Series, threshold: float, below: bool, persist: int = 2) -> int | None:
+    """The first step from which the values stay past the threshold to the end (>= `persist` steps)."""
     values = values.dropna()
     if not len(values):
         return None
     hits = _past(values, threshold, below).to_numpy()
-    if not hits[-min(PERSIST, len(hits)) :].all():
+    if not hits[-min(persist, len(hits)) :].all():
         return None
     start = len(hits)
     while start > 0 and hits[start - 1]:
@@ -199,12 +205,12 @@ def settled(values: pd.Series, threshold: float, below: bool) -> int | None:
 
 
 def features(view: View, values: dict[str, pd.Series] | None = None) -> dict[str, float]:
-    """Per mechanism, the value that must pass its threshold: the least extreme of the last PERSIST
+    """Per mechanism, the value that must pass its threshold: the least extreme of its last `persist`
     traced values (the run ends past the threshold only if this one is)."""
     values = series(view) if values is None else values
     out = {}
     for mechanism in MECHANISMS:
-        tail = values[mechanism.statistic].dropna().iloc[-PERSIST:]
+        tail = values[mechanism.statistic].dropna().iloc[-mechanism.persist :]
         out[mechanism.statistic] = float(tail.max() if mechanism.below else tail.min()) if len(tail) else math.nan
     return out
 
@@ -343,7 +349,7 @@ def diagnose(view: View, fitted: dict | None = None) -> list[Diagnosis]:
         fit_ = fitted.get(mechanism.statistic)
         if not fit_ or not math.isfinite(fit_["threshold"]):
             continue
-        step = settled(values[mechanism.statistic], fit_["threshold"], mechanism.below)
+        step = settled(values[mechanism.statistic], fit_["threshold"], mechanism.below, mechanism.persist)
         if step is None:
             continue
         value = finals[mechanism.statistic]
@@ -388,7 +394,7 @@ def statistics(view: View, fitted: dict | None = None) -> list[dict]:
         threshold = fitted.get(mechanism.statistic, {}).get("threshold", math.nan)
         value = finals[mechanism.statistic]
         why_not = _unjudged(view, mechanism, value) or (None if math.isfinite(threshold) else "no fitted threshold")
-        step = None if why_not else settled(values[mechanism.statistic], threshold, mechanism.below)
+        step = None if why_not else settled(values[mechanism.statistic], threshold, mechanism.below, mechanism.persist)
         margin = math.nan if why_not else _margin(value, threshold, mechanism)
         cured = fitted.get(mechanism.statistic, {}).get("cured_median", math.nan)
         way = math.nan if why_not or cured is None else _way(value, cured, threshold, mechanism)
@@ -584,7 +590,7 @@ def calibrate(runs: pd.DataFrame, cases: list, profile: str) -> dict:
 def verdicts_from_features(runs: pd.DataFrame, thresholds: dict) -> pd.Series:
     """What the detector reports on each run, from its `collect` row: the first mechanism in the
     reporting order whose statistic ends past its threshold ("exploding" first), else "none". The
-    same as `diagnose` on the trace (a statistic ends past a threshold iff its last PERSIST traced
+    same as `diagnose` on the trace (a statistic ends past a threshold iff its last `persist` traced
     values are past it), without re-reading the traces."""
     out = []
     for row in runs.to_dict("records"):
