@@ -174,8 +174,13 @@ def score_store(tracker, cases: list, profile: str = "quick", persist: int = 3) 
             continue
         config = case.config(run["variant"], json.loads(run.get("axes") or "{}"), profile)
         planned = getattr(config, "steps", None)
-        rows.append({"case": case.name, "variant": run["variant"], **warning_row(frame, run["verdict"], fit, persist, planned)})
+        rows.append(
+            {"case": case.name, "variant": run["variant"], **warning_row(frame, run["verdict"], fit, persist, planned)}
+        )
     return rows
+
+
+EARLY = "warned before the last quarter (of the run as recorded; as planned)"
 
 
 def scores_markdown(rows: list[dict]) -> str:
@@ -184,11 +189,15 @@ def scores_markdown(rows: list[dict]) -> str:
 
     def line(name: str, group: list[dict]) -> dict:
         s = warning_scores(group)
-        lead = "-" if math.isnan(s["median lead (steps)"]) else f"{s['median lead (steps)']:.0f}; {s['median lead (share of the run)']:.0%}"
+        lead = (
+            "-"
+            if math.isnan(s["median lead (steps)"])
+            else f"{s['median lead (steps)']:.0f}; {s['median lead (share of the run)']:.0%}"
+        )
         return {
             "case": name,
             "sick runs the end verdict names": s["sick named at the end"],
-            "warned before the last quarter (of the run as recorded; as planned)": f"{s['warned before the last quarter']}; {s['of the planned steps']}",
+            EARLY: f"{s['warned before the last quarter']}; {s['of the planned steps']}",
             "median lead (steps; share of the run)": lead,
             "cured runs warned": f"{s['warned']}/{s['healthy or cured']}",
         }
