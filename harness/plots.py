@@ -416,8 +416,14 @@ def tool_heatmaps(table: pd.DataFrame, rates: dict[str, str]):
     blank cell: no runs of that kind). The detectors page draws it from `failbench detect`'s scores."""
     tools_ = list(dict.fromkeys(table["tool"]))
     cases = list(dict.fromkeys(table["case"]))
-    fig, axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 0.6 * len(tools_) + 2), sharey=True)
-    for ax, (column, title) in zip(axes, rates.items()):
+    # one panel under another, ~0.9 inch a case: side by side, eleven cases' "89/89" labels overlap
+    fig, axes = plt.subplots(
+        len(rates),
+        1,
+        squeeze=False,
+        figsize=(3.5 + 0.9 * len(cases), len(rates) * (0.45 * len(tools_) + 1.6)),
+    )
+    for ax, (column, title) in zip(axes[:, 0], rates.items()):
         cell = {(r["tool"], r["case"]): r[column] for r in table.to_dict("records")}
         values = pd.DataFrame(
             [[cell[(t, c)].value if (t, c) in cell else math.nan for c in cases] for t in tools_],
@@ -433,8 +439,10 @@ def tool_heatmaps(table: pd.DataFrame, rates: dict[str, str]):
             columns=cases,
         )
         sns.heatmap(values, vmin=0, vmax=1, cmap="viridis", annot=labels, fmt="", cbar=False, ax=ax)
-        ax.set_title(title)
-        ax.set_xlabel("")
-        ax.tick_params(axis="x", rotation=30)
+        ax.set_title(title, loc="left", fontsize=11)
+        ax.set_xlabel(""), ax.set_ylabel("")
+        ax.tick_params(length=0)
+        ax.xaxis.tick_top()  # the case names above each panel, next to its title
+        ax.tick_params(axis="x", rotation=20, labelbottom=False, labeltop=True)
     fig.tight_layout()
     return fig
