@@ -144,6 +144,26 @@ def adam(lr, weight_decay=0.0):
     return lambda p: torch.optim.Adam(p, lr=lr, weight_decay=weight_decay)
 
 
+def rmsprop(lr):
+    return lambda p: torch.optim.RMSprop(p, lr=lr)
+
+
+def adagrad(lr):
+    return lambda p: torch.optim.Adagrad(p, lr=lr)
+
+
+def adamw(lr, weight_decay):
+    return lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=weight_decay)
+
+
+def with_bias(model: nn.Module, value: float) -> nn.Module:
+    """Every Linear's bias set to `value` (a user's own init)."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.constant_(m.bias, value)
+    return model
+
+
 TRAININGS: dict[str, Training] = {
     # learns
     "mlp_relu_momentum": Training(lambda: mlp([128, 64], nn.ReLU), sgd(0.05, 0.9), "none"),
@@ -202,6 +222,54 @@ TRAININGS: dict[str, Training] = {
     ),
     "cnn_leaky_momentum_lr": Training(lambda: CNN(act=F.leaky_relu), sgd(1.0, 0.9), "SGD at 1, momentum 0.9"),
 }
+
+# A second set, written and labelled after the rules above were last changed, and scored once then:
+# other optimizers (RMSprop, Adagrad, AdamW) and activations (GELU), the same measured labels.
+SECOND: dict[str, Training] = {
+    # learns
+    "mlp_gelu_adamw": Training(lambda: mlp([128, 64], nn.GELU), adamw(1e-3, 0.01), "none"),
+    "cnn_rmsprop": Training(CNN, rmsprop(1e-3), "none"),
+    "mlp_tanh_adagrad": Training(lambda: mlp([128], nn.Tanh), adagrad(0.05), "none"),
+    "cnn_bn_rmsprop": Training(lambda: CNN(batchnorm=True), rmsprop(1e-3), "none"),
+    "mlp_silu_momentum": Training(lambda: mlp([128, 64], nn.SiLU), sgd(0.05, 0.9), "none"),
+    # fails
+    "resnet_no_bn_sgd": Training(
+        lambda: ResNet(batchnorm=False), sgd(0.02, 0.9), "residual net without BatchNorm, SGD 0.02, momentum 0.9"
+    ),
+    "mlp_relu_negative_bias": Training(
+        lambda: with_bias(mlp([128, 64], nn.ReLU), -2.0), sgd(0.1), "ReLU biases initialised at -2"
+    ),
+    "cnn_rmsprop_large_lr": Training(CNN, rmsprop(0.2), "RMSprop at 0.2"),
+    "mlp_sigmoid_unscaled_deep": Training(
+        lambda: mlp([128, 128, 128], nn.Sigmoid), sgd(0.1), "unscaled pixels into three sigmoid layers", pixels=1.0
+    ),
+    "mlp_relu_adamw_decay": Training(lambda: mlp([128, 64], nn.ReLU), adamw(1e-3, 100.0), "AdamW weight decay 100"),
+    "cnn_sgd_decay": Training(CNN, sgd(0.1, weight_decay=2.0), "SGD weight decay 2"),
+    "cnn_rmsprop_1e-6": Training(CNN, rmsprop(1e-6), "RMSprop at 1e-6"),
+    "mlp_adagrad_1e-4": Training(lambda: mlp([128, 64], nn.ReLU), adagrad(1e-4), "Adagrad at 1e-4"),
+    "resnet_no_bn_lr_2": Training(
+        lambda: ResNet(batchnorm=False), sgd(2.0), "residual net without BatchNorm, SGD at 2"
+    ),
+    "mlp_relu_adam_lr_10": Training(lambda: mlp([128, 64], nn.ReLU), adam(10.0), "Adam at 10"),
+    "resnet_bn_sgd_lr_50": Training(ResNet, sgd(50.0), "SGD at 50"),
+    "mlp_gelu_sgd_lr_100": Training(lambda: mlp([128, 64], nn.GELU), sgd(100.0), "SGD at 100"),
+    "cnn_elu_adam_lr_5": Training(lambda: CNN(act=F.elu), adam(5.0), "ELU CNN, Adam at 5"),
+    "mlp_silu_momentum_lr_10": Training(lambda: mlp([128, 64], nn.SiLU), sgd(10.0, 0.9), "SGD at 10, momentum 0.9"),
+    "mlp_leaky_summed_loss": Training(
+        lambda: mlp([128, 64], nn.LeakyReLU),
+        sgd(0.5),
+        "the batch's losses summed, not averaged, SGD 0.5",
+        summed_loss=True,
+    ),
+    "cnn_handwritten_log_softmax_adam": Training(
+        CNN, adam(0.01), "log(softmax(x)) written by hand, Adam at 0.01", handwritten_log_softmax=True, steps=600
+    ),
+    "cnn_summed_loss_momentum": Training(
+        CNN, sgd(0.05, 0.9), "the batch's losses summed, not averaged, SGD 0.05 momentum 0.9", summed_loss=True
+    ),
+    "mlp_tanh_momentum_lr": Training(lambda: mlp([128, 64], nn.Tanh), sgd(5.0, 0.99), "SGD at 5, momentum 0.99"),
+}
+TRAININGS.update(SECOND)
 
 
 def _loss(training: Training, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
