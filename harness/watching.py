@@ -148,7 +148,7 @@ def warning_scores(rows: list[dict]) -> dict:
 
     sick = [r for r in rows if r["verdict"] in ("symptom", "diverged") and r["end_verdict"] != "none"]
     early = [r for r in sick if warned(r) and r["warned_at"] <= 0.75 * r["last_step"]]
-    early_planned = [r for r in sick if warned(r) and r["warned_at"] <= 0.75 * r.get("planned_steps", r["last_step"])]
+    early_planned = [r for r in sick if warned(r) and r["warned_at"] <= 0.75 * r["planned_steps"]]
     quiet = [r for r in rows if r["verdict"] in ("cured", "healthy")]
     leads = [r["last_step"] - r["warned_at"] for r in sick if warned(r)]
     shares = [(r["last_step"] - r["warned_at"]) / r["last_step"] for r in sick if warned(r)]

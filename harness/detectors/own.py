@@ -190,7 +190,7 @@ def _past(values: pd.Series, threshold: float, below: bool) -> pd.Series:
     return values <= threshold if below else values >= threshold
 
 
-def settled(values: pd.Series, threshold: float, below: bool, persist: int = 2) -> int | None:
+def settled(values: pd.Series, threshold: float, below: bool, persist: int) -> int | None:
     """The first step from which the values stay past the threshold to the end (>= `persist` steps)."""
     values = values.dropna()
     if not len(values):
